@@ -1,0 +1,55 @@
+"""The error hierarchy: callers catch what they mean, everything is an ``AuditError``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class AuditError(Exception):
+    """Base class of every error auditbird raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where (a dotted path) and what."""
+
+    loc: str
+    msg: str
+    index: int | None = None  # position in a batch, when the input was a batch
+
+    def __str__(self) -> str:
+        where = self.loc if self.index is None else f"[{self.index}].{self.loc}".rstrip(".")
+        return f"{where}: {self.msg}" if where else self.msg
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "loc": self.loc, "msg": self.msg}
+
+
+class AuditValidationError(AuditError, ValueError):
+    """Input that cannot become an event. Lists every problem; nothing of it was stored."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"{count} invalid field{'s' if count != 1 else ''}; nothing was stored:\n{lines}")
+
+    def errors(self) -> list[dict[str, object]]:
+        return [p.as_dict() for p in self.problems]
+
+
+class StoreUnavailable(AuditError):
+    """The store could not be reached or answered with a server-side error. Safe to retry."""
+
+
+class ConflictError(AuditError):
+    """An append's ``expected_revision`` did not match the stream: another writer got there first."""
+
+
+class UnsupportedOperation(AuditError):
+    """The store cannot do what was asked and says so rather than pretending."""
+
+
+class NotFound(AuditError, LookupError):
+    """The thing asked for does not exist (in this workspace)."""

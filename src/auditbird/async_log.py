@@ -1,0 +1,141 @@
+"""``AsyncAuditLog``: the same methods as :class:`AuditLog`, as coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from ._facade import LogCore, Page, TimeArg
+from .actions import ActionRegistry
+from .event import Event
+from .log import _resolve_store
+from .query import Query
+from .stores.base import AsyncStore, Row, Store
+from .tinybird.config import Tinybird
+from .validation import DEFAULT_LIMITS, Limits
+
+__all__ = ["AsyncAuditLog"]
+
+
+class ThreadedStore:
+    """An async face on a blocking store: each call runs in a worker thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+
+    async def append(self, rows: Sequence[Row]) -> None:
+        await asyncio.to_thread(self.sync.append, rows)
+
+    async def query(self, query: Query) -> list[Row]:
+        return await asyncio.to_thread(self.sync.query, query)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+
+def _as_async(store: Any) -> AsyncStore:
+    if hasattr(store, "aclose"):
+        return store
+    twin = getattr(store, "async_twin", None)
+    if callable(twin):  # stores with a native async client (Tinybird, the service) offer one
+        return twin()
+    return ThreadedStore(store)
+
+
+class AsyncAuditLog(LogCore):
+    """The async twin of :class:`AuditLog`.
+
+    >>> async with AsyncAuditLog("sqlite:///audit.db") as log:
+    ...     await log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
+    """
+
+    def __init__(
+        self,
+        store: str | Store | AsyncStore | None = None,
+        *,
+        tb: Tinybird | None = None,
+        workspace: str = "",
+        strict: bool = False,
+        registry: ActionRegistry | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        **store_options: Any,
+    ) -> None:
+        super().__init__(workspace=workspace, strict=strict, registry=registry, limits=limits)
+        if isinstance(store, AsyncStore):
+            self.store: AsyncStore = store
+        else:
+            self.store = _as_async(_resolve_store(store, tb, store_options))
+
+    async def publish_audit_log(self, event: Mapping[str, Any] | Event) -> Event:
+        stored, row = self._prepare_one(event)
+        await self.store.append([row])
+        return stored
+
+    publish = publish_audit_log
+
+    async def publish_many(self, events: Sequence[Mapping[str, Any] | Event]) -> list[Event]:
+        stored, rows = self._prepare_many(events)
+        await self.store.append(rows)
+        return stored
+
+    async def get_audit_log(
+        self, event_id: str, *, workspace: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        rows = await self.store.query(self._stream_query(event_id, workspace, limit))
+        return self._decode(rows)
+
+    async def list(
+        self,
+        *,
+        action: str | Sequence[str] | None = None,
+        actor_id: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        since: TimeArg = None,
+        until: TimeArg = None,
+        workspace: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        event_id: str | None = None,
+        text: str | None = None,
+    ) -> Page:
+        q = self._list_query(
+            action=action,
+            actor_id=actor_id,
+            target_type=target_type,
+            target_id=target_id,
+            since=since,
+            until=until,
+            workspace=workspace,
+            limit=limit,
+            cursor=cursor,
+            event_id=event_id,
+            text=text,
+        )
+        return self._page(await self.store.query(q), limit)
+
+    async def iter_events(self, *, page_size: int = 1_000, **filters: Any) -> AsyncIterator[Event]:
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = await self.list(limit=page_size, cursor=cursor, **filters)
+            for event in page.events:
+                yield event
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get(self, uid: str, *, workspace: str | None = None) -> Event | None:
+        rows = await self.store.query(
+            Query(workspace=self.workspace if workspace is None else workspace, uid=uid, limit=1)
+        )
+        return self._decode(rows)[0] if rows else None
+
+    async def close(self) -> None:
+        await self.store.aclose()
+
+    async def __aenter__(self) -> AsyncAuditLog:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

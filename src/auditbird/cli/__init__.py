@@ -1,0 +1,27 @@
+"""The ``auditbird`` command line. It calls the library; it never touches a store or SQL."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from . import core  # noqa: F401 - registers publish, log, query, actions
+from ._app import app, fail
+
+__all__ = ["app", "main", "fail"]
+
+# Command groups that live in their own modules; each module exposes `register(app)`.
+_GROUPS = ("auditbird.cli.tinybird", "auditbird.cli.service", "auditbird.cli.relay")
+
+for _name in _GROUPS:
+    try:
+        _module = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:  # a group whose module is not part of this build
+        if _exc.name != _name:
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    sys.exit(app(standalone_mode=True))

@@ -1,0 +1,122 @@
+"""The event: the one contract every layer shares (DESIGN.md, "The event")."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import uuid_utils
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+__all__ = ["Actor", "Target", "Event", "new_uid", "now_ms", "ACTION_PATTERN", "MAX_TIMESTAMP"]
+
+# `resource.verb`, with room for namespaces (`audit_log.viewed`, `billing.plan.changed`).
+ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)+$"
+_ACTION_RE = re.compile(ACTION_PATTERN)
+# 9999-12-31T23:59:59.999Z: the last millisecond every store (and ClickHouse DateTime64) can hold.
+MAX_TIMESTAMP = 253_402_300_799_999
+_KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]*$"
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, UTC: the seed's ``Date.now()``."""
+    return time.time_ns() // 1_000_000
+
+
+def new_uid() -> str:
+    """A UUIDv7: time-ordered, so it is a good index key and a same-millisecond tie-breaker."""
+    return str(uuid_utils.uuid7())
+
+
+class Actor(BaseModel):
+    """Who triggered the event. ``type`` (user, api_key, system, ...) is optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(max_length=256)] = ""
+    name: Annotated[str, Field(max_length=256)] = "system"
+    type: Annotated[str | None, Field(max_length=64)] = None
+
+
+class Target(BaseModel):
+    """A resource the action affected. The seed uses both ``{id, name}`` and ``{id, type}``.
+
+    Both shapes validate and are stored exactly as given; :attr:`kind` reads whichever is set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=256)]
+    type: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    name: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+
+    @model_validator(mode="after")
+    def _needs_type_or_name(self) -> Target:
+        if self.type is None and self.name is None:
+            raise ValueError("a target needs `type` (or the seed's `name`) beside `id`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The target's resource type: ``type`` if given, else the seed's ``name``."""
+        return self.type if self.type is not None else (self.name or "")
+
+
+class Event(BaseModel):
+    """One immutable audit event.
+
+    ``metadata`` is an instance of the action's registered model when the action has one,
+    otherwise the free-form JSON object that was published. ``schema_error`` is set only on
+    events read back whose stored metadata no longer fits their schema: they are returned
+    with the raw metadata rather than dropped.
+
+    >>> Event(id="monitor:1", action="monitor.down").actor
+    Actor(id='', name='system', type=None)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=256)]
+    action: Annotated[str, Field(min_length=3, max_length=128)]
+    actor: Actor = Field(default_factory=Actor)
+    targets: Annotated[list[Target], Field(max_length=100)] = Field(default_factory=list)
+    # Evaluated per event, at construction: never once at import.
+    timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP)] = Field(default_factory=now_ms)
+    version: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 1
+    metadata: Any = None
+    uid: Annotated[str, Field(min_length=1, max_length=128, pattern=_KEY_PATTERN)] = Field(
+        default_factory=new_uid
+    )
+    workspace: Annotated[str, Field(max_length=128, pattern=_KEY_PATTERN)] = ""
+    schema_error: str | None = Field(default=None, exclude=True)
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("`id` must name the stream, e.g. 'monitor:1'; it is blank")
+        return value
+
+    @field_validator("action")
+    @classmethod
+    def _action_form(cls, value: str) -> str:
+        if not _ACTION_RE.match(value):
+            raise ValueError(f"action {value!r} is not in `resource.verb` form (e.g. 'monitor.down')")
+        return value
+
+    @property
+    def resource(self) -> str:
+        """The action's resource: ``monitor`` for ``monitor.down``."""
+        return self.action.rsplit(".", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: targets keep the shape they were given in."""
+        data = self.model_dump(mode="json")
+        if isinstance(self.metadata, BaseModel):  # what was published, not every default
+            data["metadata"] = self.metadata.model_dump(mode="json", exclude_unset=True)
+        data["actor"] = self.actor.model_dump(mode="json", exclude_none=True)
+        data["targets"] = [t.model_dump(mode="json", exclude_none=True) for t in self.targets]
+        if self.schema_error is not None:
+            data["schema_error"] = self.schema_error
+        return data

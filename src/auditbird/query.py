@@ -1,0 +1,110 @@
+"""What to read: filters, order and an opaque keyset cursor. Stores translate it, never widen it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from ._errors import AuditValidationError, Problem
+from .event import now_ms
+
+__all__ = ["Query", "encode_cursor", "decode_cursor", "parse_time", "MAX_LIMIT"]
+
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Query:
+    """A read: every filter is ANDed; ``actions`` matches any of its items.
+
+    ``after`` is the keyset position ``(timestamp, uid)`` of the last row already seen: the
+    next page starts strictly after it in the query's order, so page 1,000 costs what page 1
+    costs. ``after_position`` reads in commit order on stores that keep one.
+    """
+
+    workspace: str = ""
+    event_id: str | None = None
+    actions: tuple[str, ...] = ()
+    actor_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: int | None = None  # inclusive, ms
+    until: int | None = None  # exclusive, ms
+    text: str | None = None  # substring of the subject id or the metadata JSON
+    uid: str | None = None
+    limit: int | None = 100
+    after: tuple[int, str] | None = None
+    # "desc"/"asc": by (timestamp, uid); "position": commit order, keyed by ``after_position``.
+    order: Literal["desc", "asc", "position"] = "desc"
+    after_position: int | None = None
+
+
+def encode_cursor(timestamp: int, uid: str) -> str:
+    """An opaque, URL-safe cursor for the keyset position after ``(timestamp, uid)``."""
+    raw = json.dumps([timestamp, uid], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    bad = AuditValidationError(
+        [Problem("cursor", "not a cursor this log issued; pass `next_cursor` back unchanged")]
+    )
+    if len(cursor) > 512:
+        raise bad
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or isinstance(value[0], bool)
+        or not isinstance(value[1], str)
+    ):
+        raise bad
+    return value[0], value[1]
+
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*(ago)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def parse_time(value: str | int | datetime, *, field_name: str = "since") -> int:
+    """ms since epoch from an int (ms), ``1h``/``30m``/``7d`` (ago), ISO 8601, or a datetime."""
+    if isinstance(value, bool):
+        raise AuditValidationError([Problem(field_name, "a time, not a boolean")])
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(dt.timestamp() * 1000)
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    if text == "now":
+        return now_ms()
+    match = _RELATIVE.match(text)
+    if match:
+        return now_ms() - int(match.group(1)) * _UNIT_MS[match.group(2)]
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AuditValidationError(
+            [
+                Problem(
+                    field_name,
+                    f"{text!r} is not a time; use ms since epoch, 15m/1h/7d (ago) "
+                    "or ISO 8601 like 2026-01-31T02:00:00Z",
+                )
+            ]
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)

@@ -1,0 +1,275 @@
+"""The embedded default store: one SQLite file, WAL, durable commits, several writers."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from .._errors import StoreUnavailable
+from ..query import Query
+from .base import Row
+
+__all__ = ["SQLiteStore", "SCHEMA_VERSION"]
+
+# Each entry migrates the file from version i to i+1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE audit_log (
+        position  INTEGER PRIMARY KEY,  -- commit order: rowid, gap-free while writers serialise
+        uid       TEXT    NOT NULL UNIQUE,
+        workspace TEXT    NOT NULL,
+        id        TEXT    NOT NULL,
+        action    TEXT    NOT NULL,
+        actor     TEXT    NOT NULL,
+        targets   TEXT    NOT NULL DEFAULT '[]',
+        metadata  TEXT,
+        timestamp INTEGER NOT NULL,
+        version   INTEGER NOT NULL DEFAULT 1,
+        actor_id  TEXT GENERATED ALWAYS AS (json_extract(actor, '$.id')) VIRTUAL
+    );
+    CREATE INDEX audit_log_stream ON audit_log (workspace, id, timestamp DESC, uid DESC);
+    CREATE INDEX audit_log_time   ON audit_log (workspace, timestamp DESC, uid DESC);
+    CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp DESC, uid DESC);
+    CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp DESC, uid DESC);
+    -- One row per (event, target) so target look-ups use an index instead of parsing JSON.
+    CREATE TABLE audit_target (
+        position  INTEGER NOT NULL REFERENCES audit_log (position),
+        workspace TEXT    NOT NULL,
+        type      TEXT    NOT NULL,
+        target_id TEXT    NOT NULL,
+        timestamp INTEGER NOT NULL,
+        uid       TEXT    NOT NULL
+    );
+    CREATE INDEX audit_target_id   ON audit_target (workspace, target_id, type, timestamp DESC, uid DESC);
+    CREATE INDEX audit_target_type ON audit_target (workspace, type, timestamp DESC, uid DESC);
+    -- A trigger, so rows skipped as duplicates (ON CONFLICT DO NOTHING) add no target rows.
+    CREATE TRIGGER audit_log_targets AFTER INSERT ON audit_log BEGIN
+        INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid)
+        SELECT DISTINCT NEW.position, NEW.workspace,
+               COALESCE(json_extract(j.value, '$.type'), json_extract(j.value, '$.name'), ''),
+               json_extract(j.value, '$.id'), NEW.timestamp, NEW.uid
+        FROM json_each(NEW.targets) AS j;
+    END;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = (
+    "a.uid, a.workspace, a.id, a.action, a.actor, a.targets, a.metadata, a.timestamp, a.version, a.position"
+)
+_INSERT = (
+    "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING"
+)
+
+
+class SQLiteStore:
+    """Events in one SQLite file.
+
+    >>> store = SQLiteStore("audit.db")          # or SQLiteStore.from_url("sqlite:///audit.db")
+
+    Commits are durable by default (WAL with ``synchronous=FULL``: a publish that returned
+    survives a power cut). ``synchronous="NORMAL"`` trades the last commits on power loss
+    (never on a process crash) for speed. Any number of processes may write one file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        self.path = str(path)
+        if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
+            raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite file {self.path!r}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        self._migrate()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``?synchronous=NORMAL``."""
+        parts = urlsplit(url)
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if parts.netloc:  # sqlite://host/... is a typo for sqlite:///...
+            raise ValueError(f"{url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        if not path:
+            raise ValueError(f"{url!r} names no file; use e.g. sqlite:///./auditbird.db")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return cls(path, synchronous=options.get("synchronous", "FULL"))
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock, self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS auditbird_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            found = conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
+            current = int(found[0]) if found else 0
+            if current > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"{self.path} has schema version {current}, newer than this auditbird "
+                    f"understands ({SCHEMA_VERSION}); upgrade auditbird"
+                )
+            for script in MIGRATIONS[current:]:
+                for statement in _statements(script):
+                    conn.execute(statement)
+            if current != SCHEMA_VERSION:
+                conn.execute(
+                    "INSERT OR REPLACE INTO auditbird_meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    def schema_version(self) -> int:
+        row = self._conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def append(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        data = [row[:9] for row in rows]
+        with self._lock, self._write() as conn:
+            if len(data) == 1:
+                conn.execute(_INSERT, data[0])
+            else:
+                conn.executemany(_INSERT, data)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def query(self, query: Query) -> list[Row]:
+        sql, params = build_select(query)
+        with self._lock:
+            try:
+                rows = self._conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"reading {self.path}: {exc}") from exc
+        return [Row._make(r) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``: takes the write lock up front, so writers queue
+    (busy_timeout) instead of failing with a deadlock on upgrade from a read lock."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite is busy or unwritable: {exc}") from exc
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as error:
+                self.conn.execute("ROLLBACK")
+                raise StoreUnavailable(f"SQLite commit failed: {error}") from error
+        self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (``sqlite3.complete_statement`` knows triggers)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+def build_select(q: Query) -> tuple[str, list[object]]:
+    """The parameterised SELECT for a query: values are always bound, never formatted in."""
+    by_target = q.target_type is not None or q.target_id is not None
+    k = "t" if by_target else "a"  # the table whose (timestamp, uid) index drives the order
+    source = (
+        "audit_target AS t JOIN audit_log AS a ON a.position = t.position" if by_target else "audit_log AS a"
+    )
+    where = [f"{k}.workspace = ?"]
+    params: list[object] = [q.workspace]
+    if q.event_id is not None:
+        where.append("a.id = ?")
+        params.append(q.event_id)
+    if q.actions:
+        where.append(f"a.action IN ({', '.join('?' * len(q.actions))})")
+        params.extend(q.actions)
+    if q.actor_id is not None:
+        where.append("a.actor_id = ?")
+        params.append(q.actor_id)
+    if q.target_type is not None:
+        where.append("t.type = ?")
+        params.append(q.target_type)
+    if q.target_id is not None:
+        where.append("t.target_id = ?")
+        params.append(q.target_id)
+    if q.since is not None:
+        where.append(f"{k}.timestamp >= ?")
+        params.append(q.since)
+    if q.until is not None:
+        where.append(f"{k}.timestamp < ?")
+        params.append(q.until)
+    if q.uid is not None:
+        where.append("a.uid = ?")
+        params.append(q.uid)
+    if q.text:
+        pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
+        params.extend([pattern, pattern])
+    if q.order == "position":
+        if q.after_position is not None:
+            where.append("a.position > ?")
+            params.append(q.after_position)
+        order = "a.position ASC"
+    else:
+        direction = "DESC" if q.order == "desc" else "ASC"
+        if q.after is not None:
+            where.append(f"({k}.timestamp, {k}.uid) {'<' if direction == 'DESC' else '>'} (?, ?)")
+            params.extend(q.after)
+        order = f"{k}.timestamp {direction}, {k}.uid {direction}"
+    sql = f"SELECT {_COLUMNS} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - only fixed fragments are formatted in
+    if q.limit is not None:
+        sql += " LIMIT ?"
+        params.append(q.limit)
+    return sql, params
