@@ -15,7 +15,7 @@ from .actions import ActionRegistry
 from .event import Event
 from .stores.base import Row
 
-__all__ = ["encode", "decode", "dumps"]
+__all__ = ["encode", "decode", "dumps", "row_to_json", "row_from_json"]
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -104,3 +104,35 @@ def decode(row: Row, registry: ActionRegistry) -> Event:
         # Written by another tool or an older, looser version: still readable, and marked.
         fields["schema_error"] = f"stored row does not fit the event model: {exc.errors()[0]['msg']}"
         return Event.model_construct(**fields)
+
+
+def row_to_json(row: Row) -> dict[str, Any]:
+    """A row as the JSON object of the wire (HTTP APIs, NDJSON): JSON columns parsed, no schema
+    applied. Use :func:`decode` for a typed event."""
+    return {
+        "uid": row.uid,
+        "workspace": row.workspace,
+        "id": row.id,
+        "action": row.action,
+        "actor": json.loads(row.actor) if row.actor else {},
+        "targets": json.loads(row.targets) if row.targets else [],
+        "metadata": json.loads(row.metadata) if row.metadata else None,
+        "timestamp": row.timestamp,
+        "version": row.version,
+    }
+
+
+def row_from_json(data: dict[str, Any]) -> Row:
+    """The inverse of :func:`row_to_json` (a wire event back to a row), without validation."""
+    metadata = data.get("metadata")
+    return Row(
+        data["uid"],
+        data.get("workspace", ""),
+        data["id"],
+        data["action"],
+        _dumps(data.get("actor") or {"id": "", "name": "system"}),
+        _dumps(data.get("targets") or []),
+        None if metadata is None else _dumps(metadata),
+        data["timestamp"],
+        data.get("version", 1),
+    )
