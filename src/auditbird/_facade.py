@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from ._errors import AuditValidationError, Problem
+from ._errors import AuditValidationError, Problem, UnsupportedOperation
 from .actions import ActionRegistry, default_registry
 from .codec import decode, encode
-from .event import Event
+from .event import Event, now_ms
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
 from .stores.base import Row
 from .validation import DEFAULT_LIMITS, Limits, validate_event, validate_events
@@ -31,6 +31,18 @@ class Page:
 
     def __len__(self) -> int:
         return len(self.events)
+
+
+@dataclass
+class Histogram:
+    """Counts per time bucket and action: ``counts[i][action]`` for ``[starts[i], starts[i] + bucket_ms)``."""
+
+    bucket_ms: int
+    starts: list[int]
+    counts: list[dict[str, int]]
+
+    def total(self) -> int:
+        return sum(sum(c.values()) for c in self.counts)
 
 
 class LogCore:
@@ -134,6 +146,60 @@ class LogCore:
         events = self._decode(rows)
         next_cursor = encode_cursor(rows[-1].timestamp, rows[-1].uid) if more and rows else None
         return Page(events, next_cursor)
+
+    @staticmethod
+    def _check_revision_support(store: object) -> None:
+        if not getattr(store, "supports_expected_revision", False):
+            raise UnsupportedOperation(
+                f"{type(store).__name__} cannot guarantee expected_revision (no atomic "
+                "check-and-append); use the SQLite store for event-sourced writers"
+            )
+
+    @staticmethod
+    def _store_histogram(store: object) -> Any:
+        fn = getattr(store, "histogram", None)
+        if fn is None:
+            raise UnsupportedOperation(f"{type(store).__name__} cannot count events over time")
+        return fn
+
+    def _histogram_query(
+        self, buckets: int, since: TimeArg, until: TimeArg, filters: dict[str, Any]
+    ) -> tuple[Query, int]:
+        if not isinstance(buckets, int) or not 1 <= buckets <= 1_000:
+            raise AuditValidationError([Problem("buckets", "must be an integer from 1 to 1000")])
+        # +1: `until` is exclusive, and an event of this very millisecond belongs in the chart.
+        end = now_ms() + 1 if until is None else parse_time(until, field_name="until")
+        start = end - 86_400_000 if since is None else parse_time(since, field_name="since")
+        if start >= end:
+            raise AuditValidationError([Problem("since", "must be before `until`")])
+        bucket_ms = max(1, -(-(end - start) // buckets))
+        q = self._list_query(
+            since=start,
+            until=end,
+            limit=1,
+            cursor=None,
+            workspace=filters.pop("workspace", None),
+            **{k: filters.get(k) for k in _FILTERS},
+        )
+        unknown = set(filters) - set(_FILTERS)
+        if unknown:
+            raise AuditValidationError([Problem(k, "unknown filter") for k in sorted(unknown)])
+        return replace(q, limit=None), bucket_ms
+
+    @staticmethod
+    def _histogram(q: Query, bucket_ms: int, rows: list[tuple[int, str, int]]) -> Histogram:
+        assert q.since is not None and q.until is not None
+        n = -(-(q.until - q.since) // bucket_ms)
+        starts = [q.since + i * bucket_ms for i in range(n)]
+        counts: list[dict[str, int]] = [{} for _ in range(n)]
+        for bucket, action_name, count in rows:
+            i = (bucket - q.since) // bucket_ms if bucket >= q.since else 0
+            i = min(max(i, 0), n - 1)
+            counts[i][action_name] = counts[i].get(action_name, 0) + count
+        return Histogram(bucket_ms, starts, counts)
+
+
+_FILTERS = ("action", "actor_id", "target_type", "target_id", "event_id", "text")
 
 
 def _check_limit(limit: int) -> None:

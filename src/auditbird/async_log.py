@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from ._facade import LogCore, Page, TimeArg
+from ._facade import Histogram, LogCore, Page, TimeArg
 from .actions import ActionRegistry
 from .event import Event
 from .log import _resolve_store
@@ -67,17 +67,46 @@ class AsyncAuditLog(LogCore):
         else:
             self.store = _as_async(_resolve_store(store, tb, store_options))
 
-    async def publish_audit_log(self, event: Mapping[str, Any] | Event) -> Event:
+    async def publish_audit_log(
+        self, event: Mapping[str, Any] | Event, *, expected_revision: int | None = None
+    ) -> Event:
         stored, row = self._prepare_one(event)
-        await self.store.append([row])
+        await self._append([row], expected_revision)
         return stored
 
     publish = publish_audit_log
 
-    async def publish_many(self, events: Sequence[Mapping[str, Any] | Event]) -> list[Event]:
+    async def publish_many(
+        self, events: Sequence[Mapping[str, Any] | Event], *, expected_revision: int | None = None
+    ) -> list[Event]:
         stored, rows = self._prepare_many(events)
-        await self.store.append(rows)
+        await self._append(rows, expected_revision)
         return stored
+
+    def _sync_store(self) -> Any:
+        """The blocking store behind a :class:`ThreadedStore` (for optional store features)."""
+        return self.store.sync if isinstance(self.store, ThreadedStore) else self.store
+
+    async def _append(self, rows: list[Row], expected_revision: int | None) -> None:
+        if expected_revision is None:
+            await self.store.append(rows)
+            return
+        sync = self._sync_store()
+        self._check_revision_support(sync)
+        await asyncio.to_thread(sync.append, rows, expected_revision=expected_revision)
+
+    async def revision(self, event_id: str, *, workspace: str | None = None) -> int:
+        sync = self._sync_store()
+        self._check_revision_support(sync)
+        ws = self.workspace if workspace is None else workspace
+        return int(await asyncio.to_thread(sync.revision, ws, event_id))
+
+    async def histogram(
+        self, *, buckets: int = 60, since: TimeArg = None, until: TimeArg = None, **filters: Any
+    ) -> Histogram:
+        q, bucket_ms = self._histogram_query(buckets, since, until, filters)
+        fn = self._store_histogram(self._sync_store())
+        return self._histogram(q, bucket_ms, await asyncio.to_thread(fn, q, bucket_ms))
 
     async def get_audit_log(
         self, event_id: str, *, workspace: str | None = None, limit: int | None = None

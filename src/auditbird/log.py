@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ._facade import LogCore, Page, TimeArg
+from ._facade import Histogram, LogCore, Page, TimeArg
 from .actions import ActionRegistry
 from .event import Event
 from .query import Query
+from .sourcing import EventSourcingMixin
 from .stores import default_url, open_store
-from .stores.base import Store
+from .stores.base import Row, Store
 from .tinybird.config import Tinybird
 from .validation import DEFAULT_LIMITS, Limits
 
@@ -31,7 +32,7 @@ def _resolve_store(store: str | Store | None, tb: Tinybird | None, options: dict
     return store
 
 
-class AuditLog(LogCore):
+class AuditLog(EventSourcingMixin, LogCore):
     """Publish and read typed audit events.
 
     >>> log = AuditLog()                                  # ./auditbird.db, or AUDITBIRD_URL
@@ -61,19 +62,47 @@ class AuditLog(LogCore):
 
     # -- writes ---------------------------------------------------------------------------
 
-    def publish_audit_log(self, event: Mapping[str, Any] | Event) -> Event:
-        """Validate, fill defaults, store durably; return the stored event (with ``uid``)."""
+    def publish_audit_log(
+        self, event: Mapping[str, Any] | Event, *, expected_revision: int | None = None
+    ) -> Event:
+        """Validate, fill defaults, store durably; return the stored event (with ``uid``).
+
+        ``expected_revision``: fail with :class:`ConflictError` unless the stream holds
+        exactly that many events (optimistic concurrency, on stores that guarantee it).
+        """
         stored, row = self._prepare_one(event)
-        self.store.append([row])
+        self._append([row], expected_revision)
         return stored
 
     publish = publish_audit_log
 
-    def publish_many(self, events: Sequence[Mapping[str, Any] | Event]) -> list[Event]:
+    def publish_many(
+        self, events: Sequence[Mapping[str, Any] | Event], *, expected_revision: int | None = None
+    ) -> list[Event]:
         """Store a batch all or nothing: one bad event rejects the batch, naming its index."""
         stored, rows = self._prepare_many(events)
-        self.store.append(rows)
+        self._append(rows, expected_revision)
         return stored
+
+    def _append(self, rows: list[Row], expected_revision: int | None) -> None:
+        if expected_revision is None:
+            self.store.append(rows)
+        else:
+            self._check_revision_support(self.store)
+            self.store.append(rows, expected_revision=expected_revision)  # type: ignore[call-arg]
+
+    def revision(self, event_id: str, *, workspace: str | None = None) -> int:
+        """How many events the stream holds: the ``expected_revision`` of the next append."""
+        self._check_revision_support(self.store)
+        ws = self.workspace if workspace is None else workspace
+        return int(self.store.revision(ws, event_id))  # type: ignore[attr-defined]
+
+    def histogram(
+        self, *, buckets: int = 60, since: TimeArg = None, until: TimeArg = None, **filters: Any
+    ) -> Histogram:
+        """Event counts over time by action, for the filters of :meth:`list`."""
+        q, bucket_ms = self._histogram_query(buckets, since, until, filters)
+        return self._histogram(q, bucket_ms, self._store_histogram(self.store)(q, bucket_ms))
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from .._errors import StoreUnavailable
+from .._errors import ConflictError, StoreUnavailable
 from ..query import Query
 from .base import Row
 
@@ -148,15 +148,49 @@ class SQLiteStore:
     def _write(self) -> _Transaction:
         return _Transaction(self._conn)
 
-    def append(self, rows: Sequence[Row]) -> None:
+    supports_expected_revision = True
+
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+        """Store ``rows`` in one transaction. With ``expected_revision`` (all rows of one
+        stream), fail with :class:`ConflictError` unless the stream holds exactly that many
+        events: the check and the insert share the write lock, so one writer wins."""
         if not rows:
             return
         data = [row[:9] for row in rows]
         with self._lock, self._write() as conn:
+            if expected_revision is not None:
+                workspace, stream = _single_stream(rows)
+                (current,) = conn.execute(
+                    "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, stream)
+                ).fetchone()
+                if current != expected_revision:
+                    raise ConflictError(
+                        f"stream {stream!r} is at revision {current}, not {expected_revision}: "
+                        "another writer got there first; reload the stream and retry"
+                    )
             if len(data) == 1:
                 conn.execute(_INSERT, data[0])
             else:
                 conn.executemany(_INSERT, data)
+
+    def revision(self, workspace: str, stream: str) -> int:
+        """How many events the stream holds (not an event's schema ``version``)."""
+        with self._lock:
+            (count,) = self._conn.execute(
+                "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, stream)
+            ).fetchone()
+        return int(count)
+
+    def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """``(bucket_start_ms, action, count)`` for the events a query matches (no limit)."""
+        source, where, params = _where(query)
+        sql = (
+            f"SELECT (a.timestamp / ?) * ? AS bucket, a.action, count(*) FROM {source} "  # noqa: S608
+            f"WHERE {' AND '.join(where)} GROUP BY bucket, a.action ORDER BY bucket"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, [bucket_ms, bucket_ms, *params]).fetchall()
+        return [(int(b), str(a), int(c)) for b, a, c in rows]
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -220,8 +254,15 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def build_select(q: Query) -> tuple[str, list[object]]:
-    """The parameterised SELECT for a query: values are always bound, never formatted in."""
+def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
+    streams = {(r.workspace, r.id) for r in rows}
+    if len(streams) != 1:
+        raise ValueError("expected_revision needs every event of the append in one stream")
+    return streams.pop()
+
+
+def _where(q: Query) -> tuple[str, list[str], list[object]]:
+    """FROM and WHERE of a query: values are always bound, never formatted in."""
     by_target = q.target_type is not None or q.target_id is not None
     k = "t" if by_target else "a"  # the table whose (timestamp, uid) index drives the order
     source = (
@@ -257,6 +298,13 @@ def build_select(q: Query) -> tuple[str, list[object]]:
         pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
         params.extend([pattern, pattern])
+    return source, where, params
+
+
+def build_select(q: Query) -> tuple[str, list[object]]:
+    """The parameterised SELECT for a query, in the query's order."""
+    source, where, params = _where(q)
+    k = "t" if source.startswith("audit_target") else "a"
     if q.order == "position":
         if q.after_position is not None:
             where.append("a.position > ?")
