@@ -11,7 +11,12 @@ from ._app import app, fail
 __all__ = ["app", "main", "fail"]
 
 # Command groups that live in their own modules; each module exposes `register(app)`.
-_GROUPS = ("auditbird.cli.tinybird", "auditbird.cli.service", "auditbird.cli.relay")
+_GROUPS = (
+    "auditbird.cli.tinybird",
+    "auditbird.cli.service",
+    "auditbird.cli.viewer",  # after .service: it adds `keys viewer-link`
+    "auditbird.cli.relay",
+)
 
 for _name in _GROUPS:
     try:
