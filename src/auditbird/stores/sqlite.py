@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -17,6 +18,8 @@ __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
 # Each entry migrates the file from version i to i+1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
+    # Indexes end at `timestamp`: the `uid` tie-break is sorted per timestamp by SQLite (a
+    # partial sort), which keeps index keys short and writes fast.
     """
     CREATE TABLE audit_log (
         position  INTEGER PRIMARY KEY,  -- commit order: rowid, gap-free while writers serialise
@@ -31,11 +34,12 @@ MIGRATIONS: list[str] = [
         version   INTEGER NOT NULL DEFAULT 1,
         actor_id  TEXT GENERATED ALWAYS AS (json_extract(actor, '$.id')) VIRTUAL
     );
-    CREATE INDEX audit_log_stream ON audit_log (workspace, id, timestamp DESC, uid DESC);
-    CREATE INDEX audit_log_time   ON audit_log (workspace, timestamp DESC, uid DESC);
-    CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp DESC, uid DESC);
-    CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp DESC, uid DESC);
+    CREATE INDEX audit_log_stream ON audit_log (workspace, id, timestamp);
+    CREATE INDEX audit_log_time   ON audit_log (workspace, timestamp);
+    CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp);
+    CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp);
     -- One row per (event, target) so target look-ups use an index instead of parsing JSON.
+    -- Written by the store in the same transaction as the event (see write_rows).
     CREATE TABLE audit_target (
         position  INTEGER NOT NULL REFERENCES audit_log (position),
         workspace TEXT    NOT NULL,
@@ -44,16 +48,12 @@ MIGRATIONS: list[str] = [
         timestamp INTEGER NOT NULL,
         uid       TEXT    NOT NULL
     );
-    CREATE INDEX audit_target_id   ON audit_target (workspace, target_id, type, timestamp DESC, uid DESC);
-    CREATE INDEX audit_target_type ON audit_target (workspace, type, timestamp DESC, uid DESC);
-    -- A trigger, so rows skipped as duplicates (ON CONFLICT DO NOTHING) add no target rows.
-    CREATE TRIGGER audit_log_targets AFTER INSERT ON audit_log BEGIN
-        INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid)
-        SELECT DISTINCT NEW.position, NEW.workspace,
-               COALESCE(json_extract(j.value, '$.type'), json_extract(j.value, '$.name'), ''),
-               json_extract(j.value, '$.id'), NEW.timestamp, NEW.uid
-        FROM json_each(NEW.targets) AS j;
-    END;
+    CREATE INDEX audit_target_id   ON audit_target (workspace, target_id, type, timestamp);
+    CREATE INDEX audit_target_type ON audit_target (workspace, type, timestamp);
+    """,
+    # 2: a stream's history in commit order (replay, projections, snapshot tails) is a range scan.
+    """
+    CREATE INDEX audit_log_stream_position ON audit_log (workspace, id, position);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -62,8 +62,16 @@ _COLUMNS = (
     "a.uid, a.workspace, a.id, a.action, a.actor, a.targets, a.metadata, a.timestamp, a.version, a.position"
 )
 _INSERT = (
+    "INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp, "
+    "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ONE = (
     "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING RETURNING position"
+)
+_INSERT_TARGET = (
+    "INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -156,7 +164,6 @@ class SQLiteStore:
         events: the check and the insert share the write lock, so one writer wins."""
         if not rows:
             return
-        data = [row[:9] for row in rows]
         with self._lock, self._write() as conn:
             if expected_revision is not None:
                 workspace, stream = _single_stream(rows)
@@ -168,10 +175,7 @@ class SQLiteStore:
                         f"stream {stream!r} is at revision {current}, not {expected_revision}: "
                         "another writer got there first; reload the stream and retry"
                     )
-            if len(data) == 1:
-                conn.execute(_INSERT, data[0])
-            else:
-                conn.executemany(_INSERT, data)
+            write_rows(conn, rows)
 
     def revision(self, workspace: str, stream: str) -> int:
         """How many events the stream holds (not an event's schema ``version``)."""
@@ -191,6 +195,23 @@ class SQLiteStore:
         with self._lock:
             rows = self._conn.execute(sql, [bucket_ms, bucket_ms, *params]).fetchall()
         return [(int(b), str(a), int(c)) for b, a, c in rows]
+
+    def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
+        """Rows of every workspace committed after ``after_position``, in commit order: the
+        outbox relay's read (positions are gap-free, so a reader never skips a commit)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM audit_log AS a WHERE a.position > ? "  # noqa: S608
+                "ORDER BY a.position LIMIT ?",
+                (after_position, limit),
+            ).fetchall()
+        return [Row._make(r) for r in rows]
+
+    def last_position(self) -> int:
+        """The position of the newest committed row (0 when empty)."""
+        with self._lock:
+            (last,) = self._conn.execute("SELECT coalesce(max(position), 0) FROM audit_log").fetchone()
+        return int(last)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -252,6 +273,80 @@ def _statements(script: str) -> list[str]:
     if buf.strip():
         out.append(buf.strip())
     return out
+
+
+def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
+    """Insert rows and their target rows inside the caller's open transaction.
+
+    Rows whose ``uid`` is already stored (or repeated in ``rows``) are skipped. Positions
+    are assigned here, max + 1 onwards, so the target rows can be written in the same pass;
+    the caller holds the write lock, which keeps them gap-free. Returns how many were new.
+    Shared by the store and by ``auditbird.emit`` (the caller's own transaction).
+    """
+    if len(rows) == 1:  # the common single publish: as few statements as the raw floor
+        row = rows[0]
+        found = conn.execute(_INSERT_ONE, row[:9]).fetchone()
+        if found is None:
+            return 0  # a retried uid
+        targets = _target_rows(found[0], row)
+        if targets:
+            conn.executemany(_INSERT_TARGET, targets)
+        return 1
+    (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM audit_log").fetchone()
+    try:
+        conn.execute("SAVEPOINT auditbird_append")
+        count = _insert(conn, rows, last)
+    except sqlite3.IntegrityError:
+        # A retried uid: rare, so it costs a look-up only when it happens.
+        conn.execute("ROLLBACK TO auditbird_append")
+        known = _known_uids(conn, [r.uid for r in rows])
+        fresh: list[Row] = []
+        for row in rows:
+            if row.uid not in known:
+                known.add(row.uid)
+                fresh.append(row)
+        count = _insert(conn, fresh, last)
+    conn.execute("RELEASE auditbird_append")
+    return count
+
+
+def _insert(conn: sqlite3.Connection, rows: Sequence[Row], last: int) -> int:
+    events = []
+    targets: list[tuple[object, ...]] = []
+    for position, row in enumerate(rows, last + 1):
+        events.append((position, *row[:9]))
+        if row.targets != "[]":
+            targets.extend(_target_rows(position, row))
+    conn.executemany(_INSERT, events)
+    if targets:
+        conn.executemany(_INSERT_TARGET, targets)
+    return len(events)
+
+
+def _target_rows(position: int, row: Row) -> list[tuple[object, ...]]:
+    """One row per distinct (type, id) target; the type is `type`, or the seed's `name`."""
+    if row.targets == "[]":
+        return []
+    out: list[tuple[object, ...]] = []
+    seen = set()
+    for t in json.loads(row.targets):
+        key = (t.get("type") or t.get("name") or "", str(t.get("id", "")))
+        if key not in seen:
+            seen.add(key)
+            out.append((position, row.workspace, key[0], key[1], row.timestamp, row.uid))
+    return out
+
+
+def _known_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for i in range(0, len(uids), 500):
+        chunk = uids[i : i + 500]
+        marks = ", ".join("?" * len(chunk))
+        known.update(
+            u
+            for (u,) in conn.execute(f"SELECT uid FROM audit_log WHERE uid IN ({marks})", chunk)  # noqa: S608
+        )
+    return known
 
 
 def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
