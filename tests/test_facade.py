@@ -1,0 +1,121 @@
+"""The AuditLog / AsyncAuditLog facades, the action registry and the codec."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from auditbird import (
+    ActionRegistry,
+    AsyncAuditLog,
+    AuditLog,
+    AuditValidationError,
+    ConflictError,
+    Event,
+    action,
+    upcaster,
+)
+from auditbird.codec import decode, encode
+from auditbird.stores.base import Row
+
+
+async def test_async_log_has_the_same_methods(db_path: Path) -> None:
+    async with AsyncAuditLog(f"sqlite:///{db_path}") as log:
+        stored = await log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
+        many = await log.publish_many(
+            [{"id": "monitor:1", "action": "a.b", "timestamp": stored.timestamp + i + 1} for i in range(3)]
+        )
+        history = await log.get_audit_log(event_id="monitor:1")
+        assert [e.uid for e in history] == [e.uid for e in reversed(many)] + [stored.uid]
+        page = await log.list(limit=2)
+        assert len(page) == 2 and page.next_cursor
+        rest = await log.list(limit=2, cursor=page.next_cursor)
+        assert len(rest) == 2 and rest.next_cursor is None
+        assert [e.uid async for e in log.iter_events(page_size=3)] == [e.uid for e in history]
+        assert (await log.get(stored.uid)) == stored
+        assert await log.revision("monitor:1") == 4
+        with pytest.raises(ConflictError):
+            await log.publish_audit_log({"id": "monitor:1", "action": "a.b"}, expected_revision=3)
+        with pytest.raises(AuditValidationError):
+            await log.publish_audit_log({"id": "monitor:1", "action": "bad"})
+
+
+async def test_async_publishes_run_concurrently_without_loss(db_path: Path) -> None:
+    async with AsyncAuditLog(f"sqlite:///{db_path}") as log:
+        await asyncio.gather(*(log.publish_audit_log({"id": "c:1", "action": "a.b"}) for _ in range(50)))
+        assert len(await log.get_audit_log("c:1")) == 50
+
+
+def test_upcasters_turn_old_rows_into_the_newest_shape(registry: ActionRegistry) -> None:
+    @action("monitor.failed", registry=registry)
+    class FailedV1(BaseModel):
+        region: str
+        error: str
+
+    row = encode(Event(id="m:1", action="monitor.failed", metadata=FailedV1(region="gru", error="timeout")))
+
+    @action("monitor.failed", version=2, registry=registry)
+    class FailedV2(BaseModel):
+        regions: list[str]
+        message: str
+
+    @upcaster("monitor.failed", from_version=1, registry=registry)
+    def v1_to_v2(m: dict) -> dict:
+        return {"regions": [m["region"]], "message": m["error"]}
+
+    event = decode(row, registry)
+    assert event.version == 2 and event.metadata == FailedV2(regions=["gru"], message="timeout")
+    assert json.loads(row.metadata or "") == {"region": "gru", "error": "timeout"}  # stored row unchanged
+
+
+def test_a_row_no_tool_could_parse_is_still_returned_marked(registry: ActionRegistry) -> None:
+    row = Row("u1", "", "m:1", "a.b", "{not json", "[]", '{"x": 1}', 1, 1)
+    event = decode(row, registry)
+    assert event.uid == "u1" and event.schema_error and "event model" in event.schema_error
+
+
+def test_seed_example_through_the_catalog(tmp_path: Path) -> None:
+    import auditbird.catalog.openstatus as catalog
+
+    with AuditLog(f"sqlite:///{tmp_path / 'seed.db'}") as audit_log:
+        audit_log.publish_audit_log(
+            {
+                "id": "monitor:1",
+                "action": "monitor.down",
+                "targets": [{"id": "1", "type": "monitor"}],
+                "metadata": {"region": "gru", "statusCode": 400, "message": "timeout"},
+            }
+        )
+        [event] = audit_log.get_audit_log(event_id="monitor:1")
+    assert isinstance(event.metadata, catalog.MonitorDown)
+    assert event.metadata.statusCode == 400 and event.actor.name == "system" and event.version == 1
+    stored = (
+        sqlite3.connect(tmp_path / "seed.db")
+        .execute("SELECT actor, targets, metadata FROM audit_log")
+        .fetchone()
+    )
+    assert stored == (
+        '{"id":"","name":"system"}',
+        '[{"id":"1","type":"monitor"}]',
+        '{"region":"gru","statusCode":400,"message":"timeout"}',
+    )
+
+
+def test_registering_a_different_model_under_a_taken_version_is_refused(registry: ActionRegistry) -> None:
+    @action("x.y", registry=registry)
+    class A(BaseModel):
+        a: int
+
+    with pytest.raises(ValueError, match="version 2"):
+
+        @action("x.y", registry=registry)
+        class B(BaseModel):
+            b: int
+
+    with pytest.raises(ValueError, match="resource.verb"):
+        registry.register("nodot", A)
