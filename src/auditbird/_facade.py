@@ -13,7 +13,7 @@ from .codec import decode, encode
 from .event import Event, now_ms
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
 from .stores.base import Row
-from .validation import DEFAULT_LIMITS, Limits, validate_event, validate_events
+from .validation import DEFAULT_LIMITS, Limits, gc_paused, validate_event, validate_events
 
 TimeArg = int | str | datetime | None
 
@@ -85,7 +85,8 @@ class LogCore:
             strict=self.strict,
             limits=self.limits,
         )
-        return events, [encode(e) for e in events]
+        with gc_paused():
+            return events, [encode(e) for e in events]
 
     # -- reads ----------------------------------------------------------------------------
 
