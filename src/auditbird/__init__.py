@@ -12,6 +12,7 @@ from ._errors import (
 from ._facade import Page
 from .actions import ActionRegistry, action, default_registry, upcaster
 from .async_log import AsyncAuditLog
+from .emit import emit
 from .event import Actor, Event, Target
 from .log import AuditLog
 from .query import Query
@@ -27,6 +28,7 @@ __all__ = [
     "Tinybird",
     "action",
     "upcaster",
+    "emit",
     "ActionRegistry",
     "default_registry",
     "Event",
