@@ -15,7 +15,7 @@ import pytest
 
 from auditbird import ActionRegistry, AuditLog
 
-pytest_plugins = ["tests.plugins.sqlite"]
+pytest_plugins = ["tests.plugins.sqlite", "tests.plugins.tinybird_server"]
 
 STORE_KINDS = ["sqlite"]
 

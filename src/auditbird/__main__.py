@@ -1,0 +1,5 @@
+"""``python -m auditbird``: the command line."""
+
+from .cli import main
+
+main()

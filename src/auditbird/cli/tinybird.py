@@ -1,0 +1,103 @@
+"""``auditbird tinybird local`` and ``auditbird tinybird datafiles DIR``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import fail
+
+__all__ = ["register"]
+
+tinybird_app = typer.Typer(
+    name="tinybird",
+    help="Tinybird: the shipped datafiles, and a Tinybird-compatible local server on chDB.",
+    no_args_is_help=True,
+)
+
+
+@tinybird_app.command("local")
+def local(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on")] = 7181,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Folder for the data (kept across restarts); default: temporary"),
+    ] = None,
+    datafiles: Annotated[
+        list[Path] | None,
+        typer.Option("--datafiles", help="Folder of extra .datasource/.pipe files to load (repeatable)"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="TINYBIRD_LOCAL_TOKEN", help="Token to accept; default: generated"),
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", help="Fraction of API requests answered 503/429 (fault mode)")
+    ] = 0.0,
+    throttle: Annotated[
+        int | None, typer.Option("--throttle", help="Requests per second allowed per datasource or pipe")
+    ] = None,
+    retry_after: Annotated[int, typer.Option("--retry-after", help="Seconds sent in Retry-After")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fault mode's random choices")] = 0,
+) -> None:
+    """Run a Tinybird-compatible server (Events, Pipes and Query APIs) on embedded ClickHouse."""
+    try:
+        from ..tinybird.local.server import serve
+    except ImportError as exc:
+        fail(f"the local server needs chDB and Tornado: pip install 'auditbird[local]' ({exc})")
+    if not 0.0 <= fail_rate <= 1.0:
+        fail(f"--fail-rate must be between 0 and 1, not {fail_rate}")
+    if throttle is not None and throttle < 1:
+        fail(f"--throttle must be at least 1 request per second, not {throttle}")
+    for folder in datafiles or []:
+        if not folder.is_dir():
+            fail(f"--datafiles {folder}: not a folder")
+    if data is not None and data.exists() and not data.is_dir():
+        fail(f"--data {data}: not a folder")
+    from ..tinybird.datafiles import DatafileError
+
+    try:
+        serve(
+            host=host,
+            port=port,
+            data=data,
+            datafiles=datafiles or [],
+            token=token,
+            fail_rate=fail_rate,
+            throttle=throttle,
+            retry_after=retry_after,
+            seed=seed,
+        )
+    except DatafileError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=1)
+
+
+@tinybird_app.command("datafiles")
+def datafiles_command(
+    dest: Annotated[Path, typer.Argument(help="Folder to write datasources/ and pipes/ into")],
+) -> None:
+    """Write the shipped datafiles into DEST, ready for `tb push`."""
+    from ..tinybird.datafiles import write_datafiles
+
+    if dest.exists() and not dest.is_dir():
+        fail(f"{dest}: not a folder")
+    try:
+        written = write_datafiles(dest)
+    except OSError as exc:
+        fail(f"cannot write into {dest}: {exc.strerror or exc}", code=1)
+    for path in written:
+        sys.stdout.write(f"{path}\n")
+    sys.stderr.write(
+        f"wrote {len(written)} datafiles; push them with:\n"
+        + "".join(f"  tb push {p.relative_to(dest)}\n" for p in written)
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tinybird_app, name="tinybird")
