@@ -15,9 +15,13 @@ import pytest
 
 from auditbird import ActionRegistry, AuditLog
 
-pytest_plugins = ["tests.plugins.sqlite", "tests.plugins.tinybird_server"]
+pytest_plugins = [
+    "tests.plugins.sqlite",
+    "tests.plugins.tinybird_server",
+    "tests.plugins.tinybird_store",
+]
 
-STORE_KINDS = ["sqlite"]
+STORE_KINDS = ["sqlite", "tinybird"]
 
 MakeLog = Callable[..., AuditLog]
 
