@@ -7,13 +7,14 @@ in their own plugin modules (tests/plugins/) join by adding their name here.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from auditbird import ActionRegistry, AuditLog
+from auditbird import ActionRegistry, AuditLog, default_registry
 
 pytest_plugins = [
     "tests.plugins.sqlite",
@@ -31,6 +32,29 @@ def make_log(request: pytest.FixtureRequest) -> MakeLog:
     """``make_log(workspace="", **options)`` over the store kind under test."""
     factory: MakeLog = request.getfixturevalue(f"{request.param}_log_factory")
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_registry() -> Iterator[None]:
+    """A test that imports a catalog (registering its actions process-wide) must not change
+    what the next test validates: put the default registry and the catalog modules back."""
+    saved = (
+        dict(default_registry._models),
+        dict(default_registry._latest),
+        dict(default_registry._upcasters),
+    )
+    modules = {name for name in sys.modules if name.startswith("auditbird.catalog.")}
+    yield
+    for target, source in zip(
+        (default_registry._models, default_registry._latest, default_registry._upcasters), saved, strict=True
+    ):
+        target.clear()
+        target.update(source)  # type: ignore[attr-defined]
+    for name in [n for n in sys.modules if n.startswith("auditbird.catalog.") and n not in modules]:
+        del sys.modules[name]
+        package = sys.modules.get("auditbird.catalog")
+        if package is not None and hasattr(package, name.rpartition(".")[2]):
+            delattr(package, name.rpartition(".")[2])
 
 
 @pytest.fixture

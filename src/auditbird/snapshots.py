@@ -1,0 +1,100 @@
+"""Projection snapshots: the folded state of a stream at a position, so a long stream does
+not replay from the start. Kept in the SQLite file beside the events, in their own table.
+
+A snapshot is keyed by (workspace, stream, projection) and remembers the projection's code
+version: a snapshot made by other code is ignored (and replaced on the next save).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+from .event import now_ms
+
+__all__ = ["Snapshot", "SnapshotStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS auditbird_snapshot (
+    workspace     TEXT    NOT NULL,
+    stream        TEXT    NOT NULL,
+    projection    TEXT    NOT NULL,
+    code_version  TEXT    NOT NULL,
+    position      INTEGER NOT NULL,  -- the last event folded in
+    revision      INTEGER NOT NULL,  -- how many events were folded in
+    max_timestamp INTEGER NOT NULL,  -- the latest event time folded in (decides as_of use)
+    state         TEXT    NOT NULL,  -- the projection as JSON
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (workspace, stream, projection)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    workspace: str
+    stream: str
+    projection: str
+    code_version: str
+    position: int
+    revision: int
+    max_timestamp: int
+    state: str
+
+
+class SnapshotStore:
+    """Snapshots in a SQLite file (usually the events' own file)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 30_000) -> None:
+        self.path = str(path)
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
+        self._lock = threading.Lock()
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(_SCHEMA)
+
+    def load(self, workspace: str, stream: str, projection: str, code_version: str) -> Snapshot | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot "
+                "WHERE workspace = ? AND stream = ? AND projection = ? AND code_version = ?",
+                (workspace, stream, projection, code_version),
+            ).fetchone()
+        if row is None:
+            return None
+        return Snapshot(workspace, stream, projection, code_version, row[0], row[1], row[2], row[3])
+
+    def save(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO auditbird_snapshot (workspace, stream, projection, code_version, "
+                "position, revision, max_timestamp, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    snapshot.workspace,
+                    snapshot.stream,
+                    snapshot.projection,
+                    snapshot.code_version,
+                    snapshot.position,
+                    snapshot.revision,
+                    snapshot.max_timestamp,
+                    snapshot.state,
+                    now_ms(),
+                ),
+            )
+
+    def delete(self, workspace: str, stream: str, projection: str | None = None) -> int:
+        sql = "DELETE FROM auditbird_snapshot WHERE workspace = ? AND stream = ?"
+        params: list[str] = [workspace, stream]
+        if projection is not None:
+            sql += " AND projection = ?"
+            params.append(projection)
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
