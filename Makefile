@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m auditbird.demo
+	$(PY) -m auditbird.demo   # seed events, an admin key, then the service on :8000 (Ctrl-C stops)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -20,9 +20,10 @@ pytest_plugins = [
     "tests.plugins.sqlite",
     "tests.plugins.tinybird_server",
     "tests.plugins.tinybird_store",
+    "tests.plugins.service",
 ]
 
-STORE_KINDS = ["sqlite", "tinybird"]
+STORE_KINDS = ["sqlite", "tinybird", "service"]
 
 MakeLog = Callable[..., AuditLog]
 

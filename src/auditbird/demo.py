@@ -1,14 +1,24 @@
-"""``make run``: publish the seed's example events on the embedded store and print their history."""
+"""``make run``: the seed's example events on the embedded store, an admin key, and the service.
+
+Publishes the seed's events (with fixed uids, so running it again stores nothing twice),
+prints their history, creates an admin key for the default workspace (revoking the one the
+previous run made), prints the URLs, then serves the API and viewer until Ctrl-C.
+``AUDITBIRD_URL`` picks the store, ``AUDITBIRD_PORT`` the port (8000, or a free one if taken).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import uuid
 
 from rich.console import Console
 from rich.table import Table
 
 from . import AuditLog
 from .catalog import openstatus  # noqa: F401 - registers the OpenStatus actions
+from .event import Event
 from .stores import default_url
 
 SEED_EVENTS = [
@@ -40,13 +50,70 @@ SEED_EVENTS = [
 ]
 
 
+_SEED_NS = uuid.UUID("0b5c3e2a-8d3f-4a51-9c55-0d7c1d2a9e10")
+KEY_NAME = "make run"
+
+
+def seed(url: str) -> list[Event]:
+    """Publish the seed's events once (fixed uids), a minute apart, ending now."""
+    from .event import now_ms
+
+    now = now_ms()
+    events = [
+        {
+            **event,
+            "uid": str(uuid.uuid5(_SEED_NS, str(i))),
+            "timestamp": now - (len(SEED_EVENTS) - 1 - i) * 60_000,
+        }
+        for i, event in enumerate(SEED_EVENTS)
+    ]
+    with AuditLog(url) as log:
+        log.publish_many(events)
+        return log.get_audit_log(event_id="monitor:1")
+
+
+def _port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+def serve(url: str, console: Console) -> None:
+    import uvicorn
+
+    from .service import KeyStore, create_app, keys_path_for
+
+    keys = KeyStore(keys_path_for(url))
+    for old in keys.list():
+        if old.name == KEY_NAME:
+            keys.revoke(old.key_id)
+    secret = keys.create(workspace="", scope="admin", name=KEY_NAME).secret
+    port = _port(int(os.environ.get("AUDITBIRD_PORT", "8000")))
+    base = f"http://127.0.0.1:{port}"
+    console.print(f"\n[bold]auditbird is serving {url}[/bold] (keys in {keys.path})")
+    console.print(f"  viewer:    {base}/")
+    console.print(f"  API docs:  {base}/docs   (OpenAPI: {base}/openapi.json)", soft_wrap=True)
+    console.print("  try:")
+    console.print(
+        f"    curl -s '{base}/v1/events?event_id=monitor:1' -H 'Authorization: Bearer $AUDITBIRD_API_KEY'",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print("  admin key for the default workspace (shown once; Ctrl-C stops the server):")
+    sys.stdout.write(f"export AUDITBIRD_API_KEY={secret}\n")
+    sys.stdout.flush()
+    app = create_app(url, keys=keys)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
 def main() -> int:
     console = Console()
     url = default_url()
-    with AuditLog(url) as log:
-        for event in SEED_EVENTS:
-            log.publish_audit_log(event)
-        history = log.get_audit_log(event_id="monitor:1")
+    history = seed(url)
     table = Table(title=f"monitor:1 — {len(history)} events in {url}, newest first")
     for column in ("time (ms)", "action", "actor", "targets", "metadata"):
         table.add_column(column)
@@ -54,6 +121,8 @@ def main() -> int:
         data = e.to_dict()
         table.add_row(str(e.timestamp), e.action, e.actor.name, str(data["targets"]), str(data["metadata"]))
     console.print(table)
+    if "--no-serve" not in sys.argv:
+        serve(url, console)
     return 0
 
 

@@ -1,0 +1,254 @@
+"""Load on the REST service over loopback vs. the library directly, on the embedded SQLite store.
+
+    python -m bench.service_load [--seconds 10] [--connections 32] [--batches 60]
+
+Starts a real ``auditbird serve`` process over a fresh SQLite file (durable commits, the
+default), drives it with a small raw HTTP/1.1 keep-alive client on asyncio (a Python client
+library would be the bottleneck on 2 cores), then publishes the same events through
+``AuditLog`` in this process. Writes the ``## Service`` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.machine import describe, pct
+
+EVENT = {
+    "id": "monitor:1",
+    "action": "monitor.down",
+    "actor": {"id": "1", "name": "mxkaske"},
+    "targets": [{"id": "1", "type": "monitor"}],
+    "metadata": {"region": "gru", "statusCode": 400, "message": "timeout"},
+}
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(directory: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    db = directory / "service.db"
+    keys = directory / "service.keys.db"
+    port = _free_port()
+    env = {**os.environ, "AUDITBIRD_RATE_LIMIT": "0", "AUDITBIRD_ACTIONS": "auditbird.catalog.openstatus"}
+    cmd = [sys.executable, "-c", "from auditbird.cli import main; main()", "--store", f"sqlite:///{db}"]
+    cmd += [
+        "serve",
+        "--port",
+        str(port),
+        "--keys",
+        str(keys),
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(cmd, env=env)
+    from auditbird.service.keys import KeyStore
+
+    store = KeyStore(keys)
+    key = store.create(workspace="bench", scope="admin", name="bench").secret
+    store.close()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url, key
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: send a prepared request, read one response."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def call(self, request: bytes) -> int:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        if match:
+            await self.reader.readexactly(int(match.group(1)))
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _request(port: int, key: str, body: bytes, minimal: bool) -> bytes:
+    head = (
+        f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        + ("Prefer: return=minimal\r\n" if minimal else "")
+        + "\r\n"
+    )
+    return head.encode() + body
+
+
+async def load(
+    url: str, key: str, *, body: bytes, connections: int, seconds: float, minimal: bool
+) -> dict[str, Any]:
+    port = int(url.rsplit(":", 1)[1])
+    request = _request(port, key, body, minimal)
+    conns = [await Connection.open(port) for _ in range(connections)]
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(conn: Connection) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            status = await conn.call(request)
+            latencies.append(time.perf_counter() - t)
+            if status != 201:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        c.close()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(latencies, 0.50) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+        "errors": errors,
+    }
+
+
+def library(directory: Path, singles: int, batches: int) -> dict[str, float]:
+    import auditbird.catalog.openstatus  # noqa: F401 - the same schemas the server validates with
+    from auditbird import AuditLog
+
+    with AuditLog(f"sqlite:///{directory / 'library.db'}") as log:
+        latencies = []
+        started = time.perf_counter()
+        for _ in range(singles):
+            t = time.perf_counter()
+            log.publish_audit_log(EVENT)
+            latencies.append(time.perf_counter() - t)
+        single = singles / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(batches):
+            log.publish_many([EVENT] * 1_000)
+        batch = batches * 1_000 / (time.perf_counter() - started)
+    return {
+        "single": single,
+        "p50_ms": pct(latencies, 0.5) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+        "batch": batch,
+    }
+
+
+def write_section(text: str) -> None:
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## Service\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(current):
+        current = pattern.sub(lambda _: text, current)
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    RESULTS.write_text(current)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--library-singles", type=int, default=3_000)
+    parser.add_argument("--library-batches", type=int, default=30)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="auditbird-bench-") as tmp:
+        directory = Path(tmp)
+        process, url, key = start_server(directory, args.workers)
+        try:
+            one = json.dumps(EVENT).encode()
+            batch = json.dumps([EVENT] * 1_000).encode()
+            asyncio.run(load(url, key, body=one, connections=4, seconds=1, minimal=False))  # warm up
+            single = asyncio.run(
+                load(url, key, body=one, connections=args.connections, seconds=args.seconds, minimal=False)
+            )
+            batches = asyncio.run(
+                load(
+                    url,
+                    key,
+                    body=batch,
+                    connections=args.batch_connections,
+                    seconds=args.seconds,
+                    minimal=True,
+                )
+            )
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
+                metrics = c.get("/metrics").text
+            written = int(re.search(r"^auditbird_events_written_total (\d+)", metrics, re.M).group(1))  # type: ignore[union-attr]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        direct = library(directory, args.library_singles, args.library_batches)
+
+    batch_eps = batches["rps"] * 1_000
+    lines = [
+        "## Service",
+        "",
+        f"`python -m bench.service_load --seconds {args.seconds:g} --connections {args.connections}"
+        f" --workers {args.workers}` · {describe()}",
+        "",
+        "A real `auditbird serve` (uvicorn, httptools, uvloop; group commit) over a fresh SQLite file with",
+        "durable commits (WAL, synchronous=FULL), on loopback, driven by an asyncio keep-alive HTTP/1.1",
+        "client in another process on the same 2 cores. The library rows are `AuditLog` in one process on",
+        "the same kind of file. Same event (the seed's `monitor.down`, schema-validated) everywhere.",
+        "",
+        "| path | events/s | p50 ms | p99 ms | goal |",
+        "|---|---:|---:|---:|---|",
+        f"| service: single-event POSTs ({args.connections} connections) | {single['rps']:,.0f} "
+        f"| {single['p50_ms']:.1f} | {single['p99_ms']:.1f} | ≥ 3,000 |",
+        f"| service: POSTs of 1,000 events ({args.batch_connections} connections) | {batch_eps:,.0f} "
+        f"| {batches['p50_ms']:.1f} | {batches['p99_ms']:.1f} | ≥ 100,000 |",
+        f"| library: `publish_audit_log` one at a time | {direct['single']:,.0f} "
+        f"| {direct['p50_ms']:.2f} | {direct['p99_ms']:.2f} | |",
+        f"| library: `publish_many` of 1,000 | {direct['batch']:,.0f} | | | |",
+        "",
+        f"Ratios, service / library: single events **{single['rps'] / direct['single']:.2f}x**, "
+        f"batches **{batch_eps / direct['batch']:.2f}x**. Errors: {single['errors'] + batches['errors']}; "
+        f"events written (server metric): {written:,}.",
+        "",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()

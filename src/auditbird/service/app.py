@@ -1,0 +1,203 @@
+"""The ASGI app: ``create_app(store_url)`` -> FastAPI, served by ``auditbird serve``.
+
+>>> app = create_app("sqlite:///audit.db")          # keys in audit.keys.db beside it
+>>> # uvicorn.run(app)  or  auditbird serve --store sqlite:///audit.db
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from .._errors import (
+    AuditValidationError,
+    ConflictError,
+    NotFound,
+    Problem,
+    StoreUnavailable,
+    UnsupportedOperation,
+)
+from ..actions import ActionRegistry, default_registry
+from ..query import Query
+from ..stores import default_url, open_store
+from ..stores.base import Store
+from ..validation import DEFAULT_LIMITS, Limits
+from .keys import KeyStore, keys_path_for
+from .limits import RateLimiter, ServiceLimits
+from .metrics import MetricsMiddleware
+from .problems import ProblemError, problem_response
+from .routes_events import router as events_router
+from .state import ServiceState
+from .writer import GroupCommitStore
+
+__all__ = ["create_app", "app_from_env"]
+
+log = logging.getLogger("auditbird.service")
+
+DESCRIPTION = """\
+Typed, immutable audit events over HTTP. Every request carries an API key
+(`Authorization: Bearer ab_...`, from `auditbird keys create`) scoped to one workspace and
+to `read`, `write` or `admin`; nothing outside the key's workspace is ever read or written.
+Errors are RFC 9457 `application/problem+json` listing every bad field.
+"""
+
+
+def create_app(
+    store: str | Store | None = None,
+    *,
+    keys: str | os.PathLike[str] | KeyStore | None = None,
+    limits: ServiceLimits | None = None,
+    registry: ActionRegistry | None = None,
+    strict: bool = False,
+    event_limits: Limits = DEFAULT_LIMITS,
+) -> FastAPI:
+    """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``)."""
+    url = store if isinstance(store, str) else default_url() if store is None else ""
+    backend: Store = open_store(url) if isinstance(store, str) or store is None else store
+    if isinstance(keys, KeyStore):
+        key_store = keys
+    else:
+        key_store = KeyStore(keys if keys is not None else keys_path_for(url or default_url()))
+    service_limits = limits or ServiceLimits()
+    state = ServiceState(
+        store=GroupCommitStore(backend),
+        keys=key_store,
+        registry=registry if registry is not None else default_registry,
+        limits=service_limits,
+        event_limits=event_limits,
+        strict=strict,
+        limiter=RateLimiter(service_limits.burst_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.store.aclose()
+        state.keys.close()
+
+    app = FastAPI(
+        title="auditbird",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+    )
+    app.state.auditbird = state
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    _install_error_handlers(app, state)
+    app.include_router(events_router)
+    _install_ops_routes(app, state)
+    try:
+        viewer = importlib.import_module(f"{__package__}.viewer")  # the web viewer, when built in
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.viewer":
+            raise
+        app.add_api_route("/", _to_docs, include_in_schema=False)
+    else:
+        viewer.install(app)
+    return app
+
+
+async def _to_docs() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+def _install_ops_routes(app: FastAPI, state: ServiceState) -> None:
+    @app.get("/healthz", tags=["ops"], summary="Liveness and store reachability")
+    async def healthz() -> Response:
+        try:  # a read the store must answer: an empty workspace no key can name
+            await state.store.query(Query(workspace="\x00healthz", limit=1))
+        except StoreUnavailable as exc:
+            return problem_response(503, f"the store is unavailable: {exc}")
+        return Response('{"status":"ok"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text exposition format)")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
+    def instance(request: Request) -> str:
+        return request.url.path
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProblemError)
+        return exc.response(instance(request))
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AuditValidationError)
+        return problem_response(
+            422, "invalid input; nothing was stored", errors=exc.problems, instance=instance(request)
+        )
+
+    async def on_request_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            Problem(".".join(str(p) for p in err.get("loc", ())), str(err.get("msg", "invalid")))
+            for err in exc.errors()
+        ]
+        return problem_response(422, "invalid parameters", errors=problems, instance=instance(request))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(
+            exc.status_code, str(exc.detail), headers=exc.headers, instance=instance(request)
+        )
+
+    async def on_store(request: Request, exc: Exception) -> Response:
+        state.metrics.add("store_errors")
+        log.warning("store unavailable: %s", exc)
+        return problem_response(
+            503, f"the store is unavailable; nothing was written, retry: {exc}", headers={"Retry-After": "1"}
+        )
+
+    async def on_other(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, NotFound):
+            return problem_response(404, str(exc), instance=instance(request))
+        if isinstance(exc, ConflictError):
+            return problem_response(409, str(exc), instance=instance(request))
+        if isinstance(exc, UnsupportedOperation):
+            return problem_response(501, str(exc), instance=instance(request))
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(500, "internal error; it has been logged", instance=instance(request))
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(AuditValidationError, on_validation)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(StoreUnavailable, on_store)
+    app.add_exception_handler(Exception, on_other)
+
+
+def app_from_env() -> FastAPI:
+    """The app ``auditbird serve`` runs (``uvicorn --factory``): settings from the environment."""
+    for name in filter(None, (s.strip() for s in os.environ.get("AUDITBIRD_ACTIONS", "").split(","))):
+        importlib.import_module(name)
+
+    def number(name: str, default: float) -> float:
+        raw = os.environ.get(name)
+        return float(raw) if raw else default
+
+    defaults = ServiceLimits()
+    limits = ServiceLimits(
+        max_request_bytes=int(number("AUDITBIRD_MAX_REQUEST_BYTES", defaults.max_request_bytes)),
+        max_event_bytes=int(number("AUDITBIRD_MAX_EVENT_BYTES", defaults.max_event_bytes)),
+        default_rate=number("AUDITBIRD_RATE_LIMIT", defaults.default_rate),
+    )
+    keys = os.environ.get("AUDITBIRD_KEYS")
+    return create_app(
+        default_url(),
+        keys=Path(keys) if keys else None,
+        limits=limits,
+        strict=os.environ.get("AUDITBIRD_STRICT", "") in ("1", "true", "yes"),
+    )

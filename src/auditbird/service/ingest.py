@@ -1,0 +1,123 @@
+"""Request bodies -> event inputs: one JSON object, a JSON array, or NDJSON; sizes checked first."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from fastapi import Request
+
+from .._errors import Problem
+from ..codec import dumps
+from .limits import ServiceLimits
+from .problems import ProblemError
+
+__all__ = ["read_body", "parse_events", "check_event_sizes", "derive_uids", "body_digest"]
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq")
+_IDEMPOTENCY_NS = uuid.UUID("6f1c1a52-2f0e-4c8e-9a0a-6a7d3b1f7e11")
+
+
+async def read_body(request: Request, limits: ServiceLimits) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over the limit (header or stream)."""
+    limit = limits.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(f"the body is {int(declared):,} bytes; at most {limit:,} per request")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"the body is over {limit:,} bytes; send at most that per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(detail: str, errors: list[Problem] | None = None) -> ProblemError:
+    return ProblemError(413, detail, errors=errors, slug="payload-too-large")
+
+
+def parse_events(body: bytes, content_type: str) -> tuple[list[Any], bool]:
+    """``(items, single)``: ``single`` when the body was one JSON object (answered as one)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in NDJSON_TYPES:
+        items: list[Any] = []
+        problems: list[Problem] = []
+        for i, line in enumerate(body.split(b"\n")):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                problems.append(Problem("", f"line {i + 1} is not JSON: {_reason(exc)}", len(items)))
+        if problems:
+            raise ProblemError(400, "the NDJSON body has lines that are not JSON", errors=problems)
+        if not items:
+            raise _empty()
+        return items, False
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ProblemError(
+            400,
+            "the body is not JSON; send one event object, an array of events, "
+            "or NDJSON with Content-Type: application/x-ndjson",
+            errors=[Problem("body", _reason(exc))],
+        ) from None
+    if isinstance(data, dict):
+        return [data], True
+    if isinstance(data, list):
+        if not data:
+            raise _empty()
+        return data, False
+    raise ProblemError(
+        422,
+        "the body must be an event (a JSON object) or a list of them",
+        errors=[Problem("body", f"got a JSON {type(data).__name__}")],
+    )
+
+
+def _empty() -> ProblemError:
+    return ProblemError(422, "the body holds no events", errors=[Problem("body", "at least one event")])
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return str(exc)[:200]
+
+
+def check_event_sizes(items: list[Any], body_size: int, limits: ServiceLimits) -> None:
+    """413 naming each event over ``max_event_bytes`` (only measured when the body could hold one)."""
+    if body_size <= limits.max_event_bytes:
+        return
+    over = []
+    for i, item in enumerate(items):
+        try:
+            size = len(dumps(item).encode())
+        except (ValueError, RecursionError):  # NaN and friends: validation names them
+            continue
+        if size > limits.max_event_bytes:
+            over.append(Problem("", f"event of {size:,} bytes; at most {limits.max_event_bytes:,}", i))
+    if over:
+        raise _too_large("events over the per-event size limit; nothing was stored", over)
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def derive_uids(items: list[Any], workspace: str, idempotency_key: str) -> list[Any]:
+    """Give each event without a ``uid`` one derived from the Idempotency-Key and its position,
+    so a retry stores nothing twice even if the first answer was never recorded."""
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and "uid" not in item:
+            item = {
+                **item,
+                "uid": str(uuid.uuid5(_IDEMPOTENCY_NS, f"{workspace}\x00{idempotency_key}\x00{i}")),
+            }
+        out.append(item)
+    return out

@@ -1,0 +1,53 @@
+"""Request limits: body sizes (413) and a token bucket per API key (429 with Retry-After)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = ["ServiceLimits", "RateLimiter"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """Every limit the service enforces beyond the library's own (metadata sizes, ``limit``)."""
+
+    max_request_bytes: int = 10 * MiB
+    max_event_bytes: int = 1 * MiB
+    # Requests per second per key, for keys created without their own ``--rate``; 0: unlimited.
+    default_rate: float = 1_000.0
+    # How many requests a key may send at once above its rate (bucket size), in seconds of rate.
+    burst_seconds: float = 2.0
+    max_page: int = 1_000
+
+
+class RateLimiter:
+    """A token bucket per key: ``rate`` tokens a second, up to ``rate * burst_seconds`` saved."""
+
+    def __init__(self, burst_seconds: float = 2.0) -> None:
+        self.burst_seconds = burst_seconds
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
+        self._lock = threading.Lock()
+
+    def take(self, key: str, rate: float) -> float:
+        """Spend one token: 0.0 if allowed, else the seconds to wait before a retry."""
+        if rate <= 0:
+            return 0.0
+        capacity = max(1.0, rate * self.burst_seconds)
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+    @staticmethod
+    def retry_after(wait: float) -> str:
+        return str(max(1, math.ceil(wait)))

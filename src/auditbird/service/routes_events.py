@@ -1,0 +1,300 @@
+"""``/v1/events``, ``/v1/events/{uid}``, ``/v1/actions``, ``/v1/export``: the library over HTTP.
+
+Handlers call the library (an :class:`AsyncAuditLog` forced to the key's workspace); they never
+build queries or touch the store themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from .._errors import Problem
+from ..event import Event
+from ..export import csv_lines, ndjson_lines
+from .access import iter_pages, read_page, record_access
+from .auth import AnyKey, ReadKey, WriteKey
+from .ingest import body_digest, check_event_sizes, derive_uids, parse_events, read_body
+from .problems import ProblemError
+from .schemas import EVENT_BODY, EventBatch, EventPage, ProblemDetail, PublishCount
+from .state import ServiceState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemDetail, "content": {"application/problem+json": {}}, "description": text}
+    for code, text in (
+        (400, "Malformed request"),
+        (401, "No or bad API key"),
+        (403, "The key's scope or workspace does not allow this"),
+        (422, "Invalid events or parameters; `errors` lists every bad field"),
+        (429, "Rate limit exceeded; see Retry-After"),
+        (503, "The store is unavailable; nothing was written, retry"),
+    )
+}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.auditbird
+    return state
+
+
+def _check_workspace(key_workspace: str, asked: str | None) -> None:
+    if asked is not None and asked != key_workspace:
+        raise ProblemError(
+            403,
+            f"this key is scoped to workspace {key_workspace!r}; it cannot read or write {asked!r}",
+            errors=[Problem("workspace", "must be the key's workspace (or left out)")],
+        )
+
+
+class Filters:
+    """The ``list`` filters as query parameters (shared by ``/v1/events`` and ``/v1/export``)."""
+
+    def __init__(
+        self,
+        event_id: Annotated[
+            str | None, Query(description="The stream, e.g. `monitor:1`", max_length=256)
+        ] = None,
+        action: Annotated[list[str] | None, Query(description="Repeatable: any of these actions")] = None,
+        actor_id: Annotated[str | None, Query(max_length=256)] = None,
+        target_type: Annotated[str | None, Query(max_length=256)] = None,
+        target_id: Annotated[str | None, Query(max_length=256)] = None,
+        since: Annotated[
+            str | None, Query(description="Inclusive: ms since epoch, `15m`/`1h`/`7d` (ago), or ISO 8601")
+        ] = None,
+        until: Annotated[str | None, Query(description="Exclusive; same forms as `since`")] = None,
+        text: Annotated[
+            str | None, Query(description="Substring of the subject id or the metadata", max_length=500)
+        ] = None,
+        workspace: Annotated[
+            str | None, Query(description="Optional; if given it must be the key's own workspace")
+        ] = None,
+    ) -> None:
+        self.workspace = workspace
+        self.values: dict[str, Any] = {
+            "event_id": event_id,
+            "action": action or None,
+            "actor_id": actor_id,
+            "target_type": target_type,
+            "target_id": target_id,
+            "since": since,
+            "until": until,
+            "text": text,
+        }
+        if action is not None and len(action) > 100:
+            raise ProblemError(422, "too many actions", errors=[Problem("action", "at most 100 values")])
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    summary="Publish one event, a JSON array of events, or NDJSON",
+    openapi_extra=EVENT_BODY,
+    response_model=None,
+    responses={
+        201: {"model": Event | EventBatch | PublishCount, "description": "Stored (durably) and returned"},
+        413: {"model": ProblemDetail, "description": "Body or an event over the size limit"},
+        **_ERRORS,
+    },
+)
+async def publish(
+    request: Request,
+    key: WriteKey,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="Retrying with the same key and body stores nothing twice and answers the same",
+        ),
+    ] = None,
+    prefer: Annotated[str | None, Header(description="`return=minimal` answers only the count")] = None,
+) -> Response:
+    state = _state(request)
+    body = await read_body(request, state.limits)
+    digest = body_digest(body) if idempotency_key else ""
+    if idempotency_key:
+        found = state.keys.idempotent_get(key.workspace, idempotency_key)
+        if found is not None:
+            return _replay(found, digest)
+    items, single = parse_events(body, request.headers.get("content-type", "application/json"))
+    check_event_sizes(items, len(body), state.limits)
+    problems = [
+        Problem("workspace", f"must be {key.workspace!r} (the key's workspace) or left out", i)
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and "workspace" in item and item["workspace"] != key.workspace
+    ]
+    if problems:
+        raise ProblemError(403, "events for another workspace; nothing was stored", errors=problems)
+    if idempotency_key:
+        items = derive_uids(items, key.workspace, idempotency_key)
+    log = state.log(key.workspace)
+    if single:
+        stored = [await log.publish_audit_log(items[0])]
+    else:
+        stored = await log.publish_many(items)
+    state.metrics.add("events_written", len(stored))
+    minimal = prefer is not None and "return=minimal" in prefer.replace(" ", "")
+    if minimal:
+        data: Any = {"count": len(stored)}
+    else:
+        stored = await _as_stored(log, items, stored)
+        data = (
+            stored[0].to_dict() if single else {"data": [e.to_dict() for e in stored], "count": len(stored)}
+        )
+    if idempotency_key:
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        return _replay(state.keys.idempotent_put(key.workspace, idempotency_key, digest, 201, raw), digest)
+    return _json(data, 201)
+
+
+def _replay(found: tuple[str, int, bytes], digest: str) -> Response:
+    request_digest, status, raw = found
+    if request_digest != digest:
+        raise ProblemError(
+            422,
+            "this Idempotency-Key was used with a different body; use a new key for a new request",
+            errors=[Problem("Idempotency-Key", "reused with a different body")],
+            slug="idempotency-key-reused",
+        )
+    return Response(raw, status_code=status, media_type="application/json")
+
+
+async def _as_stored(log: Any, items: list[Any], stored: list[Event]) -> list[Event]:
+    """A retried event that carried its own ``uid`` but no ``timestamp`` was stored the first
+    time with that time: answer what is stored, so the retry's answer is the same."""
+    out = list(stored)
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and "uid" in item and "timestamp" not in item:
+            found = await log.get(out[i].uid)
+            if found is not None:
+                out[i] = found
+    return out
+
+
+@router.get(
+    "/events",
+    summary="List events, newest first (the seed's getAuditLog with `event_id`)",
+    response_model=EventPage,
+    responses=_ERRORS,
+)
+async def list_events(
+    request: Request,
+    key: ReadKey,
+    filters: Annotated[Filters, Depends()],
+    limit: Annotated[int, Query(ge=1, le=1000, description="Events per page")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
+) -> Response:
+    state = _state(request)
+    _check_workspace(key.workspace, filters.workspace)
+    log = state.log(key.workspace)
+    events, next_cursor = await read_page(log, filters.values, limit, cursor)
+    state.metrics.add("events_read", len(events))
+    await record_access(
+        state.log(key.workspace, strict=False),
+        key,
+        "audit_log.viewed",
+        "/v1/events",
+        {**filters.values, "cursor": cursor},
+        count=len(events),
+    )
+    return _json({"data": [e.to_dict() for e in events], "next_cursor": next_cursor})
+
+
+@router.get(
+    "/events/{uid:path}",
+    summary="One event by uid (in the key's workspace)",
+    response_model=Event,
+    responses={404: {"model": ProblemDetail, "description": "No such event in this workspace"}, **_ERRORS},
+)
+async def get_event(
+    request: Request, key: ReadKey, uid: Annotated[str, Path(min_length=1, max_length=128)]
+) -> Response:
+    state = _state(request)
+    event = await state.log(key.workspace).get(uid)
+    await record_access(
+        state.log(key.workspace, strict=False),
+        key,
+        "audit_log.viewed",
+        "/v1/events/{uid}",
+        {"uid": uid},
+        count=0 if event is None else 1,
+    )
+    if event is None:
+        raise ProblemError(404, f"no event with uid {uid!r} in this key's workspace")
+    state.metrics.add("events_read")
+    return _json(event.to_dict())
+
+
+@router.get(
+    "/actions",
+    tags=["actions"],
+    summary="Registered actions and their metadata JSON Schemas, by version",
+    responses=_ERRORS,
+)
+async def list_actions(request: Request, key: AnyKey) -> dict[str, dict[str, Any]]:
+    return _state(request).registry.json_schemas()
+
+
+@router.get(
+    "/export",
+    summary="Every matching event, streamed as CSV or NDJSON (memory stays flat)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}, "application/x-ndjson": {}}, "description": "The events"},
+        **_ERRORS,
+    },
+)
+async def export(
+    request: Request,
+    key: ReadKey,
+    filters: Annotated[Filters, Depends()],
+    format: Annotated[
+        Literal["csv", "ndjson"], Query(description="csv (cells neutralised) or ndjson")
+    ] = "ndjson",
+) -> StreamingResponse:
+    state = _state(request)
+    _check_workspace(key.workspace, filters.workspace)
+    log = state.log(key.workspace)
+    pages = iter_pages(log, filters.values)
+    # Pull the first page before answering: bad filters are a 422, not a broken stream.
+    first = await anext(pages, None)
+    await record_access(
+        state.log(key.workspace, strict=False),
+        key,
+        "audit_log.exported",
+        "/v1/export",
+        filters.values,
+        format=format,
+    )
+
+    async def body() -> AsyncIterator[str]:
+        header = format == "csv"
+        page = first
+        while page is not None:
+            lines = csv_lines(page, header=header) if format == "csv" else ndjson_lines(page)
+            header = False
+            yield "".join(lines)
+            state.metrics.add("events_read", len(page))
+            page = await anext(pages, None)
+        if first is None and format == "csv":
+            yield "".join(csv_lines([], header=True))
+
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    filename = f"auditbird-{key.workspace or 'default'}.{format}"
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

@@ -1,0 +1,37 @@
+"""What every request handler shares: the store, the keys, the limits and the counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..actions import ActionRegistry
+from ..async_log import AsyncAuditLog
+from ..validation import DEFAULT_LIMITS, Limits
+from .keys import KeyStore
+from .limits import RateLimiter, ServiceLimits
+from .metrics import Metrics
+from .writer import GroupCommitStore
+
+__all__ = ["ServiceState"]
+
+
+@dataclass
+class ServiceState:
+    store: GroupCommitStore
+    keys: KeyStore
+    registry: ActionRegistry
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    event_limits: Limits = DEFAULT_LIMITS
+    strict: bool = False
+    metrics: Metrics = field(default_factory=Metrics)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    def log(self, workspace: str, *, strict: bool | None = None) -> AsyncAuditLog:
+        """A log forced to the key's workspace: the library validates, fills defaults, encodes."""
+        return AsyncAuditLog(
+            self.store,
+            workspace=workspace,
+            strict=self.strict if strict is None else strict,
+            registry=self.registry,
+            limits=self.event_limits,
+        )

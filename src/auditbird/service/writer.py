@@ -1,0 +1,105 @@
+"""Group commit: concurrent requests' rows go to the store in one ``append``.
+
+A blocking store call (an SQLite commit waits for fsync) costs the same for one row as for a
+thousand, so while one commit is in flight the rows of every request that arrives queue up and
+go in the next one. Each request still gets its answer only after the commit holding its rows
+returned (a 201 is on disk). If a merged commit fails, each request's rows are retried alone,
+so one request's failure never fails another's, and each stays all or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from .._errors import AuditError, StoreUnavailable
+from ..query import Query
+from ..stores.base import Row, Store
+
+__all__ = ["GroupCommitStore"]
+
+
+class GroupCommitStore:
+    """An :class:`~auditbird.stores.base.AsyncStore` over a blocking store, with group commit."""
+
+    def __init__(self, store: Store, *, max_rows: int = 20_000) -> None:
+        self.sync = store
+        self.max_rows = max_rows
+        self._pending: list[tuple[Sequence[Row], asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def append(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        if self._closed:
+            raise StoreUnavailable("the service is shutting down; retry")
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run())
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((rows, future))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await future
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                group: list[tuple[Sequence[Row], asyncio.Future[None]]] = []
+                size = 0
+                while self._pending and (not group or size + len(self._pending[0][0]) <= self.max_rows):
+                    rows, future = self._pending.pop(0)
+                    group.append((rows, future))
+                    size += len(rows)
+                await self._commit(group)
+            if self._closed:
+                return
+
+    async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[None]]]) -> None:
+        merged = group[0][0] if len(group) == 1 else [row for rows, _ in group for row in rows]
+        try:
+            await asyncio.to_thread(self.sync.append, merged)
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0][1], exc)
+                return
+            for rows, future in group:  # one request's bad rows must not fail the others
+                try:
+                    await asyncio.to_thread(self.sync.append, rows)
+                except Exception as single:
+                    _settle(future, single)
+                else:
+                    _settle(future, None)
+            return
+        for _, future in group:
+            _settle(future, None)
+
+    async def query(self, query: Query) -> list[Row]:
+        return await asyncio.to_thread(self.sync.query, query)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._task is not None and self._wakeup is not None:
+            self._wakeup.set()
+            try:
+                await asyncio.wait_for(self._task, timeout=30)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        await asyncio.to_thread(self.sync.close)
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():  # the request was cancelled (client went away); its rows may be stored
+        return
+    if exc is None:
+        future.set_result(None)
+    elif isinstance(exc, AuditError):
+        future.set_exception(exc)
+    else:
+        future.set_exception(StoreUnavailable(f"store write failed: {exc}"))

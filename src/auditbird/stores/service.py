@@ -1,0 +1,213 @@
+"""The service as a store: ``AuditLog("http://127.0.0.1:8000", api_key="ab_...")``.
+
+Applications in other processes use the API they use locally; validation still happens on
+both sides (here, so errors name fields before a round trip; there, because a server never
+trusts a client). The key decides the workspace: the log's ``workspace`` must match it.
+
+>>> log = AuditLog("http://127.0.0.1:8000", api_key=os.environ["AUDITBIRD_API_KEY"])
+>>> log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .._errors import (
+    AuditError,
+    AuditValidationError,
+    ConflictError,
+    Problem,
+    StoreUnavailable,
+    UnsupportedOperation,
+)
+from ..codec import dumps, row_from_json, row_to_json
+from ..query import Query, encode_cursor
+from .base import Row
+
+__all__ = ["ServiceStore", "AsyncServiceStore"]
+
+PAGE = 1_000  # the API's largest page
+
+
+class _Common:
+    def __init__(self, url: str, api_key: str | None, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("AUDITBIRD_API_KEY")
+        if not self.api_key:
+            raise AuditError(
+                f"{self.url} needs an API key: AuditLog(url, api_key='ab_...') or AUDITBIRD_API_KEY "
+                "(create one with `auditbird keys create --workspace W --scope admin`)"
+            )
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": "auditbird-python"}
+
+    @staticmethod
+    def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
+        body = "[" + ",".join(dumps(row_to_json(r)) for r in rows) + "]"
+        return body.encode(), {"Content-Type": "application/json", "Prefer": "return=minimal"}
+
+    @staticmethod
+    def _params(q: Query, cursor: str | None, limit: int) -> dict[str, Any] | None:
+        """GET /v1/events parameters for a query, or None when it is a uid look-up."""
+        if q.order == "position" or q.after_position is not None:
+            raise UnsupportedOperation(
+                "the service reads in time order only (order='desc' or 'asc'), not commit position"
+            )
+        params: dict[str, Any] = {"workspace": q.workspace, "limit": limit}
+        for name in ("event_id", "actor_id", "target_type", "target_id", "since", "until", "text"):
+            value = getattr(q, name)
+            if value is not None:
+                params[name] = value
+        if q.actions:
+            params["action"] = list(q.actions)
+        if q.order != "desc":
+            raise UnsupportedOperation("the service lists newest first only (order='desc')")
+        if cursor:
+            params["cursor"] = cursor
+        return params
+
+    @staticmethod
+    def _start_cursor(q: Query) -> str | None:
+        return encode_cursor(*q.after) if q.after is not None else None
+
+    @staticmethod
+    def _matches(q: Query, row: Row) -> bool:
+        """Filters besides the uid, for a uid look-up that also carries some (rare)."""
+        return (q.event_id is None or row.id == q.event_id) and (not q.actions or row.action in q.actions)
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {}
+        detail = problem.get("detail") or response.text[:300] or response.reason_phrase
+        where = f"{response.request.method} {response.request.url.path}"
+        status = response.status_code
+        if status in (400, 413, 422):
+            errors = problem.get("errors") or []
+            problems = [
+                Problem(str(e.get("loc", "")), str(e.get("msg", "")), e.get("index")) for e in errors
+            ] or [Problem("", str(detail))]
+            raise AuditValidationError(problems)
+        if status == 401:
+            raise AuditError(f"{where}: the service refused the API key ({detail})")
+        if status == 403:
+            raise AuditError(f"{where}: the API key may not do this ({detail})")
+        if status == 409:
+            raise ConflictError(str(detail))
+        if status == 429:
+            wait = response.headers.get("Retry-After", "1")
+            raise StoreUnavailable(f"{where}: rate limited; retry after {wait}s")
+        if status == 501:
+            raise UnsupportedOperation(str(detail))
+        if status >= 500:
+            raise StoreUnavailable(f"{where}: the service answered {status}: {detail}")
+        raise AuditError(f"{where}: the service answered {status}: {detail}")
+
+
+class ServiceStore(_Common):
+    """A :class:`~auditbird.stores.base.Store` over the auditbird REST API (httpx, keep-alive)."""
+
+    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
+        super().__init__(url, api_key, timeout)
+        self._client = httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> ServiceStore:
+        return cls(url, **options)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"cannot reach {self.url}: {exc}") from exc
+        return response
+
+    def append(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        body, headers = self._append_request(rows)
+        self._raise_for(self._send("POST", "/v1/events", content=body, headers=headers))
+
+    def query(self, query: Query) -> list[Row]:
+        if query.uid is not None:
+            response = self._send("GET", f"/v1/events/{quote(query.uid, safe='')}")
+            if response.status_code == 404:
+                return []
+            self._raise_for(response)
+            row = row_from_json(response.json())
+            return [row] if self._matches(query, row) else []
+        rows: list[Row] = []
+        cursor = self._start_cursor(query)
+        while True:
+            want = PAGE if query.limit is None else min(PAGE, query.limit - len(rows))
+            response = self._send("GET", "/v1/events", params=self._params(query, cursor, want))
+            self._raise_for(response)
+            page = response.json()
+            rows.extend(row_from_json(item) for item in page["data"])
+            cursor = page.get("next_cursor")
+            if cursor is None or (query.limit is not None and len(rows) >= query.limit):
+                return rows
+
+    def close(self) -> None:
+        self._client.close()
+
+    def async_twin(self) -> AsyncServiceStore:
+        """The same service through an ``httpx.AsyncClient`` (used by :class:`AsyncAuditLog`)."""
+        return AsyncServiceStore(self.url, api_key=self.api_key, timeout=self.timeout)
+
+    def __enter__(self) -> ServiceStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncServiceStore(_Common):
+    """The async twin of :class:`ServiceStore`."""
+
+    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
+        super().__init__(url, api_key, timeout)
+        self._client = httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout)
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"cannot reach {self.url}: {exc}") from exc
+
+    async def append(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        body, headers = self._append_request(rows)
+        self._raise_for(await self._send("POST", "/v1/events", content=body, headers=headers))
+
+    async def query(self, query: Query) -> list[Row]:
+        if query.uid is not None:
+            response = await self._send("GET", f"/v1/events/{quote(query.uid, safe='')}")
+            if response.status_code == 404:
+                return []
+            self._raise_for(response)
+            row = row_from_json(response.json())
+            return [row] if self._matches(query, row) else []
+        rows: list[Row] = []
+        cursor = self._start_cursor(query)
+        while True:
+            want = PAGE if query.limit is None else min(PAGE, query.limit - len(rows))
+            response = await self._send("GET", "/v1/events", params=self._params(query, cursor, want))
+            self._raise_for(response)
+            page = response.json()
+            rows.extend(row_from_json(item) for item in page["data"])
+            cursor = page.get("next_cursor")
+            if cursor is None or (query.limit is not None and len(rows) >= query.limit):
+                return rows
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
