@@ -171,6 +171,12 @@ def test_a_scoped_log_forces_its_workspace(db_path) -> None:
     with AuditLog(f"sqlite:///{db_path}", workspace="acme") as log:
         assert log.publish_audit_log({"id": "m:1", "action": "a.b"}).workspace == "acme"
         assert log.publish_audit_log({"id": "m:1", "action": "a.b", "workspace": "acme"}).workspace == "acme"
+        with pytest.raises(AuditValidationError) as info:
+            log.publish_many(
+                [{"id": "m:1", "action": "a.b"}, {"id": "m:2", "action": "a.b", "workspace": "evil"}]
+            )
+        assert [(p.index, p.loc) for p in info.value.problems] == [(1, "workspace")]
+        assert len(log.list()) == 2
 
 
 def test_bad_list_arguments_are_validation_errors(log: AuditLog) -> None:

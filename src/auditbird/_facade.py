@@ -63,14 +63,14 @@ class LogCore:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def _with_workspace(self, data: Mapping[str, Any] | Event) -> Mapping[str, Any] | Event:
-        if self.workspace and isinstance(data, Mapping) and "workspace" not in data:
-            return {**data, "workspace": self.workspace}
-        return data
+    def _scope(self) -> str | None:
+        """A log with a workspace writes only there; the default log ("") lets trusted code
+        name each event's workspace."""
+        return self.workspace or None
 
     def _prepare_one(self, data: Mapping[str, Any] | Event) -> tuple[Event, Row]:
         event = validate_event(
-            self._with_workspace(data), self.registry, strict=self.strict, limits=self.limits
+            data, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
         return event, encode(event)
 
@@ -80,10 +80,7 @@ class LogCore:
                 [Problem("", "publish_many takes a list of events; use publish_audit_log for one")]
             )
         events = validate_events(
-            [self._with_workspace(d) for d in items],
-            self.registry,
-            strict=self.strict,
-            limits=self.limits,
+            items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
         with gc_paused():
             return events, [encode(e) for e in events]
