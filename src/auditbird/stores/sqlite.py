@@ -110,6 +110,8 @@ class SQLiteStore:
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        # 64 MiB of page cache (the default is 2 MiB): the indexes of a large log stay hot.
+        self._conn.execute("PRAGMA cache_size = -65536")
         self._migrate()
 
     @classmethod
