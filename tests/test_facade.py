@@ -119,3 +119,21 @@ def test_registering_a_different_model_under_a_taken_version_is_refused(registry
 
     with pytest.raises(ValueError, match="resource.verb"):
         registry.register("nodot", A)
+
+
+async def test_async_log_offers_the_event_sourcing_methods(db_path: Path) -> None:
+    from auditbird.projections import Projection, on
+
+    class Counter(Projection):
+        downs: int = 0
+
+        @on("monitor.down")
+        def _down(self, event: Event) -> None:
+            self.downs += 1
+
+    async with AsyncAuditLog(f"sqlite:///{db_path}") as log:
+        await log.publish_many([{"id": "m:1", "action": "monitor.down"} for _ in range(3)])
+        created = await log.publish_change("monitor.created", "m:2", after={"name": "api"})
+        assert created is not None and created.to_dict()["metadata"]["after"] == {"name": "api"}
+        assert (await log.project("m:1", Counter)).downs == 3
+        assert [e.action async for e in log.history("m:1")] == ["monitor.down"] * 3

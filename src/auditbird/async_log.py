@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from ._errors import UnsupportedOperation
 from ._facade import Histogram, LogCore, Page, TimeArg
 from .actions import ActionRegistry
 from .event import Event
-from .log import _resolve_store
+from .log import AuditLog, _resolve_store
+from .projections import Projection
 from .query import Query
 from .stores.base import AsyncStore, Row, Store
 from .tinybird.config import Tinybird
 from .validation import DEFAULT_LIMITS, Limits
 
 __all__ = ["AsyncAuditLog"]
+
+P = TypeVar("P", bound=Projection)
 
 
 class ThreadedStore:
@@ -159,6 +163,42 @@ class AsyncAuditLog(LogCore):
             Query(workspace=self.workspace if workspace is None else workspace, uid=uid, limit=1)
         )
         return self._decode(rows)[0] if rows else None
+
+    # -- event sourcing: the blocking implementation, run in a worker thread ------------------
+
+    def _sync_log(self) -> AuditLog:
+        log = self.__dict__.get("_sync_twin")
+        if log is None:
+            if not isinstance(self.store, ThreadedStore):
+                raise UnsupportedOperation(
+                    f"{type(self.store).__name__} has no blocking twin for event sourcing; "
+                    "use AuditLog, or AsyncAuditLog over a SQLite store"
+                )
+            log = AuditLog(
+                self.store.sync,
+                workspace=self.workspace,
+                strict=self.strict,
+                registry=self.registry,
+                limits=self.limits,
+            )
+            self.__dict__["_sync_twin"] = log
+        return log
+
+    async def project(self, event_id: str, projection: type[P], **options: Any) -> P:
+        """:meth:`AuditLog.project`, as a coroutine."""
+        log = self._sync_log()
+        return await asyncio.to_thread(lambda: log.project(event_id, projection, **options))
+
+    async def publish_change(self, action: str, subject: str, **options: Any) -> Event | None:
+        """:meth:`AuditLog.publish_change`, as a coroutine."""
+        return await asyncio.to_thread(self._sync_log().publish_change, action, subject, **options)
+
+    async def history(self, event_id: str, **options: Any) -> AsyncIterator[Event]:
+        """:meth:`AuditLog.history` (oldest first, constant memory), as an async iterator."""
+        pages = self._sync_log().history(event_id, **options)
+        done = object()
+        while (event := await asyncio.to_thread(next, pages, done)) is not done:
+            yield event  # type: ignore[misc]
 
     async def close(self) -> None:
         await self.store.aclose()
