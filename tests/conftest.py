@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.plugins.tinybird_server",
     "tests.plugins.tinybird_store",
     "tests.plugins.service",
+    "tests.plugins.browser",
 ]
 
 STORE_KINDS = ["sqlite", "tinybird", "service"]

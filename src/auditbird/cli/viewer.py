@@ -1,0 +1,86 @@
+"""``auditbird keys viewer-link``: a short-lived, read-only link that signs a person into the viewer."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import fail, settings
+
+__all__ = ["register", "viewer_link"]
+
+
+def viewer_link(
+    workspace: Annotated[str, typer.Option("--workspace", help="The one workspace the link can read")],
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Show only this actor's events (actor id)")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Show only events on this target, TYPE:ID (monitor:1)")
+    ] = None,
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime: 15m, 1h, 7d (at most 30d)")] = "1h",
+    url: Annotated[
+        str,
+        typer.Option("--url", envvar="AUDITBIRD_VIEWER_URL", help="Where `auditbird serve` is reachable"),
+    ] = "http://127.0.0.1:8000",
+    revoke_all: Annotated[
+        bool, typer.Option("--revoke-all", help="Revoke every viewer link made so far, then make this one")
+    ] = False,
+    keys: Annotated[
+        Path | None,
+        typer.Option("--keys", envvar="AUDITBIRD_KEYS", help="Key file; default: beside the SQLite store"),
+    ] = None,
+) -> None:
+    """Print a read-only viewer link for one workspace; it works until it expires (alone on the last line)."""
+    try:
+        from ..service.keys import keys_path_for
+        from ..service.viewer_links import Grant, ViewerLinks, link_url, parse_duration, parse_target
+    except ModuleNotFoundError as exc:
+        fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
+    try:
+        ttl = parse_duration(expires)
+        target_type, target_id = parse_target(target) if target else (None, None)
+    except ValueError as exc:
+        fail(str(exc))
+    path = keys if keys is not None else keys_path_for(settings.store)
+    links = ViewerLinks(path)
+    try:
+        if revoke_all:
+            links.rotate()
+        expires_at = int(time.time() * 1000) + ttl
+        token = links.sign(
+            Grant(
+                workspace=workspace,
+                expires_at=expires_at,
+                actor_id=actor,
+                target_type=target_type,
+                target_id=target_id,
+            )
+        )
+    finally:
+        links.close()
+    until = datetime.fromtimestamp(expires_at / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    scope = f"workspace {workspace or '(default)'}"
+    if actor:
+        scope += f", actor {actor}"
+    if target:
+        scope += f", target {target}"
+    sys.stdout.write(
+        f"{'revoked every earlier viewer link; ' if revoke_all else ''}"
+        f"read-only viewer link for {scope}, valid until {until} (keys file: {path})\n"
+        f"{link_url(url, token)}\n"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    try:
+        from .service import keys_app
+    except ImportError:  # no service commands in this build: offer the link at the top level
+        app.command("viewer-link")(viewer_link)
+        return
+    keys_app.command("viewer-link")(viewer_link)
