@@ -48,8 +48,9 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    for statement in _statements(MIGRATIONS[0]):
-        conn.execute(statement)
+    for script in MIGRATIONS:  # every migration: the same indexes the store maintains
+        for statement in _statements(script):
+            conn.execute(statement)
     return conn
 
 

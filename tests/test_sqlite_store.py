@@ -71,6 +71,7 @@ def test_a_file_from_a_newer_auditbird_is_refused(db_path: Path) -> None:
     [
         (Query(event_id="monitor:1"), "audit_log_stream"),
         (Query(actions=("monitor.down",)), "audit_log_action"),
+        (Query(actions=("monitor.down", "monitor.failed"), limit=50), "audit_log_action"),
         (Query(actor_id="42"), "audit_log_actor"),
         (Query(target_type="monitor", target_id="1"), "audit_target_id"),
         (Query(target_type="monitor"), "audit_target_type"),
