@@ -473,3 +473,126 @@ def test_datafiles_command_writes_files_that_parse_back(tmp_path: Path) -> None:
     datasources, pipes = written
     assert set(datasources) == {"audit_log"} and set(pipes) == {"endpoint_audit_log", "list_audit_log"}
     assert all(p.type == "endpoint" for p in pipes.values())
+
+
+# -- the fast path: lines taken as they came must be stored as the full check stores them --
+
+
+def test_lines_taken_as_they_came_and_lines_rewritten_are_stored_alike(
+    tinybird_server: TinybirdServer, ws: str
+) -> None:
+    def compact(obj: dict[str, Any]) -> str:
+        return json.dumps(obj, separators=(",", ":"))
+
+    r = {n: row(ws, n) for n in range(1, 13)}
+    reordered = dict(reversed(list(r[3].items())), extra={"a": [1, {"b": 2}]}, actor_id="spoof")
+    lines = [
+        compact(r[1]),  # as the store sends them
+        json.dumps(r[2]),  # with spaces
+        json.dumps(reordered),  # keys in another order, unknown keys (one named like a MATERIALIZED column)
+        json.dumps({**r[4], "version": 3.0, "timestamp": float(T0 + 4000)}),  # integral floats
+        json.dumps({**r[5], "metadata": {"k": "v"}, "id": 5}),  # JSON and a number for String columns
+        json.dumps({**{k: v for k, v in r[6].items() if k != "targets"}, "version": None}),  # defaults
+        json.dumps({**r[7], "id": "monitor:é😀", "actor": '{"id":"ü","name":"x"}'}),  # \u escapes, a pair
+        json.dumps({**r[8], "id": "monitor:é😀"}, ensure_ascii=False),  # raw UTF-8
+        compact(r[9]) + "\r",  # CRLF
+        "",
+        "   ",
+        "  " + compact(r[10]) + "  ",  # padded
+        '{"uid":"u0011",' + compact(r[12])[1:],  # a duplicate key: the last one counts
+        json.dumps({**r[11], "timestamp": "x"}),  # quarantined
+    ]
+    resp = post_events(tinybird_server, ("\n".join(lines) + "\n").encode())
+    assert resp.json() == {"successful_rows": 11, "quarantined_rows": 1}
+
+    got = sql(
+        tinybird_server,
+        "%\nSELECT uid, id, action, actor, targets, metadata, timestamp, version, actor_id, target_keys "
+        "FROM audit_log WHERE workspace = {{String(w)}} ORDER BY uid FORMAT JSON",
+        w=ws,
+    ).json()["data"]
+    by_uid = {g.pop("uid"): g for g in got}
+    assert sorted(by_uid) == [f"u{n:04d}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12)]
+
+    def stored(n: int, **over: Any) -> dict[str, Any]:
+        base = {k: v for k, v in r[n].items() if k not in {"uid", "workspace"}}
+        base.update(over)
+        base["actor_id"] = json.loads(base["actor"])["id"]
+        base["target_keys"] = [f"{t['type']}:{t['id']}" for t in json.loads(base["targets"])]
+        return base
+
+    assert by_uid["u0001"] == stored(1)
+    assert by_uid["u0002"] == stored(2)
+    assert by_uid["u0003"] == stored(3)  # actor_id from actor, not the row's "actor_id"
+    assert by_uid["u0004"] == stored(4, version=3, timestamp=T0 + 4000)
+    assert by_uid["u0005"] == stored(5, metadata='{"k":"v"}', id="5")
+    assert by_uid["u0006"] == stored(6, targets="[]", version=1)
+    assert by_uid["u0007"] == stored(7, id="monitor:é😀", actor='{"id":"ü","name":"x"}')
+    assert by_uid["u0008"] == stored(8, id="monitor:é😀")
+    assert by_uid["u0009"] == stored(9)
+    assert by_uid["u0010"] == stored(10)
+    assert by_uid["u0012"] == stored(12)
+
+
+def test_a_large_batch_with_a_few_bad_rows(tinybird_server: TinybirdServer, ws: str) -> None:
+    rows = [row(ws, n, uid=f"u{n:05d}") for n in range(10_000)]
+    for n in (0, 4321, 9999):
+        rows[n]["version"] = "one"
+    rows[77]["uid"] = None
+    resp = ingest(tinybird_server, rows, compress=True)
+    assert resp.json() == {"successful_rows": 9_996, "quarantined_rows": 4}
+    counted = sql(
+        tinybird_server,
+        "%\nSELECT count() AS c, uniqExact(uid) AS u FROM audit_log WHERE workspace = {{String(w)}}",
+        w=ws,
+    ).json()["data"][0]
+    assert counted == {"c": 9_996, "u": 9_996}
+    quarantined = sql(
+        tinybird_server,
+        "%\nSELECT c__error_column FROM audit_log_quarantine WHERE position(c__line, {{String(w)}}) > 0",
+        w=ws,
+    ).json()["data"]
+    assert sorted(q["c__error_column"][0] for q in quarantined) == ["uid", "version", "version", "version"]
+
+
+def test_rows_clickhouse_refuses_are_quarantined_one_by_one(
+    tinybird_server_factory: Callable[..., TinybirdServer], tmp_path: Path
+) -> None:
+    (tmp_path / "datasources").mkdir()
+    (tmp_path / "datasources" / "things.datasource").write_text(
+        'SCHEMA >\n    `id` UUID `json:$.id`,\n    `n` Int32 `json:$.n`\n\nENGINE "MergeTree"\n'
+        'ENGINE_SORTING_KEY "id"\n'
+    )
+    server = tinybird_server_factory(datafiles=[tmp_path])
+    good = [{"id": str(uuid.UUID(int=n)), "n": n} for n in range(3)]
+    body = ndjson([good[0], {"id": "not-a-uuid", "n": 1}, good[1], good[2]])
+    resp = post_events(server, body, name="things")
+    assert resp.json() == {"successful_rows": 3, "quarantined_rows": 1}
+    assert post_events(server, ndjson(good), name="things").json()["successful_rows"] == 3  # still fine
+    found = sql(server, "SELECT c__error, c__line FROM things_quarantine FORMAT JSON").json()["data"]
+    assert len(found) == 1 and "not-a-uuid" in found[0]["c__line"]
+    assert found[0]["c__error"][0].startswith("ClickHouse refused the row")
+    assert sql(server, "SELECT count() AS c FROM things").json()["data"] == [{"c": 6}]
+
+
+def test_which_lines_are_taken_as_they_came() -> None:
+    from auditbird.tinybird.local.ingest import RowChecker
+
+    checker = RowChecker(load_dir(SHIPPED)[0]["audit_log"])
+    lines = [json.dumps(row("w", n), separators=(",", ":")) for n in range(5)]
+    split = checker.split("\n".join(lines) + "\n")
+    assert split.as_came and split.good == lines and all(split.raw) and not split.bad
+
+    odd = [
+        '{"uid":"dup",' + lines[0][1:],  # a duplicate key: rewritten, with the value json.loads reads
+        lines[1].replace('"version":1', '"version":1.0'),
+        lines[2].replace('"id":"monitor:2"', '"id":"C:\\\\monitor"'),  # a \\ in the line
+        lines[3].replace('"uid":"u0003"', '"uid":"u0003","extra":"x"'),  # an unknown key with a string
+        lines[4].replace('"uid":"u0004"', '"uid":"u0004","extra":[1,2]'),  # an unknown key without one
+    ]
+    split = checker.split("\n".join(odd + lines))
+    assert not split.as_came and not split.bad
+    assert split.raw == [False, False, False, False, True] + [True] * 5
+    assert split.good[5:] == lines and split.good[4] == odd[4]
+    assert [json.loads(g)["uid"] for g in split.good[:4]] == ["u0000", "u0001", "u0002", "u0003"]
+    assert json.loads(split.good[1])["version"] == 1 and json.loads(split.good[2])["id"] == "C:\\monitor"

@@ -1,8 +1,9 @@
 """chDB, embedded ClickHouse, behind one lock: tables from the datafiles, inserts, queries.
 
 chDB is not safe to call from several threads at once, so every call goes through
-:meth:`Engine.run` under a lock. A persistent session under ``--data DIR`` keeps the data
-across restarts; without one the data lives in a temporary folder.
+:meth:`Engine.run` (or, for the rows of the Events API, a streaming insert) under a lock. A
+persistent session under ``--data DIR`` keeps the data across restarts; without one the data
+lives in a temporary folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datafiles import Datasource, Pipe
-from .ingest import QUARANTINE_SUFFIX, RowChecker, quarantine_table_sql
+from .ingest import QUARANTINE_SUFFIX, Quarantined, RowChecker, Split, quarantine_table_sql
 from .template import render
 
 __all__ = ["Engine", "QueryError", "IngestResult", "check_select", "FORMATS"]
@@ -145,17 +146,39 @@ class Engine:
 
     # -- the Events API -------------------------------------------------------------------
 
-    def ingest(self, name: str, text: str) -> IngestResult:
+    def ingest(self, name: str, text: str, body: bytes | None = None) -> IngestResult:
+        """NDJSON ``text`` (``body``: the same as UTF-8 bytes, if at hand) into ``name``; rows that
+        do not fit go to its quarantine. A batch whose rows all fit costs one INSERT."""
         checker = self.checkers[name]
-        good, bad = checker.split(text)
+        good, bad, errors = self._ingest_checked(name, checker.split(text), body)
+        if bad:
+            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            rows = checker.quarantine_rows(bad, str(uuid.uuid4()), now)
+            self.run(f"INSERT INTO `{name}{QUARANTINE_SUFFIX}` FORMAT JSONEachRow\n" + "\n".join(rows))
+        return IngestResult(good, len(bad), errors)
+
+    def _ingest_checked(
+        self, name: str, split: Split, body: bytes | None
+    ) -> tuple[int, list[Quarantined], list[str]]:
+        """Insert the good rows of ``split`` (``body``: its text as bytes): (rows ingested, rows to
+        quarantine, errors). A batch ClickHouse refuses is retried row by row, as always."""
+        checker = self.checkers[name]
+        bad = split.bad
         errors = [e for q in bad for e in q.errors]
+        good = split.good
         if good:
             columns = ", ".join(f"`{c}`" for c in checker.columns)
-            head = f"INSERT INTO `{name}` ({columns}) FORMAT JSONEachRow\n"
-            try:
-                self.run(head + "\n".join(good))
-            except QueryError:
+            # Rows with the same sorting key are collapsed by merges (and FINAL) anyway: doing it
+            # for each insert as well only costs time.
+            insert = f"INSERT INTO `{name}` ({columns}) SETTINGS optimize_on_insert = 0"
+            ok = self._insert(insert, body if split.as_came and body is not None else None, good)
+            if not ok and any(split.raw):
+                checker.recheck(split)  # the lines as the full check writes them, as always
+                good = split.good
+                ok = self._insert(insert, None, good)
+            if not ok:
                 # ClickHouse refused the batch: find the rows it refuses and quarantine those.
+                head = insert + " FORMAT JSONEachRow\n"
                 kept = []
                 for line in good:
                     try:
@@ -165,11 +188,33 @@ class Engine:
                         bad.append(_from_clickhouse(line, str(exc)))
                         errors.append(str(exc))
                 good = kept
-        if bad:
-            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-            rows = checker.quarantine_rows(bad, str(uuid.uuid4()), now)
-            self.run(f"INSERT INTO `{name}{QUARANTINE_SUFFIX}` FORMAT JSONEachRow\n" + "\n".join(rows))
-        return IngestResult(len(good), len(bad), errors)
+        return len(good), bad, errors
+
+    def _insert(self, insert: str, payload: bytes | None, lines: list[str]) -> bool:
+        """One INSERT of JSONEachRow (``payload``, else ``lines``); False if ClickHouse refused it.
+
+        The data is handed to chDB as bytes (a streaming insert), not parsed out of a SQL string.
+        """
+        if payload is None:
+            try:
+                payload = "\n".join(lines).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (a \ud800 escape): no row of it is UTF-8
+                return False
+        send_insert = getattr(self._session, "send_insert", None)
+        with self._lock:
+            if send_insert is None:  # an older chDB: the data goes after FORMAT in the query
+                try:
+                    self._session.query(insert + " FORMAT JSONEachRow\n" + payload.decode("utf-8"), "CSV")
+                except Exception:
+                    return False
+                return True
+            try:
+                with send_insert(insert, "JSONEachRow") as stream:
+                    stream.append(payload)
+                    stream.finish()
+            except Exception:  # chDB raises RuntimeError; leaving the block cancels the insert
+                return False
+        return True
 
     # -- the Pipes and Query APIs ---------------------------------------------------------
 
@@ -200,7 +245,5 @@ def _clean(message: str) -> str:
     return re.sub(r"^Code: \d+\. DB::Exception: ", "", first)
 
 
-def _from_clickhouse(line: str, error: str) -> Any:
-    from .ingest import Quarantined
-
+def _from_clickhouse(line: str, error: str) -> Quarantined:
     return Quarantined(line, ["__line"], [f"ClickHouse refused the row: {error}"], {})

@@ -138,7 +138,7 @@ class EventsHandler(_Base):
         except UnicodeDecodeError:
             return self.fail(400, "The body is not UTF-8 NDJSON")
         try:
-            result = await self.blocking(engine.ingest, name, text)
+            result = await self.blocking(engine.ingest, name, text, body)
         except QueryError as exc:
             return self.fail(500, f"Insert failed: {exc}")
         wait = self.get_query_argument("wait", "false").lower() in {"true", "1"}
