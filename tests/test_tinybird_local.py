@@ -160,6 +160,19 @@ def test_a_retried_event_is_returned_once(tinybird_server: TinybirdServer, ws: s
     assert stored.json()["data"][0]["c"] >= 2
 
 
+def test_a_uid_published_again_at_another_time_is_returned_once(
+    tinybird_server: TinybirdServer, ws: str
+) -> None:
+    # Not the same sorting key, so FINAL alone would keep both copies.
+    ingest(tinybird_server, [row(ws, 1), row(ws, 1, timestamp=T0 + 5_000), row(ws, 4)])
+    # The newest copy is the one kept (T0 + 5 s, ahead of u0004 at T0 + 4 s).
+    assert uids(pipe(tinybird_server, "endpoint_audit_log", event_id="monitor:1", workspace=ws)) == [
+        "u0001",
+        "u0004",
+    ]
+    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws)) == ["u0001", "u0004"]
+
+
 # -- the list pipe: every filter and the cursor ---------------------------------------------
 
 
