@@ -7,15 +7,15 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .._errors import ConflictError, StoreUnavailable
 from ..query import Query
 from .base import Row
+from .sqlite_query import COLUMNS_SQL, build_select, where_clause
 
-__all__ = ["SQLiteStore", "SCHEMA_VERSION"]
+__all__ = ["SQLiteStore", "SCHEMA_VERSION", "build_select", "write_rows"]
 
 # Each entry migrates the file from version i to i+1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -64,9 +64,6 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_COLUMNS = (
-    "a.uid, a.workspace, a.id, a.action, a.actor, a.targets, a.metadata, a.timestamp, a.version, a.position"
-)
 _INSERT = (
     "INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp, "
     "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -196,7 +193,7 @@ class SQLiteStore:
     def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
         """``(bucket_start_ms, action, count)`` for the events a query matches (no limit).
         Buckets start at ``query.since`` (or the epoch): ``since + k * bucket_ms``."""
-        source, where, params = _where(query)
+        source, where, params = where_clause(query)
         origin = query.since or 0
         sql = (
             f"SELECT ((a.timestamp - ?) / ?) * ? + ? AS bucket, a.action, count(*) FROM {source} "  # noqa: S608
@@ -211,7 +208,7 @@ class SQLiteStore:
         outbox relay's read (positions are gap-free, so a reader never skips a commit)."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM audit_log AS a WHERE a.position > ? "  # noqa: S608
+                f"SELECT {COLUMNS_SQL} FROM audit_log AS a WHERE a.position > ? "  # noqa: S608
                 "ORDER BY a.position LIMIT ?",
                 (after_position, limit),
             ).fetchall()
@@ -364,81 +361,3 @@ def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
     if len(streams) != 1:
         raise ValueError("expected_revision needs every event of the append in one stream")
     return streams.pop()
-
-
-def _where(q: Query) -> tuple[str, list[str], list[object]]:
-    """FROM and WHERE of a query: values are always bound, never formatted in."""
-    by_target = q.target_type is not None or q.target_id is not None
-    k = "t" if by_target else "a"  # the table whose (timestamp, uid) index drives the order
-    source = (
-        "audit_target AS t JOIN audit_log AS a ON a.position = t.position" if by_target else "audit_log AS a"
-    )
-    where = [f"{k}.workspace = ?"]
-    params: list[object] = [q.workspace]
-    if q.event_id is not None:
-        where.append("a.id = ?")
-        params.append(q.event_id)
-    if q.actions:
-        where.append(f"a.action IN ({', '.join('?' * len(q.actions))})")
-        params.extend(q.actions)
-    if q.actor_id is not None:
-        where.append("a.actor_id = ?")
-        params.append(q.actor_id)
-    if q.target_type is not None:
-        where.append("t.type = ?")
-        params.append(q.target_type)
-    if q.target_id is not None:
-        where.append("t.target_id = ?")
-        params.append(q.target_id)
-    if q.since is not None:
-        where.append(f"{k}.timestamp >= ?")
-        params.append(q.since)
-    if q.until is not None:
-        where.append(f"{k}.timestamp < ?")
-        params.append(q.until)
-    if q.uid is not None:
-        where.append("a.uid = ?")
-        params.append(q.uid)
-    if q.text:
-        pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
-        params.extend([pattern, pattern])
-    return source, where, params
-
-
-def build_select(q: Query) -> tuple[str, list[object]]:
-    """The parameterised SELECT for a query, in the query's order."""
-    if len(q.actions) > 1 and q.order != "position" and q.limit is not None:
-        return _union_by_action(q)
-    source, where, params = _where(q)
-    k = "t" if source.startswith("audit_target") else "a"
-    if q.order == "position":
-        if q.after_position is not None:
-            where.append("a.position > ?")
-            params.append(q.after_position)
-        order = "a.position ASC"
-    else:
-        direction = "DESC" if q.order == "desc" else "ASC"
-        if q.after is not None:
-            where.append(f"({k}.timestamp, {k}.uid) {'<' if direction == 'DESC' else '>'} (?, ?)")
-            params.extend(q.after)
-        order = f"{k}.timestamp {direction}, {k}.uid {direction}"
-    sql = f"SELECT {_COLUMNS} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - only fixed fragments are formatted in
-    if q.limit is not None:
-        sql += " LIMIT ?"
-        params.append(q.limit)
-    return sql, params
-
-
-def _union_by_action(q: Query) -> tuple[str, list[object]]:
-    """Several actions: one indexed, limited SELECT per action, merged. ``action IN (...)``
-    would sort every matching row of the log to find the newest page."""
-    arms, params = [], []
-    for name in q.actions:
-        sql, arm_params = build_select(replace(q, actions=(name,)))
-        arms.append(f"SELECT * FROM ({sql})")  # noqa: S608 - built from fixed fragments
-        params.extend(arm_params)
-    direction = "DESC" if q.order == "desc" else "ASC"
-    sql = f"{' UNION ALL '.join(arms)} ORDER BY timestamp {direction}, uid {direction} LIMIT ?"
-    params.append(q.limit)
-    return sql, params

@@ -1,0 +1,94 @@
+"""SELECTs for the SQLite store: a :class:`Query` in, parameterised SQL out.
+
+Values are always bound, never formatted in; only fixed fragments are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..query import Query
+
+__all__ = ["build_select", "where_clause", "COLUMNS_SQL"]
+
+COLUMNS_SQL = (
+    "a.uid, a.workspace, a.id, a.action, a.actor, a.targets, a.metadata, a.timestamp, a.version, a.position"
+)
+
+
+def where_clause(q: Query) -> tuple[str, list[str], list[object]]:
+    """FROM and WHERE of a query: values are always bound, never formatted in."""
+    by_target = q.target_type is not None or q.target_id is not None
+    k = "t" if by_target else "a"  # the table whose (timestamp, uid) index drives the order
+    source = (
+        "audit_target AS t JOIN audit_log AS a ON a.position = t.position" if by_target else "audit_log AS a"
+    )
+    where = [f"{k}.workspace = ?"]
+    params: list[object] = [q.workspace]
+    if q.event_id is not None:
+        where.append("a.id = ?")
+        params.append(q.event_id)
+    if q.actions:
+        where.append(f"a.action IN ({', '.join('?' * len(q.actions))})")
+        params.extend(q.actions)
+    if q.actor_id is not None:
+        where.append("a.actor_id = ?")
+        params.append(q.actor_id)
+    if q.target_type is not None:
+        where.append("t.type = ?")
+        params.append(q.target_type)
+    if q.target_id is not None:
+        where.append("t.target_id = ?")
+        params.append(q.target_id)
+    if q.since is not None:
+        where.append(f"{k}.timestamp >= ?")
+        params.append(q.since)
+    if q.until is not None:
+        where.append(f"{k}.timestamp < ?")
+        params.append(q.until)
+    if q.uid is not None:
+        where.append("a.uid = ?")
+        params.append(q.uid)
+    if q.text:
+        pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
+        params.extend([pattern, pattern])
+    return source, where, params
+
+
+def build_select(q: Query) -> tuple[str, list[object]]:
+    """The parameterised SELECT for a query, in the query's order."""
+    if len(q.actions) > 1 and q.order != "position" and q.limit is not None:
+        return _union_by_action(q)
+    source, where, params = where_clause(q)
+    k = "t" if source.startswith("audit_target") else "a"
+    if q.order == "position":
+        if q.after_position is not None:
+            where.append("a.position > ?")
+            params.append(q.after_position)
+        order = "a.position ASC"
+    else:
+        direction = "DESC" if q.order == "desc" else "ASC"
+        if q.after is not None:
+            where.append(f"({k}.timestamp, {k}.uid) {'<' if direction == 'DESC' else '>'} (?, ?)")
+            params.extend(q.after)
+        order = f"{k}.timestamp {direction}, {k}.uid {direction}"
+    sql = f"SELECT {COLUMNS_SQL} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - only fixed fragments are formatted in
+    if q.limit is not None:
+        sql += " LIMIT ?"
+        params.append(q.limit)
+    return sql, params
+
+
+def _union_by_action(q: Query) -> tuple[str, list[object]]:
+    """Several actions: one indexed, limited SELECT per action, merged. ``action IN (...)``
+    would sort every matching row of the log to find the newest page."""
+    arms, params = [], []
+    for name in q.actions:
+        sql, arm_params = build_select(replace(q, actions=(name,)))
+        arms.append(f"SELECT * FROM ({sql})")  # noqa: S608 - built from fixed fragments
+        params.extend(arm_params)
+    direction = "DESC" if q.order == "desc" else "ASC"
+    sql = f"{' UNION ALL '.join(arms)} ORDER BY timestamp {direction}, uid {direction} LIMIT ?"
+    params.append(q.limit)
+    return sql, params
