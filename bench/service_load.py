@@ -1,11 +1,15 @@
 """Load on the REST service over loopback vs. the library directly, on the embedded SQLite store.
 
-    python -m bench.service_load [--seconds 10] [--connections 32] [--batches 60]
+    python -m bench.service_load [--seconds 10] [--connections 32] [--workers 1]
 
 Starts a real ``auditbird serve`` process over a fresh SQLite file (durable commits, the
 default), drives it with a small raw HTTP/1.1 keep-alive client on asyncio (a Python client
 library would be the bottleneck on 2 cores), then publishes the same events through
-``AuditLog`` in this process. Writes the ``## Service`` section of bench/RESULTS.md.
+``AuditLog`` in this process, and times the library's parts (validation, encoding, the SQLite
+insert) on the same batches. Writes the ``## Service`` section of bench/RESULTS.md.
+
+To compare two versions of the code in one session, run it twice with ``PYTHONPATH`` pointing
+at each ``src`` (the server process inherits it).
 """
 
 from __future__ import annotations
@@ -35,6 +39,29 @@ EVENT = {
     "metadata": {"region": "gru", "statusCode": 400, "message": "timeout"},
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU so far of a process and its children (``--workers``); Linux, else 0."""
+
+    def stat(path: str) -> list[str]:
+        with open(path) as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    total = 0.0
+    try:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = stat(f"/proc/{entry}/stat")
+            except OSError:
+                continue
+            if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return total
 
 
 def _free_port() -> int:
@@ -147,8 +174,11 @@ async def load(
 def library(directory: Path, singles: int, batches: int) -> dict[str, float]:
     import auditbird.catalog.openstatus  # noqa: F401 - the same schemas the server validates with
     from auditbird import AuditLog
+    from auditbird.codec import encode
+    from auditbird.stores.sqlite import SQLiteStore
+    from auditbird.validation import validate_events
 
-    with AuditLog(f"sqlite:///{directory / 'library.db'}") as log:
+    with AuditLog(f"sqlite:///{directory / 'library.db'}", workspace="bench") as log:
         latencies = []
         started = time.perf_counter()
         for _ in range(singles):
@@ -160,11 +190,30 @@ def library(directory: Path, singles: int, batches: int) -> dict[str, float]:
         for _ in range(batches):
             log.publish_many([EVENT] * 1_000)
         batch = batches * 1_000 / (time.perf_counter() - started)
+        # Where publish_many's time goes, per event: the same 1,000-event batches, part by part.
+        items = [EVENT] * 1_000
+        validate_s = encode_s = insert_s = 0.0
+        store = SQLiteStore(directory / "parts.db")
+        for _ in range(batches):
+            t = time.perf_counter()
+            events = validate_events(items, log.registry, workspace="bench")
+            validate_s += time.perf_counter() - t
+            t = time.perf_counter()
+            rows = [encode(e) for e in events]
+            encode_s += time.perf_counter() - t
+            t = time.perf_counter()
+            store.append(rows)
+            insert_s += time.perf_counter() - t
+        store.close()
+    n = batches * 1_000
     return {
         "single": single,
         "p50_ms": pct(latencies, 0.5) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
         "batch": batch,
+        "validate_us": validate_s / n * 1e6,
+        "encode_us": encode_s / n * 1e6,
+        "insert_us": insert_s / n * 1e6,
     }
 
 
@@ -192,23 +241,23 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="auditbird-bench-") as tmp:
         directory = Path(tmp)
         process, url, key = start_server(directory, args.workers)
+        cpu: dict[str, float] = {}
         try:
             one = json.dumps(EVENT).encode()
             batch = json.dumps([EVENT] * 1_000).encode()
             asyncio.run(load(url, key, body=one, connections=4, seconds=1, minimal=False))  # warm up
-            single = asyncio.run(
-                load(url, key, body=one, connections=args.connections, seconds=args.seconds, minimal=False)
-            )
-            batches = asyncio.run(
-                load(
-                    url,
-                    key,
-                    body=batch,
-                    connections=args.batch_connections,
-                    seconds=args.seconds,
-                    minimal=True,
+
+            def run(name: str, body: bytes, connections: int, minimal: bool) -> dict[str, Any]:
+                before = _cpu_seconds(process.pid)
+                result = asyncio.run(
+                    load(url, key, body=body, connections=connections, seconds=args.seconds, minimal=minimal)
                 )
-            )
+                cpu[name] = _cpu_seconds(process.pid) - before
+                return result
+
+            single = run("single", one, args.connections, False)
+            batches = run("batches", batch, args.batch_connections, True)
+            full = run("full", batch, args.batch_connections, False)
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
                 metrics = c.get("/metrics").text
             written = int(re.search(r"^auditbird_events_written_total (\d+)", metrics, re.M).group(1))  # type: ignore[union-attr]
@@ -218,6 +267,15 @@ def main(argv: list[str] | None = None) -> None:
         direct = library(directory, args.library_singles, args.library_batches)
 
     batch_eps = batches["rps"] * 1_000
+    full_eps = full["rps"] * 1_000
+    parts = direct["validate_us"] + direct["encode_us"] + direct["insert_us"]
+    one_core = 1e6 / parts
+    single_cpu_us = cpu["single"] / max(1, single["requests"]) * 1e6 if cpu.get("single") else 0.0
+    batch_cpu_us = cpu["batches"] / max(1, batches["requests"] * 1_000) * 1e6 if cpu.get("batches") else 0.0
+
+    def verdict(value: float, goal: float) -> str:
+        return "**met**" if value >= goal else f"**missed** ({value / goal:.0%} of it)"
+
     lines = [
         "## Service",
         "",
@@ -229,25 +287,57 @@ def main(argv: list[str] | None = None) -> None:
         "client in another process on the same 2 cores. The library rows are `AuditLog` in one process on",
         "the same kind of file. Same event (the seed's `monitor.down`, schema-validated) everywhere.",
         "",
-        "| path | events/s | p50 ms | p99 ms | goal |",
-        "|---|---:|---:|---:|---|",
+        "| path | events/s | p50 ms | p99 ms | server CPU µs/event | goal |",
+        "|---|---:|---:|---:|---:|---|",
         f"| service: single-event POSTs ({args.connections} connections) | {single['rps']:,.0f} "
-        f"| {single['p50_ms']:.1f} | {single['p99_ms']:.1f} | ≥ 3,000 |",
-        f"| service: POSTs of 1,000 events ({args.batch_connections} connections) | {batch_eps:,.0f} "
-        f"| {batches['p50_ms']:.1f} | {batches['p99_ms']:.1f} | ≥ 100,000 |",
+        f"| {single['p50_ms']:.1f} | {single['p99_ms']:.1f} | {single_cpu_us:.0f} "
+        f"| ≥ 3,000: {verdict(single['rps'], 3_000)} |",
+        f"| service: POSTs of 1,000 events, `Prefer: return=minimal` ({args.batch_connections} connections) "
+        f"| {batch_eps:,.0f} | {batches['p50_ms']:.1f} | {batches['p99_ms']:.1f} | {batch_cpu_us:.1f} "
+        f"| ≥ 100,000: {verdict(batch_eps, 100_000)} |",
+        f"| service: POSTs of 1,000 events, full answer (the stored events) | {full_eps:,.0f} "
+        f"| {full['p50_ms']:.1f} | {full['p99_ms']:.1f} | | |",
         f"| library: `publish_audit_log` one at a time | {direct['single']:,.0f} "
-        f"| {direct['p50_ms']:.2f} | {direct['p99_ms']:.2f} | |",
-        f"| library: `publish_many` of 1,000 | {direct['batch']:,.0f} | | | |",
+        f"| {direct['p50_ms']:.2f} | {direct['p99_ms']:.2f} | | |",
+        f"| library: `publish_many` of 1,000 | {direct['batch']:,.0f} | | | | |",
         "",
         f"Ratios, service / library: single events **{single['rps'] / direct['single']:.2f}x**, "
-        f"batches **{batch_eps / direct['batch']:.2f}x**. Errors: {single['errors'] + batches['errors']}; "
+        f"batches **{batch_eps / direct['batch']:.2f}x**. Errors: "
+        f"{single['errors'] + batches['errors'] + full['errors']}; "
         f"events written (server metric): {written:,}.",
+        "",
+        f"The library's own cost per event in a batch of 1,000, measured in this run: validation "
+        f"{direct['validate_us']:.1f} µs, encoding {direct['encode_us']:.1f} µs, the durable SQLite insert "
+        f"{direct['insert_us']:.1f} µs: {parts:.1f} µs, i.e. at most **{one_core:,.0f} events/s per core** "
+        f"before any HTTP, and {2 * one_core:,.0f}/s if both cores did nothing else.",
         "",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text + READING)
+
+
+READING = """\
+Reading it (the machine is shared with other engineers' runs; numbers move by tens of percent):
+
+- `POST /v1/events` is served by a pure-ASGI handler inside the metrics middleware: no routing,
+  no dependency injection (the FastAPI route stays, for the OpenAPI document, and answers the
+  same: tested). Verified API keys are cached (a revoke is seen on the next request, at the
+  latest after 1 s), bodies are parsed and answers written by pydantic-core, and the server
+  process freezes its start-up heap out of the cyclic GC and collects young objects less often.
+- The batch goal is out of reach on top of the library as it is: its own validation, encoding
+  and durable insert (the per-event figures above) allow about a third of 100,000 events/s per
+  core, about three quarters with both cores and nothing else running. In one server process
+  the event loop (parsing, validating, encoding the next batch) and the commit thread (the
+  SQLite insert) also share one GIL, and the store's `executemany` gives it up and takes it
+  back for every row, so the two mostly take turns instead of overlapping. The service's own
+  part of a batch is small (JSON parsing ~1 µs/event, no second validation); the rest of the
+  gap to `publish_many` is the HTTP body, the GIL hand-offs and the answer.
+- The full answer to a batch (1,000 stored events as JSON) costs `Event.to_dict()` per event;
+  clients that do not need the events back send `Prefer: return=minimal` (the Python client
+  does) and get `{"count": n}` with `Preference-Applied: return=minimal`.
+"""
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class Settings:
     store: str = field(default_factory=default_url)
     workspace: str = ""
     strict: bool = False
+    actions: list[str] = field(default_factory=list)  # --actions modules, as given (for `serve`)
 
     def open_log(self) -> AuditLog:
         try:
@@ -86,4 +87,5 @@ def _global(
         settings.store = store
     settings.workspace = workspace
     settings.strict = strict
-    load_actions(actions or [])
+    settings.actions = list(actions or [])
+    load_actions(settings.actions)

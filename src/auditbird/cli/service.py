@@ -186,6 +186,8 @@ def serve(
         "AUDITBIRD_KEYS": str(keys if keys is not None else keys_path_for(url)),
         "AUDITBIRD_STRICT": "1" if settings.strict else "",
     }
+    if settings.actions:  # worker processes import them again (app_from_env reads this)
+        env["AUDITBIRD_ACTIONS"] = ",".join(settings.actions)
     for name, value in (
         ("AUDITBIRD_RATE_LIMIT", rate_limit),
         ("AUDITBIRD_MAX_REQUEST_BYTES", max_request_bytes),

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -32,10 +35,12 @@ from ..query import Query
 from ..stores import default_url, open_store
 from ..stores.base import Store
 from ..validation import DEFAULT_LIMITS, Limits
+from .fastpath import LeanPath
 from .keys import KeyStore, keys_path_for
 from .limits import RateLimiter, ServiceLimits
 from .metrics import MetricsMiddleware
 from .problems import ProblemError, problem_response
+from .routes_events import publish_lean
 from .routes_events import router as events_router
 from .state import ServiceState
 from .writer import GroupCommitStore
@@ -93,6 +98,9 @@ def create_app(
         separate_input_output_schemas=False,
     )
     app.state.auditbird = state
+    # The hot route skips the router (inside the metrics middleware, so it is still counted).
+    publish_route = next(r for r in events_router.routes if isinstance(r, APIRoute) and r.name == "publish")
+    app.add_middleware(LeanPath, method="POST", path="/v1/events", handler=publish_lean, route=publish_route)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     _install_error_handlers(app, state)
     app.include_router(events_router)
@@ -181,6 +189,8 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
 
 def app_from_env() -> FastAPI:
     """The app ``auditbird serve`` runs (``uvicorn --factory``): settings from the environment."""
+    if os.getcwd() not in sys.path:  # as the CLI's --actions: the application's own modules
+        sys.path.insert(0, os.getcwd())
     for name in filter(None, (s.strip() for s in os.environ.get("AUDITBIRD_ACTIONS", "").split(","))):
         importlib.import_module(name)
 
@@ -195,9 +205,24 @@ def app_from_env() -> FastAPI:
         default_rate=number("AUDITBIRD_RATE_LIMIT", defaults.default_rate),
     )
     keys = os.environ.get("AUDITBIRD_KEYS")
-    return create_app(
+    app = create_app(
         default_url(),
         keys=Path(keys) if keys else None,
         limits=limits,
         strict=os.environ.get("AUDITBIRD_STRICT", "") in ("1", "true", "yes"),
     )
+    tune_gc()
+    return app
+
+
+def tune_gc() -> None:
+    """For a server process (``auditbird serve`` calls it; an app embedded in another process
+    does not): everything loaded at start-up (FastAPI, pydantic schemas, the app) is moved out
+    of the cyclic GC's sight (``gc.freeze``), and young collections run less often. A batch of
+    1,000 events allocates tens of thousands of objects that all stay alive until it is
+    answered; with the defaults the collector rescans them, and the whole heap, many times per
+    request (measured in process: ~20% of the event loop's CPU for a batch POST, ~25% for a
+    single-event POST)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 10)

@@ -16,7 +16,7 @@ from .keys import ApiKey
 from .problems import ProblemError
 from .state import ServiceState
 
-__all__ = ["require", "ReadKey", "WriteKey", "AnyKey"]
+__all__ = ["require", "authenticate", "bearer_token", "ReadKey", "WriteKey", "AnyKey"]
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -27,42 +27,60 @@ bearer = HTTPBearer(
 Need = Literal["read", "write", "any"]
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (as :data:`bearer` reads it)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def authenticate(state: ServiceState, token: str | None, need: Need) -> ApiKey:
+    """The key behind ``token``, allowed to do ``need`` and within its rate; else a problem.
+
+    The one check every route makes, through :func:`require` (FastAPI dependency) or directly
+    (the lean ``POST /v1/events``)."""
+    if not token:
+        raise ProblemError(
+            401,
+            "send an API key: `Authorization: Bearer ab_...` (create one with `auditbird keys create`)",
+            slug="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = state.keys.verify(token)
+    if key is None:
+        raise ProblemError(
+            401,
+            "this API key is unknown or revoked; create a new one with `auditbird keys create`",
+            slug="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if need == "read" and not key.can_read:
+        raise ProblemError(403, f"this key has scope {key.scope!r}; reading needs 'read' or 'admin'")
+    if need == "write" and not key.can_write:
+        raise ProblemError(403, f"this key has scope {key.scope!r}; writing needs 'write' or 'admin'")
+    rate = key.rate if key.rate is not None else state.limits.default_rate
+    wait = state.limiter.take(key.key_id, rate)
+    if wait > 0:
+        state.metrics.add("rate_limited")
+        raise ProblemError(
+            429,
+            f"this key is limited to {rate:g} requests per second; retry after the Retry-After delay",
+            slug="rate-limited",
+            headers={"Retry-After": state.limiter.retry_after(wait)},
+        )
+    return key
+
+
 def require(need: Need) -> Callable[..., Awaitable[ApiKey]]:
     async def principal(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
     ) -> ApiKey:
         state: ServiceState = request.app.state.auditbird
-        if credentials is None or not credentials.credentials:
-            raise ProblemError(
-                401,
-                "send an API key: `Authorization: Bearer ab_...` (create one with `auditbird keys create`)",
-                slug="unauthorized",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        key = state.keys.verify(credentials.credentials)
-        if key is None:
-            raise ProblemError(
-                401,
-                "this API key is unknown or revoked; create a new one with `auditbird keys create`",
-                slug="unauthorized",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        if need == "read" and not key.can_read:
-            raise ProblemError(403, f"this key has scope {key.scope!r}; reading needs 'read' or 'admin'")
-        if need == "write" and not key.can_write:
-            raise ProblemError(403, f"this key has scope {key.scope!r}; writing needs 'write' or 'admin'")
-        rate = key.rate if key.rate is not None else state.limits.default_rate
-        wait = state.limiter.take(key.key_id, rate)
-        if wait > 0:
-            state.metrics.add("rate_limited")
-            raise ProblemError(
-                429,
-                f"this key is limited to {rate:g} requests per second; retry after the Retry-After delay",
-                slug="rate-limited",
-                headers={"Retry-After": state.limiter.retry_after(wait)},
-            )
-        return key
+        return authenticate(state, credentials.credentials if credentials is not None else None, need)
 
     return principal
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from typing import Any
 
 from fastapi import Request
+from pydantic_core import from_json
 
 from .._errors import Problem
 from ..codec import dumps
@@ -40,7 +40,10 @@ def _too_large(detail: str, errors: list[Problem] | None = None) -> ProblemError
 
 
 def parse_events(body: bytes, content_type: str) -> tuple[list[Any], bool]:
-    """``(items, single)``: ``single`` when the body was one JSON object (answered as one)."""
+    """``(items, single)``: ``single`` when the body was one JSON object (answered as one).
+
+    Parsed by pydantic-core (``from_json``, in Rust: about twice as fast as ``json.loads``; bad
+    UTF-8, lone surrogates and nesting deeper than 200 levels are refused here, as a 400)."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media in NDJSON_TYPES:
         items: list[Any] = []
@@ -49,8 +52,8 @@ def parse_events(body: bytes, content_type: str) -> tuple[list[Any], bool]:
             if not line.strip():
                 continue
             try:
-                items.append(json.loads(line))
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                items.append(from_json(line))
+            except ValueError as exc:
                 problems.append(Problem("", f"line {i + 1} is not JSON: {_reason(exc)}", len(items)))
         if problems:
             raise ProblemError(400, "the NDJSON body has lines that are not JSON", errors=problems)
@@ -58,8 +61,8 @@ def parse_events(body: bytes, content_type: str) -> tuple[list[Any], bool]:
             raise _empty()
         return items, False
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        data = from_json(body)
+    except ValueError as exc:
         raise ProblemError(
             400,
             "the body is not JSON; send one event object, an array of events, "
@@ -84,8 +87,6 @@ def _empty() -> ProblemError:
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     return str(exc)[:200]
 
 

@@ -9,6 +9,13 @@ leave the machine that serves them. For ``sqlite:///path/audit.db`` the keys liv
 >>> created = keys.create(workspace="acme", scope="read")
 >>> keys.verify(created.secret).workspace
 'acme'
+
+Verified keys are cached for ``cache_seconds`` (default 1 s) so that a request costs no SQLite
+look-up: the cache holds each key's row (with the secret's hash, never the secret) and every
+request still hashes the presented secret and compares it in constant time. A key revoked
+through this store is dropped from its cache at once; a key revoked by another process (``auditbird
+keys revoke``) stops working as soon as the key file is seen to change (checked on every
+request with one ``stat``), and in any case within ``cache_seconds``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 __all__ = ["ApiKey", "CreatedKey", "KeyStore", "Scope", "SCOPES", "keys_path_for"]
@@ -101,13 +108,23 @@ def _hash(secret: str) -> str:
 
 
 class KeyStore:
-    """API keys (and the service's idempotency records) in one small SQLite file."""
+    """API keys (and the service's idempotency records) in one small SQLite file.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``cache_seconds``: how long a verified key's row may be reused without reading the file
+    again (0: read it on every request). It bounds how late a revoke from another process
+    takes effect.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, cache_seconds: float = 1.0) -> None:
         self.path = Path(path)
+        self.cache_seconds = cache_seconds
+        # key_id -> (row as ApiKey fields + hash, monotonic expiry); rows only, never a secret.
+        self._cache: dict[str, tuple[tuple[Any, ...], float]] = {}
+        self._stamp: tuple[int, int] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
+        self._wal = self.path.with_name(self.path.name + "-wal")
         with self._lock:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.executescript(_SCHEMA)
@@ -139,18 +156,48 @@ class KeyStore:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
             return None
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT key_id, workspace, scope, name, rate, created_at, revoked_at, hash "
-                "FROM api_key WHERE key_id = ?",
-                (parts[1],),
-            ).fetchone()
+        row = self._row(parts[1])
         # Hash and compare even when the id is unknown, so timing says nothing about ids.
         stored = row[7] if row else "0" * 64
         matches = hmac.compare_digest(_hash(parts[2]), stored)
         if row is None or not matches or row[6] is not None:
             return None
         return ApiKey(*row[:7])
+
+    def _row(self, key_id: str) -> tuple[Any, ...] | None:
+        """The key's row: from the cache while fresh and the file unchanged, else from SQLite."""
+        now = time.monotonic()
+        if self.cache_seconds > 0:
+            stamp = self._file_stamp()
+            if stamp != self._stamp:  # another process wrote the key file: trust no cached row
+                self._cache.clear()
+                self._stamp = stamp
+            cached = self._cache.get(key_id)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT key_id, workspace, scope, name, rate, created_at, revoked_at, hash "
+                "FROM api_key WHERE key_id = ?",
+                (key_id,),
+            ).fetchone()
+        if row is not None and self.cache_seconds > 0:  # unknown ids are not cached
+            if len(self._cache) >= 10_000:
+                self._cache.clear()
+            self._cache[key_id] = (tuple(row), now + self.cache_seconds)
+        return tuple(row) if row is not None else None
+
+    def _file_stamp(self) -> tuple[int, int]:
+        """Size and mtime of the key file's WAL (the main file if there is none): a commit by
+        any connection appends to the WAL, so it changes one or both. One ``stat`` a request."""
+        try:
+            st = os.stat(self._wal)
+        except OSError:
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
 
     def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
         sql = "SELECT key_id, workspace, scope, name, rate, created_at, revoked_at FROM api_key"
@@ -169,6 +216,7 @@ class KeyStore:
                 "UPDATE api_key SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (int(time.time() * 1000), key_id),
             )
+        self._cache.pop(key_id, None)  # this process stops accepting it at once
         return cur.rowcount == 1
 
     # -- idempotency records --------------------------------------------------------------

@@ -25,13 +25,22 @@ class ServiceState:
     strict: bool = False
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    _logs: dict[tuple[str, bool], AsyncAuditLog] = field(default_factory=dict, repr=False)
 
     def log(self, workspace: str, *, strict: bool | None = None) -> AsyncAuditLog:
-        """A log forced to the key's workspace: the library validates, fills defaults, encodes."""
-        return AsyncAuditLog(
-            self.store,
-            workspace=workspace,
-            strict=self.strict if strict is None else strict,
-            registry=self.registry,
-            limits=self.event_limits,
-        )
+        """A log forced to the key's workspace: the library validates, fills defaults, encodes.
+
+        Logs hold only their settings, so one per (workspace, strict) is kept and reused."""
+        strict = self.strict if strict is None else strict
+        found = self._logs.get((workspace, strict))
+        if found is None:
+            if len(self._logs) >= 1_024:
+                self._logs.clear()
+            found = self._logs[(workspace, strict)] = AsyncAuditLog(
+                self.store,
+                workspace=workspace,
+                strict=strict,
+                registry=self.registry,
+                limits=self.event_limits,
+            )
+        return found

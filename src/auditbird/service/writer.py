@@ -10,6 +10,7 @@ so one request's failure never fails another's, and each stays all or nothing.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 
 from .._errors import AuditError, StoreUnavailable
@@ -25,7 +26,7 @@ class GroupCommitStore:
     def __init__(self, store: Store, *, max_rows: int = 20_000) -> None:
         self.sync = store
         self.max_rows = max_rows
-        self._pending: list[tuple[Sequence[Row], asyncio.Future[None]]] = []
+        self._pending: deque[tuple[Sequence[Row], asyncio.Future[None]]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -54,7 +55,7 @@ class GroupCommitStore:
                 group: list[tuple[Sequence[Row], asyncio.Future[None]]] = []
                 size = 0
                 while self._pending and (not group or size + len(self._pending[0][0]) <= self.max_rows):
-                    rows, future = self._pending.pop(0)
+                    rows, future = self._pending.popleft()
                     group.append((rows, future))
                     size += len(rows)
                 await self._commit(group)
