@@ -189,3 +189,15 @@ def test_bad_list_arguments_are_validation_errors(log: AuditLog) -> None:
         with pytest.raises(AuditValidationError) as info:
             log.list(**kwargs)
         assert field in problems(info)
+
+
+def test_text_that_is_not_unicode_is_a_validation_error(log: AuditLog) -> None:
+    with pytest.raises(AuditValidationError) as info:
+        log.publish_audit_log({"id": "m:\ud800", "action": "a.b"})
+    assert "unicode" in problems(info)["id"].lower()
+    with pytest.raises(AuditValidationError) as info:
+        log.publish_many(
+            [{"id": "m:1", "action": "a.b"}, {"id": "m:1", "action": "a.b", "metadata": {"x": "\udfff"}}]
+        )
+    assert [(p.index, p.loc) for p in info.value.problems] == [(1, "metadata")]
+    assert_nothing_stored(log)

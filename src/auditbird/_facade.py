@@ -82,8 +82,17 @@ class LogCore:
         events = validate_events(
             items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
+        rows: list[Row] = []
+        problems: list[Problem] = []
         with gc_paused():
-            return events, [encode(e) for e in events]
+            for i, event in enumerate(events):
+                try:
+                    rows.append(encode(event))
+                except AuditValidationError as exc:
+                    problems.extend(Problem(p.loc, p.msg, i) for p in exc.problems)
+        if problems:
+            raise AuditValidationError(problems)
+        return events, rows
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from json.encoder import encode_basestring as _q
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 
+from ._errors import AuditValidationError, Problem
 from .actions import ActionRegistry
 from .event import Event
 from .stores.base import Row
@@ -28,7 +29,33 @@ def dumps(value: Any) -> str:
 
 
 def encode(event: Event) -> Row:
-    """Event -> row, with actor, targets and metadata as JSON strings (targets '[]' if empty)."""
+    """Event -> row, with actor, targets and metadata as JSON strings (targets '[]' if empty).
+
+    Raises :class:`AuditValidationError` for text no store can hold (a lone surrogate such as
+    ``"\\ud800"`` passes str validation but is not UTF-8)."""
+    try:
+        return _encode(event)
+    except (PydanticSerializationError, UnicodeEncodeError) as exc:
+        bad = [
+            name
+            for name in ("id", "action", "uid", "workspace", "actor", "targets", "metadata")
+            if not _utf8_safe(getattr(event, name))
+        ]
+        raise AuditValidationError(
+            [Problem(name, "contains text that is not valid Unicode (a lone surrogate)") for name in bad]
+            or [Problem("", f"cannot be encoded: {exc}")]
+        ) from None
+
+
+def _utf8_safe(value: Any) -> bool:
+    try:
+        (value if isinstance(value, str) else to_json(value, fallback=str).decode()).encode("utf-8")
+    except (UnicodeEncodeError, PydanticSerializationError, ValueError):
+        return False
+    return True
+
+
+def _encode(event: Event) -> Row:
     # pydantic-core's serializer (Rust): compact JSON, UTF-8 kept, the hot path of every publish.
     actor_json = to_json(event.actor, exclude_none=True).decode()
     targets_json = to_json(event.targets, exclude_none=True).decode() if event.targets else "[]"
@@ -39,6 +66,8 @@ def encode(event: Event) -> Row:
         metadata_json = metadata.model_dump_json(exclude_unset=True)
     else:
         metadata_json = to_json(metadata).decode()
+    # Plain-text columns are not serialised above: check them for lone surrogates in one go.
+    (event.id + event.action + event.uid + event.workspace).encode("utf-8")
     return Row(
         event.uid,
         event.workspace,
