@@ -70,7 +70,7 @@ _INSERT = (
 )
 _INSERT_ONE = (
     "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING RETURNING position"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING"
 )
 _INSERT_TARGET = (
     "INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid) "
@@ -292,11 +292,14 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
     """
     if len(rows) == 1:  # the common single publish: as few statements as the raw floor
         row = rows[0]
-        found = conn.execute(_INSERT_ONE, row[:9]).fetchone()
-        if found is None:
+        cursor = conn.execute(_INSERT_ONE, row[:9])
+        if cursor.rowcount == 0 or cursor.lastrowid is None:
             return 0  # a retried uid
-        targets = _target_rows(found[0], row)
-        if targets:
+        # lastrowid, not RETURNING: a RETURNING statement costs ~15 µs more per publish.
+        targets = _target_rows(cursor.lastrowid, row)
+        if len(targets) == 1:
+            conn.execute(_INSERT_TARGET, targets[0])
+        elif targets:
             conn.executemany(_INSERT_TARGET, targets)
         return 1
     (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM audit_log").fetchone()
