@@ -99,7 +99,7 @@ def serve(url: str, console: Console) -> None:
     console.print(f"  API docs:  {base}/docs   (OpenAPI: {base}/openapi.json)", soft_wrap=True)
     console.print("  try:")
     console.print(
-        f"    curl -s '{base}/v1/events?event_id=monitor:1' -H 'Authorization: Bearer $AUDITBIRD_API_KEY'",
+        f"    curl -s '{base}/v1/events?event_id=monitor:1' -H \"Authorization: Bearer $AUDITBIRD_API_KEY\"",
         soft_wrap=True,
         highlight=False,
     )
