@@ -47,13 +47,17 @@ LIMIT_REQUESTS, LIMIT_BYTES_PER_S, LIMIT_REQUEST_BYTES = 100, 20_000_000, 10_000
 
 
 @contextmanager
-def local_server(token: str) -> Iterator[str]:
+def local_server(token: str, src: Path | None = None) -> Iterator[str]:
+    """A ``tinybird local`` subprocess on a free loopback port (from ``src``, if given)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     data = tempfile.mkdtemp(prefix="auditbird-bench-tb-")
+    env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else None
     cmd = [sys.executable, "-m", "auditbird", "tinybird", "local", "--port", str(port), "--token", token]
-    proc = subprocess.Popen([*cmd, "--data", data], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*cmd, "--data", data], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

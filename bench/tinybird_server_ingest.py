@@ -18,49 +18,16 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from .tinybird_ingest import local_server
+
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-@contextmanager
-def server(src: Path, token: str) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    data = tempfile.mkdtemp(prefix="auditbird-bench-tbs-")
-    env = dict(os.environ, PYTHONPATH=str(src))
-    cmd = [sys.executable, "-m", "auditbird", "tinybird", "local", "--port", str(port), "--token", token]
-    proc = subprocess.Popen(
-        [*cmd, "--data", data], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/tokens", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the local Tinybird server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def body(rows: int, batch: int, workspace: str) -> bytes:
@@ -113,7 +80,7 @@ def measure(url: str, token: str, bodies: list[bytes], rows: int, compress: bool
 def run(src: Path, rows: int, batches: int) -> dict[str, dict[str, float]]:
     token = f"p.bench-{uuid.uuid4().hex}"
     out = {}
-    with server(src, token) as url:
+    with local_server(token, src) as url:
         warm = [body(rows, 10_000 + b, "warmup") for b in range(3)]
         measure(url, token, warm, rows, False)
         for compress in (False, True):
