@@ -113,3 +113,21 @@ def test_datafile_errors_say_where() -> None:
         parse_pipe("DESCRIPTION >\n    hi\n", "p")
     with pytest.raises(DatafileError, match="x.pipe:2"):
         parse_pipe("NODE a\n  SQL >\n", "x")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "SELECT {{ __import__('os').popen('id').read() }}",
+        "SELECT {{ ''.__class__.__mro__ }}",
+        "SELECT {{ String(x)[0] }}",
+        "SELECT {{ (lambda: 1)() }}",
+        "{% import os %}SELECT 1",
+        "{% set x = 1 %}SELECT 1",
+        "SELECT 1 {% if _tt_utf8 %}x{% end %}",
+    ],
+)
+def test_a_template_cannot_reach_python_objects(body: str) -> None:
+    # /v0/sql renders templates that clients send: only Tinybird's template shapes are allowed.
+    with pytest.raises(TemplateError):
+        render("%\n" + body, {})

@@ -56,15 +56,16 @@ class IngestResult:
 
 _MASK = re.compile(
     r"\$([A-Za-z0-9_]*)\$.*?\$\1\$|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`"
-    r"|--[^\n]*|/\*.*?\*/",
+    r"|--[^\n]*|#[^\n]*|/\*.*?\*/",
     re.S,
 )
 _FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z]+)\s*;?\s*$", re.I)
 # Nothing a SELECT could use to touch files, processes or the network from the server.
+# Prefixes, so every variant (`icebergLocal`, `hdfsCluster`, `azureBlobStorageCluster`, ...) is caught.
 _FORBIDDEN = re.compile(
-    r"\bINTO\s+OUTFILE\b|\b(file|url|s3|s3Cluster|hdfs|remote|remoteSecure|mysql|postgresql|executable|"
-    r"python|cluster|clusterAllReplicas|azureBlobStorage|gcs|iceberg|deltaLake|hudi|jdbc|odbc|sqlite|"
-    r"mongodb|redis|input|fileCluster|urlCluster)\s*\(",
+    r"\bINTO\s+OUTFILE\b|\b(file|url|s3|hdfs|remote|mysql|postgresql|executable|python|cluster|"
+    r"azure|gcs|oss|cosn|iceberg|delta|hudi|paimon|jdbc|odbc|sqlite|mongo|redis|input|dictionary|"
+    r"merge|view|loop|deltaLake|arrowFlight|ytsaurus|fuzz|generateRandom)\w*\s*\(",
     re.I,
 )
 

@@ -12,6 +12,7 @@ string, so no parameter can ever break out of a literal.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import math
 import re
@@ -334,6 +335,67 @@ _BUILTINS = frozenset(dir(builtins))
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
+# Templates are Python expressions, and /v0/sql renders templates a client sends, so only the
+# shapes Tinybird's templates use are allowed: names, literals, calls of names, and/or/not and
+# comparisons. No attribute access, subscripts or dunders: nothing can reach Python's objects.
+_TAG = re.compile(r"\{\{(.*?)\}\}|\{%-?\s*(\w+)(.*?)-?%\}", re.S)
+_BLOCKS = {"if", "elif", "else", "end"}
+_SAFE_NODES = (
+    ast.Expression,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.keyword,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.Compare,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.List,
+    ast.Tuple,
+)
+_SAFE_BUILTINS = {"isinstance": isinstance, "str": str, "len": len, "int": int, "float": float}
+
+
+def _check_expression(text: str) -> None:
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise TemplateError(f"Template Syntax Error: {exc.msg}: {text.strip()!r}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _SAFE_NODES):
+            raise TemplateError(
+                f"Template Syntax Error: {type(node).__name__} is not allowed: {text.strip()!r}"
+            )
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
+            raise TemplateError(f"Template Syntax Error: only functions can be called: {text.strip()!r}")
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            raise TemplateError(f"Template Syntax Error: name {node.id!r} is not allowed")
+
+
+def check_template(body: str) -> None:
+    """Refuse any template construct beyond what Tinybird's pipe templates use."""
+    for match in _TAG.finditer(body):
+        expression, block, rest = match.group(1), match.group(2), match.group(3)
+        if expression is not None:
+            _check_expression(expression)
+        elif block not in _BLOCKS:
+            raise TemplateError(f"Template Syntax Error: {{% {block} %}} is not supported")
+        elif block in {"if", "elif"}:
+            _check_expression(rest)
+
+
 def render(sql: str, params: Mapping[str, str | Sequence[str]]) -> str:
     """Render a node's SQL with the request's parameters; a plain (non ``%``) node is returned as is.
 
@@ -342,8 +404,9 @@ def render(sql: str, params: Mapping[str, str | Sequence[str]]) -> str:
     if not is_templated(sql):
         return sql
     body = sql.lstrip()[1:]
+    check_template(body)
     tmpl, names = _compile(body)
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__builtins__": _SAFE_BUILTINS}
     for name in names:
         if name.startswith("_tt_") or name in FUNCTIONS or name in _BUILTINS:
             continue
