@@ -209,3 +209,16 @@ def test_sqlite_url_forms(tmp_path: Path, monkeypatch) -> None:
         AuditLog("mysql://x/y")
     with pytest.raises(ValueError, match="sqlite:///"):
         AuditLog("sqlite://host/a.db")
+
+
+def test_a_uid_taken_by_another_workspace_is_a_conflict_not_a_silent_no_op(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    a, b = AuditLog(store, workspace="a"), AuditLog(store, workspace="b")
+    b.publish_audit_log({"id": "x:1", "action": "x.y", "uid": "shared-uid"})
+    with pytest.raises(ConflictError, match="shared-uid"):
+        a.publish_audit_log({"id": "m:1", "action": "monitor.down", "uid": "shared-uid"})
+    with pytest.raises(ConflictError):
+        a.publish_many([{"id": "m:1", "action": "a.b"}, {"id": "m:1", "action": "a.b", "uid": "shared-uid"}])
+    assert a.list().events == []  # nothing of the batch was stored
+    b.publish_audit_log({"id": "x:1", "action": "x.y", "uid": "shared-uid"})  # its own retry: fine
+    assert len(b.list()) == 1

@@ -294,6 +294,7 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
         row = rows[0]
         cursor = conn.execute(_INSERT_ONE, row[:9])
         if cursor.rowcount == 0 or cursor.lastrowid is None:
+            _check_owner(_known_uids(conn, [row.uid]), [row])
             return 0  # a retried uid
         # lastrowid, not RETURNING: a RETURNING statement costs ~15 µs more per publish.
         targets = _target_rows(cursor.lastrowid, row)
@@ -310,10 +311,11 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
         # A retried uid: rare, so it costs a look-up only when it happens.
         conn.execute("ROLLBACK TO auditbird_append")
         known = _known_uids(conn, [r.uid for r in rows])
+        _check_owner(known, rows)
         fresh: list[Row] = []
         for row in rows:
             if row.uid not in known:
-                known.add(row.uid)
+                known[row.uid] = row.workspace
                 fresh.append(row)
         count = _insert(conn, fresh, last)
     conn.execute("RELEASE auditbird_append")
@@ -360,16 +362,26 @@ def _target_rows(position: int, row: Row) -> list[tuple[object, ...]]:
     return out
 
 
-def _known_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
-    known: set[str] = set()
+def _known_uids(conn: sqlite3.Connection, uids: list[str]) -> dict[str, str]:
+    """``{uid: workspace}`` of the given uids that are already stored."""
+    known: dict[str, str] = {}
     for i in range(0, len(uids), 500):
         chunk = uids[i : i + 500]
         marks = ", ".join("?" * len(chunk))
-        known.update(
-            u
-            for (u,) in conn.execute(f"SELECT uid FROM audit_log WHERE uid IN ({marks})", chunk)  # noqa: S608
-        )
+        sql = f"SELECT uid, workspace FROM audit_log WHERE uid IN ({marks})"  # noqa: S608
+        known.update(conn.execute(sql, chunk).fetchall())
     return known
+
+
+def _check_owner(known: dict[str, str], rows: Sequence[Row]) -> None:
+    """A uid is an idempotency key within its workspace: a uid another workspace already
+    stored is a conflict, never a silent no-op (nor a hint of what that workspace holds)."""
+    taken = sorted({r.uid for r in rows if r.uid in known and known[r.uid] != r.workspace})
+    if taken:
+        raise ConflictError(
+            f"uid {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} is already taken; "
+            "give these events new uids (or let auditbird generate them)"
+        )
 
 
 def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
