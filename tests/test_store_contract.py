@@ -171,3 +171,18 @@ def test_get_by_uid(make_log) -> None:
     got = log.get(stored.uid)
     assert got is not None and got.to_dict() == stored.to_dict()
     assert log.get(new_uid()) is None
+
+
+def test_an_event_is_listed_once_however_many_of_its_targets_match(make_log) -> None:
+    log = make_log()
+    stored = log.publish_audit_log(
+        {
+            "id": "m:1",
+            "action": "a.b",
+            "targets": [{"id": "1", "type": "monitor"}, {"id": "2", "type": "monitor"}],
+        }
+    )
+    log.publish_audit_log({"id": "m:2", "action": "a.c", "targets": [{"id": "1", "type": "page"}]})
+    assert [e.uid for e in log.list(target_type="monitor")] == [stored.uid]
+    assert len(log.list(target_id="1")) == 2
+    assert [e.uid for e in log.list(action=["a.b", "a.b"])] == [stored.uid]

@@ -131,7 +131,7 @@ class LogCore:
         if isinstance(action, str):
             actions = (action,)
         elif action is not None:
-            actions = tuple(action)
+            actions = tuple(dict.fromkeys(action))  # a repeated action must not repeat its events
         return Query(
             workspace=self.workspace if workspace is None else workspace,
             event_id=event_id,

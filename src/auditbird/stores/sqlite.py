@@ -196,7 +196,8 @@ class SQLiteStore:
         source, where, params = where_clause(query)
         origin = query.since or 0
         sql = (
-            f"SELECT ((a.timestamp - ?) / ?) * ? + ? AS bucket, a.action, count(*) FROM {source} "  # noqa: S608
+            f"SELECT ((a.timestamp - ?) / ?) * ? + ? AS bucket, a.action, count(DISTINCT a.position) "  # noqa: S608
+            f"FROM {source} "
             f"WHERE {' AND '.join(where)} GROUP BY bucket, a.action ORDER BY bucket"
         )
         with self._lock:

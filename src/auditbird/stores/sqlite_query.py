@@ -73,7 +73,9 @@ def build_select(q: Query) -> tuple[str, list[object]]:
             where.append(f"({k}.timestamp, {k}.uid) {'<' if direction == 'DESC' else '>'} (?, ?)")
             params.extend(q.after)
         order = f"{k}.timestamp {direction}, {k}.uid {direction}"
-    sql = f"SELECT {COLUMNS_SQL} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - only fixed fragments are formatted in
+    # One target row per (type, id): matching on only one of them can meet an event twice.
+    distinct = "DISTINCT " if k == "t" and (q.target_type is None or q.target_id is None) else ""
+    sql = f"SELECT {distinct}{COLUMNS_SQL} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order}"  # noqa: S608 - only fixed fragments are formatted in
     if q.limit is not None:
         sql += " LIMIT ?"
         params.append(q.limit)
