@@ -185,6 +185,9 @@ def test_bad_list_arguments_are_validation_errors(log: AuditLog) -> None:
         ({"limit": 10_001}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"since": "last tuesday"}, "since"),
+        ({"since": "99999999999999999999999"}, "since"),
+        ({"until": 10**30}, "until"),
+        ({"cursor": "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwLCJ4Il0"}, "cursor"),
     ]:
         with pytest.raises(AuditValidationError) as info:
             log.list(**kwargs)

@@ -67,6 +67,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         or not isinstance(value[0], int)
         or isinstance(value[0], bool)
         or not isinstance(value[1], str)
+        or not _INT64[0] <= value[0] <= _INT64[1]
     ):
         raise bad
     return value[0], value[1]
@@ -76,8 +77,18 @@ _RELATIVE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*(ago)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
+_INT64 = (-(2**63), 2**63 - 1)  # what every store's timestamp column holds
+
+
 def parse_time(value: str | int | datetime, *, field_name: str = "since") -> int:
     """ms since epoch from an int (ms), ``1h``/``30m``/``7d`` (ago), ISO 8601, or a datetime."""
+    ms = _parse_time(value, field_name)
+    if not _INT64[0] <= ms <= _INT64[1]:
+        raise AuditValidationError([Problem(field_name, f"{ms} is out of range for a time in ms")])
+    return ms
+
+
+def _parse_time(value: str | int | datetime, field_name: str) -> int:
     if isinstance(value, bool):
         raise AuditValidationError([Problem(field_name, "a time, not a boolean")])
     if isinstance(value, int):
