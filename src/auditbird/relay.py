@@ -20,11 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .event import now_ms
 from .query import Query
-from .stores import open_store
+from .stores import open_store, redact_url
 from .stores.base import Row
 from .stores.sqlite import SQLiteStore
 
@@ -93,11 +92,7 @@ class PositionFile:
 
 def default_name(url: str) -> str:
     """The relay's name for a destination URL: without credentials or options."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return redact_url(url)
 
 
 class Relay:
@@ -148,7 +143,12 @@ class Relay:
             return 0
         to_send = self._not_yet_there(rows) if self._in_doubt else rows
         if to_send:
-            self.destination.append([r._replace(position=None) for r in to_send])
+            try:
+                self.destination.append([r._replace(position=None) for r in to_send])
+            except BaseException:
+                # Part of the batch may have arrived: the next step asks the destination first.
+                self._in_doubt = True
+                raise
         last = rows[-1].position
         assert last is not None
         self.positions.save(last)

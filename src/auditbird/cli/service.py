@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..stores import redact_url
 from ._app import fail, settings
 
 __all__ = ["register"]
@@ -197,7 +198,8 @@ def serve(
             env[name] = str(value)
     os.environ.update(env)
     sys.stderr.write(
-        f"auditbird: serving {url} on http://{host}:{port} (docs: /docs, keys: {env['AUDITBIRD_KEYS']})\n"
+        f"auditbird: serving {redact_url(url)} on http://{host}:{port} "
+        f"(docs: /docs, keys: {env['AUDITBIRD_KEYS']})\n"
     )
     uvicorn.run(
         "auditbird.service.app:app_from_env",

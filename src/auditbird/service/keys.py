@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -138,6 +139,11 @@ class KeyStore:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         if rate is not None and rate < 0:
             raise ValueError("rate must be >= 0 requests per second (0: unlimited)")
+        if len(workspace) > 128 or not re.fullmatch(r"[A-Za-z0-9_.:@/+=-]*", workspace):
+            # The same rule as an event's workspace: a key for a name no event can carry is useless.
+            raise ValueError(
+                f"workspace {workspace!r} may contain only letters, digits and _.:@/+=- (128 at most)"
+            )
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         token = f"{PREFIX}_{key_id}_{secret}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .base import COLUMNS, AsyncStore, Row, Store
 
-__all__ = ["open_store", "default_url", "Row", "Store", "AsyncStore", "COLUMNS", "SCHEMES"]
+__all__ = ["open_store", "default_url", "redact_url", "Row", "Store", "AsyncStore", "COLUMNS", "SCHEMES"]
 
 DEFAULT_URL = "sqlite:///./auditbird.db"
 
@@ -25,6 +26,15 @@ SCHEMES: dict[str, str] = {
 
 def default_url() -> str:
     return os.environ.get("AUDITBIRD_URL") or DEFAULT_URL
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit for logs and names: no credentials, no query options (tokens live there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def open_store(url: str, **options: Any) -> Any:
