@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from auditbird.service.viewer_links import Grant, ViewerLinks, parse_duration, parse_target
-from tests.plugins.browser import AUDITBIRD, LiveServer
+from tests.plugins.browser import AUDITBIRD, LiveServer, cli
 
 
 def _now() -> int:
@@ -224,3 +224,20 @@ def test_the_auth_hook_accepts_only_unrestricted_links(tmp_path: Path) -> None:
     assert viewer_link_key(app, links.sign(Grant("A", _now() + 60_000, actor_id="u1"))) is None
     assert viewer_link_key(app, links.sign(Grant("A", _now() - 1))) is None
     assert viewer_link_key(app, "ab_x_y") is None
+
+
+def test_a_live_tail_ends_when_its_key_is_revoked(viewer_server: LiveServer) -> None:
+    key = viewer_server.key("A")
+    key_id = key.split("_")[1]
+    with httpx.stream(
+        "GET", viewer_server.url + "/v1/stream", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as r:
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        assert next(lines) == "retry: 1000"
+        cli("--store", viewer_server.store_url, "keys", "revoke", key_id)
+        deadline = time.monotonic() + 10
+        for line in lines:
+            if line.startswith("event: expired"):
+                break
+            assert time.monotonic() < deadline, "the stream went on after the key was revoked"

@@ -37,6 +37,7 @@ async def tail(
     hide_access: bool,
     disconnected: Callable[[], Awaitable[bool]],
     expires_at: int | None = None,
+    still_valid: Callable[[], bool] | None = None,
     poll_seconds: float = POLL_SECONDS,
 ) -> AsyncIterator[str]:
     """SSE frames: ``events`` (a JSON array, oldest first), ``expired``, and heartbeats."""
@@ -49,6 +50,9 @@ async def tail(
             return
         if expires_at is not None and now_ms() >= expires_at:
             yield _frame("expired", {"detail": "this viewer link has expired"})
+            return
+        if still_valid is not None and not still_valid():
+            yield _frame("expired", {"detail": "this key or link was revoked"})
             return
         window = max(since, high - LOOKBACK_MS)
         fresh: list[dict[str, Any]] = []

@@ -390,6 +390,14 @@ async def stream(
     await record_access(
         state.log(who.workspace, strict=False), who.key, "audit_log.viewed", "/v1/stream", values, live=True
     )
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+
+    def still_valid() -> bool:
+        # Re-checked while the stream runs: a revoked key or rotated link secret ends it.
+        if token.startswith(PREFIX):
+            return _links(request).verify(token) is not None
+        return state.keys.verify(token) is not None
+
     frames = tail(
         log,
         values,
@@ -397,6 +405,7 @@ async def stream(
         hide_access=_hides_access(values),
         disconnected=request.is_disconnected,
         expires_at=who.grant.expires_at if who.grant else None,
+        still_valid=still_valid,
     )
     return StreamingResponse(
         frames,
