@@ -222,3 +222,34 @@ def test_a_uid_taken_by_another_workspace_is_a_conflict_not_a_silent_no_op(db_pa
     assert a.list().events == []  # nothing of the batch was stored
     b.publish_audit_log({"id": "x:1", "action": "x.y", "uid": "shared-uid"})  # its own retry: fine
     assert len(b.list()) == 1
+
+
+def test_single_and_batched_appends_write_the_same_target_rows(tmp_path: Path) -> None:
+    events = [
+        {"id": "m:1", "action": "a.b", "uid": f"u{i}", "timestamp": 1_700_000_000_000 + i, "targets": targets}
+        for i, targets in enumerate(
+            [
+                [{"id": "1", "type": "monitor"}],
+                [{"id": "1", "name": "monitor"}, {"id": "2", "type": "page"}],
+                [{"id": "7", "type": "monitor"}, {"id": "7", "type": "monitor"}],
+                [],
+                [{"id": "x:y", "type": "incident", "name": "ignored when type is set"}],
+            ]
+        )
+    ]
+    one, many = tmp_path / "one.db", tmp_path / "many.db"
+    with AuditLog(f"sqlite:///{one}") as log:
+        for event in events:
+            log.publish_audit_log(event)
+    with AuditLog(f"sqlite:///{many}") as log:
+        log.publish_many(events)
+    query = "SELECT position, workspace, type, target_id, timestamp, uid FROM audit_target ORDER BY 1, 3, 4"
+    rows = sqlite3.connect(one).execute(query).fetchall()
+    assert rows == sqlite3.connect(many).execute(query).fetchall()
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        (1, "monitor", "1"),
+        (2, "monitor", "1"),
+        (2, "page", "2"),
+        (3, "monitor", "7"),
+        (5, "incident", "x:y"),
+    ]
