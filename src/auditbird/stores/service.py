@@ -52,8 +52,8 @@ class _Common:
         return body.encode(), {"Content-Type": "application/json", "Prefer": "return=minimal"}
 
     @staticmethod
-    def _params(q: Query, cursor: str | None, limit: int) -> dict[str, Any] | None:
-        """GET /v1/events parameters for a query, or None when it is a uid look-up."""
+    def _params(q: Query, cursor: str | None, limit: int) -> dict[str, Any]:
+        """GET /v1/events parameters for a query."""
         if q.order == "position" or q.after_position is not None:
             raise UnsupportedOperation(
                 "the service reads in time order only (order='desc' or 'asc'), not commit position"
@@ -79,6 +79,32 @@ class _Common:
     def _matches(q: Query, row: Row) -> bool:
         """Filters besides the uid, for a uid look-up that also carries some (rare)."""
         return (q.event_id is None or row.id == q.event_id) and (not q.actions or row.action in q.actions)
+
+    @staticmethod
+    def _uid_path(uid: str) -> str:
+        return f"/v1/events/{quote(uid, safe='')}"
+
+    def _one(self, q: Query, response: httpx.Response) -> list[Row]:
+        """The answer to ``GET /v1/events/{uid}`` as the query's rows."""
+        if response.status_code == 404:
+            return []
+        self._raise_for(response)
+        row = row_from_json(response.json())
+        return [row] if self._matches(q, row) else []
+
+    def _page_params(self, q: Query, cursor: str | None, rows: list[Row]) -> dict[str, Any]:
+        want = PAGE if q.limit is None else min(PAGE, q.limit - len(rows))
+        return self._params(q, cursor, want)
+
+    def _take_page(self, q: Query, response: httpx.Response, rows: list[Row]) -> str | None:
+        """Add a page's rows to ``rows``; the cursor of the next page, or None when done."""
+        self._raise_for(response)
+        page = response.json()
+        rows.extend(row_from_json(item) for item in page["data"])
+        cursor: str | None = page.get("next_cursor")
+        if cursor is None or (q.limit is not None and len(rows) >= q.limit):
+            return None
+        return cursor
 
     def _raise_for(self, response: httpx.Response) -> None:
         if response.status_code < 400:
@@ -138,22 +164,13 @@ class ServiceStore(_Common):
 
     def query(self, query: Query) -> list[Row]:
         if query.uid is not None:
-            response = self._send("GET", f"/v1/events/{quote(query.uid, safe='')}")
-            if response.status_code == 404:
-                return []
-            self._raise_for(response)
-            row = row_from_json(response.json())
-            return [row] if self._matches(query, row) else []
+            return self._one(query, self._send("GET", self._uid_path(query.uid)))
         rows: list[Row] = []
         cursor = self._start_cursor(query)
         while True:
-            want = PAGE if query.limit is None else min(PAGE, query.limit - len(rows))
-            response = self._send("GET", "/v1/events", params=self._params(query, cursor, want))
-            self._raise_for(response)
-            page = response.json()
-            rows.extend(row_from_json(item) for item in page["data"])
-            cursor = page.get("next_cursor")
-            if cursor is None or (query.limit is not None and len(rows) >= query.limit):
+            response = self._send("GET", "/v1/events", params=self._page_params(query, cursor, rows))
+            cursor = self._take_page(query, response, rows)
+            if cursor is None:
                 return rows
 
     def close(self) -> None:
@@ -191,22 +208,13 @@ class AsyncServiceStore(_Common):
 
     async def query(self, query: Query) -> list[Row]:
         if query.uid is not None:
-            response = await self._send("GET", f"/v1/events/{quote(query.uid, safe='')}")
-            if response.status_code == 404:
-                return []
-            self._raise_for(response)
-            row = row_from_json(response.json())
-            return [row] if self._matches(query, row) else []
+            return self._one(query, await self._send("GET", self._uid_path(query.uid)))
         rows: list[Row] = []
         cursor = self._start_cursor(query)
         while True:
-            want = PAGE if query.limit is None else min(PAGE, query.limit - len(rows))
-            response = await self._send("GET", "/v1/events", params=self._params(query, cursor, want))
-            self._raise_for(response)
-            page = response.json()
-            rows.extend(row_from_json(item) for item in page["data"])
-            cursor = page.get("next_cursor")
-            if cursor is None or (query.limit is not None and len(rows) >= query.limit):
+            response = await self._send("GET", "/v1/events", params=self._page_params(query, cursor, rows))
+            cursor = self._take_page(query, response, rows)
+            if cursor is None:
                 return rows
 
     async def aclose(self) -> None:
