@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest browser bench clean
+.PHONY: run test lint typecheck pytest test-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# Debian's chromium for the browser tests (the only system package the tests need).
-browser:
-	bash scripts/install-browser.sh
+# What the tests need beyond the venv (Debian's chromium, ...): one script each in scripts/test-deps.d/.
+test-deps:
+	sh scripts/install-test-deps.sh
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) test-deps
 	$(PY) -m pytest
 
 test: lint typecheck pytest
