@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest test-deps bench clean
+.PHONY: run test test-slow lint typecheck pytest test-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,12 @@ typecheck: $(STAMP)
 test-deps:
 	sh scripts/install-test-deps.sh
 
+# The default suite skips the tests marked slow (1M-event files, fuzzing, soak, a spreadsheet); CI runs both.
 pytest: $(STAMP) test-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+test-slow: $(STAMP) test-deps
+	$(PY) -m pytest -m slow
 
 test: lint typecheck pytest
 
