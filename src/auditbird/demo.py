@@ -8,6 +8,7 @@ previous run made), prints the URLs, then serves the API and viewer until Ctrl-C
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import sys
@@ -110,8 +111,23 @@ def serve(url: str, console: Console) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+def missing_service_extra() -> list[str]:
+    """The modules of the ``service`` extra that are not installed (checked before any work)."""
+    return [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+
+
 def main() -> int:
     console = Console()
+    serving = "--no-serve" not in sys.argv
+    missing = missing_service_extra() if serving else []
+    if missing:
+        # Say so before seeding anything: a demo that stops half-way looks broken.
+        sys.stderr.write(
+            f"error: the demo serves the API and viewer, which needs {' and '.join(missing)}: "
+            "pip install 'auditbird[service]' (or run `python -m auditbird.demo --no-serve` "
+            "to only publish and print the example events)\n"
+        )
+        return 1
     url = default_url()
     history = seed(url)
     table = Table(title=f"monitor:1 — {len(history)} events in {url}, newest first")
@@ -121,7 +137,7 @@ def main() -> int:
         data = e.to_dict()
         table.add_row(str(e.timestamp), e.action, e.actor.name, str(data["targets"]), str(data["metadata"]))
     console.print(table)
-    if "--no-serve" not in sys.argv:
+    if serving:
         serve(url, console)
     return 0
 

@@ -144,9 +144,9 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AuditValidationError)
-        return problem_response(
-            422, "invalid input; nothing was stored", errors=exc.problems, instance=instance(request)
-        )
+        # Only a write can have stored nothing; a read's bad parameter must not say so.
+        title = "invalid input; nothing was stored" if request.method == "POST" else "invalid parameters"
+        return problem_response(422, title, errors=exc.problems, instance=instance(request))
 
     async def on_request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
