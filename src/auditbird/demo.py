@@ -8,17 +8,17 @@ previous run made), prints the URLs, then serves the API and viewer until Ctrl-C
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import socket
 import sys
 import uuid
 
 from rich.console import Console
-from rich.table import Table
 
 from . import AuditLog
 from .catalog import openstatus  # noqa: F401 - registers the OpenStatus actions
+from .cli.output import print_table
 from .event import Event
 from .stores import default_url
 
@@ -113,7 +113,13 @@ def serve(url: str, console: Console) -> None:
 
 def missing_service_extra() -> list[str]:
     """The modules of the ``service`` extra that are not installed (checked before any work)."""
-    return [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in ("fastapi", "uvicorn"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def main() -> int:
@@ -130,13 +136,12 @@ def main() -> int:
         return 1
     url = default_url()
     history = seed(url)
-    table = Table(title=f"monitor:1 — {len(history)} events in {url}, newest first")
-    for column in ("time (ms)", "action", "actor", "targets", "metadata"):
-        table.add_column(column)
-    for e in history:
-        data = e.to_dict()
-        table.add_row(str(e.timestamp), e.action, e.actor.name, str(data["targets"]), str(data["metadata"]))
-    console.print(table)
+    rows = (
+        (str(e.timestamp), e.action, e.actor.name, str(e.to_dict()["targets"]), str(e.to_dict()["metadata"]))
+        for e in history
+    )
+    columns = ("time (ms)", "action", "actor", "targets", "metadata")
+    print_table(columns, rows, title=f"monitor:1 — {len(history)} events in {url}, newest first")
     if serving:
         serve(url, console)
     return 0
