@@ -35,6 +35,7 @@ from ..query import Query
 from ..stores import default_url, open_store
 from ..stores.base import Store
 from ..validation import DEFAULT_LIMITS, Limits
+from . import docs_ui
 from .fastpath import LeanPath
 from .keys import KeyStore, keys_path_for
 from .limits import RateLimiter, ServiceLimits
@@ -96,7 +97,10 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        docs_url=None,  # served offline by .docs_ui, not from a CDN
+        redoc_url=None,
     )
+    docs_ui.install(app)
     app.state.auditbird = state
     # The hot route skips the router (inside the metrics middleware, so it is still counted).
     publish_route = next(r for r in events_router.routes if isinstance(r, APIRoute) and r.name == "publish")
