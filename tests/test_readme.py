@@ -154,6 +154,7 @@ class Session:
         pytest.importorskip("chdb", reason="the Tinybird section runs on `auditbird tinybird local`")
         port = free_port()
         token = "readme-dev-token"
+        data = self.cwd.parent / "tb"
         log = (self.cwd.parent / "tinybird-local.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -165,7 +166,7 @@ class Session:
                 "--token",
                 token,
                 "--data",
-                str(self.cwd.parent / "tb"),
+                str(data),
             ],
             env=self.env,
             stdout=log,
