@@ -34,10 +34,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-# Walking actor/targets for their size only: no limits but depth applies.
-_UNLIMITED = Limits(
-    max_keys=1 << 62, max_key_length=1 << 62, max_string_length=1 << 62, max_array_length=1 << 62
-)
+# The largest envelope the event model accepts, in characters: 100 targets of at most
+# 256 + 64 + 256 characters, an actor of 576, id, action, uid and workspace, plus punctuation.
+_ENVELOPE_BOUND = 100 * 640 + 640 + 256 + 128 + 128 + 128 + 200
 
 # How far a cheap estimate of an event's size (characters of its strings, a few bytes per
 # number) can undershoot its JSON in bytes: escapes and UTF-8 grow a character to at most 6.
@@ -91,16 +90,21 @@ def _check_json(value: Any, loc: str, limits: Limits, depth: int, out: list[Prob
                     out.append(
                         Problem(f"{loc}.{key}", f"string of {len(item)} characters; at most {max_str}")
                     )
-            elif kind is not int and kind is not bool and item is not None:
+            elif kind is int:
+                size += 20 if -_BIG < item < _BIG else _int_size(item)
+            elif kind is not bool and item is not None:
                 size += _check_value(item, f"{loc}.{key}", limits, depth + 1, out)
             else:
-                size += _int_size(item) if kind is int else 5
+                size += 5
         return size
     return _check_value(value, loc, limits, depth, out)
 
 
+_BIG = 10**18
+
+
 def _int_size(value: int) -> int:
-    return 20 if -(10**18) < value < 10**18 else value.bit_length() // 3 + 2
+    return 20 if -_BIG < value < _BIG else value.bit_length() // 3 + 2
 
 
 def _check_value(value: Any, loc: str, limits: Limits, depth: int, out: list[Problem]) -> int:
@@ -136,12 +140,10 @@ def _check_size(fields: dict[str, Any], metadata_size: int, limits: Limits, out:
     """The whole event within ``limits.max_event_bytes``, checked before anything is encoded.
 
     The estimate is cheap and never undershoots by more than ``_ESTIMATE_FACTOR``; only an
-    event that could be over the limit is measured exactly."""
-    envelope = sum(len(v) if isinstance(v, str) else 0 for v in fields.values())
-    for name in ("actor", "targets"):
-        value = fields.get(name)
-        if isinstance(value, list | tuple | Mapping):
-            envelope += _check_value(value, name, _UNLIMITED, 0, [])
+    event that could be over the limit is measured exactly. The envelope (id, actor, targets,
+    ...) counts as its largest valid size: the event model bounds every field of it, and an
+    envelope beyond those bounds is refused by the model anyway."""
+    envelope = _ENVELOPE_BOUND
     limit = limits.max_event_bytes
     if (metadata_size + envelope + 200) * _ESTIMATE_FACTOR <= limit:
         return
