@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 
+from ..event import Event
 from ._app import fail
 from .service import KeysOption, StoreOption, keys_file
 
@@ -45,9 +46,7 @@ def viewer_link(
         from ..service.viewer_links import Grant, ViewerLinks, link_url, parse_duration, parse_target
     except ModuleNotFoundError as exc:
         fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
-    if len(workspace) > 128 or not re.fullmatch(r"[A-Za-z0-9_.:@/+=-]*", workspace):
-        # The rule `keys create` applies: a link to a workspace no event can carry shows nothing.
-        fail(f"workspace {workspace!r} may contain only letters, digits and _.:@/+=- (128 at most)")
+    _check_workspace(workspace)
     try:
         ttl = parse_duration(expires)
         target_type, target_id = parse_target(target) if target else (None, None)
@@ -81,6 +80,16 @@ def viewer_link(
         f"read-only viewer link for {scope}, valid until {until} (keys file: {path})\n"
         f"{link_url(url, token)}\n"
     )
+
+
+def _check_workspace(workspace: str) -> None:
+    """The rule an event's workspace follows (and so `keys create`): a link to a workspace no
+    event can carry would show nothing."""
+    field = Event.model_fields["workspace"]
+    try:
+        TypeAdapter(Annotated[str, *field.metadata]).validate_python(workspace)
+    except ValidationError:
+        fail(f"workspace {workspace!r} may contain only letters, digits and _.:@/+=- (128 at most)")
 
 
 def register(app: typer.Typer) -> None:
