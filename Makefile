@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow lint typecheck pytest test-deps bench clean
+.PHONY: run docs test test-slow lint typecheck pytest test-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# `make run` needs only the service extra (FastAPI, uvicorn), not the dev tools and chDB: its own
+# stamp, so a later `make test` still installs everything.
+RUN_STAMP := $(VENV)/.installed-service
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[service]'
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) -m auditbird.demo   # seed events, an admin key, then the service on :8000 (Ctrl-C stops)
+
+$(DOCS_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+# The documentation site, built offline into site/ (README, guides, API and CLI reference).
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -27,13 +27,18 @@ class Problem:
 
 
 class AuditValidationError(AuditError, ValueError):
-    """Input that cannot become an event. Lists every problem; nothing of it was stored."""
+    """Input that cannot become an event, or a read's bad parameter. Lists every problem.
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    ``write=True`` (what validation raises for publishes) adds that nothing was stored; a read's
+    error never says so, as nothing was being stored."""
+
+    def __init__(self, problems: Sequence[Problem], *, write: bool = False) -> None:
         self.problems: list[Problem] = list(problems)
+        self.write = write
         lines = "\n".join(f"  - {p}" for p in self.problems)
         count = len(self.problems)
-        super().__init__(f"{count} invalid field{'s' if count != 1 else ''}; nothing was stored:\n{lines}")
+        what = f"{count} invalid field{'s' if count != 1 else ''}"
+        super().__init__(f"{what}{'; nothing was stored' if write else ''}:\n{lines}")
 
     def errors(self) -> list[dict[str, object]]:
         return [p.as_dict() for p in self.problems]

@@ -35,7 +35,14 @@ class ActionRegistry:
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, model: type[BaseModel], version: int = 1) -> None:
+    def register(self, name: str, model: type[BaseModel], version: int = 1, *, replace: bool = False) -> None:
+        """Register ``model`` as the metadata schema of ``name`` at ``version``.
+
+        Registering the same schema again is harmless (a module imported twice). Another schema
+        for an ``(action, version)`` that already has one raises :class:`ValueError` naming both,
+        unless ``replace=True``: an application that also imports a catalog must not replace
+        the catalog's schema without saying so.
+        """
         if not _ACTION_RE.match(name):
             raise ValueError(f"action {name!r} is not in `resource.verb` form (e.g. 'monitor.down')")
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -44,11 +51,11 @@ class ActionRegistry:
             raise ValueError(f"version of {name!r} must be >= 1, got {version}")
         with self._lock:
             existing = self._models.get((name, version))
-            # Re-importing a module re-registers the same class name; a different shape is a bug.
-            if existing is not None and existing.__qualname__ != model.__qualname__:
+            if existing is not None and not replace and not _same_schema(existing, model):
                 raise ValueError(
-                    f"{name!r} version {version} is already registered to "
-                    f"{existing.__qualname__}; register the new shape as version {version + 1}"
+                    f"{name!r} version {version} is already registered to {_where(existing)}; "
+                    f"{_where(model)} is another schema. Register it as version {version + 1}, "
+                    f"or pass replace=True (@action({name!r}, replace=True)) to replace it on purpose"
                 )
             self._models[(name, version)] = model
             self._latest[name] = max(version, self._latest.get(name, 0))
@@ -84,14 +91,41 @@ class ActionRegistry:
         return out
 
 
+def _where(model: type[BaseModel]) -> str:
+    return f"{model.__module__}.{model.__qualname__}"
+
+
+def _same_schema(a: type[BaseModel], b: type[BaseModel]) -> bool:
+    """The same class, the same class imported again, or a class with an identical JSON Schema."""
+    if a is b or _where(a) == _where(b):
+        return True
+    try:
+        return _shape(a) == _shape(b)
+    except Exception:  # a schema pydantic cannot render: only identity counts then
+        return False
+
+
+def _shape(model: type[BaseModel]) -> Any:
+    schema = model.model_json_schema()
+    schema.pop("title", None)  # the class name is not part of the shape
+    schema.pop("description", None)
+    return schema
+
+
 default_registry = ActionRegistry()
 
 
-def action(name: str, *, version: int = 1, registry: ActionRegistry | None = None) -> Callable[[M], M]:
-    """Class decorator registering a pydantic model as the metadata schema of ``name``."""
+def action(
+    name: str, *, version: int = 1, registry: ActionRegistry | None = None, replace: bool = False
+) -> Callable[[M], M]:
+    """Class decorator registering a pydantic model as the metadata schema of ``name``.
+
+    Raises :class:`ValueError` if ``name`` already has another schema at ``version`` (for
+    example from ``auditbird.catalog.openstatus``), unless ``replace=True``.
+    """
 
     def decorate(model: M) -> M:
-        (registry or default_registry).register(name, model, version)
+        (registry or default_registry).register(name, model, version, replace=replace)
         return model
 
     return decorate

@@ -8,16 +8,17 @@ previous run made), prints the URLs, then serves the API and viewer until Ctrl-C
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import sys
 import uuid
 
 from rich.console import Console
-from rich.table import Table
 
 from . import AuditLog
 from .catalog import openstatus  # noqa: F401 - registers the OpenStatus actions
+from .cli.output import print_table
 from .event import Event
 from .stores import default_url
 
@@ -110,18 +111,38 @@ def serve(url: str, console: Console) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+def missing_service_extra() -> list[str]:
+    """The modules of the ``service`` extra that are not installed (checked before any work)."""
+    missing = []
+    for name in ("fastapi", "uvicorn"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def main() -> int:
     console = Console()
+    serving = "--no-serve" not in sys.argv
+    missing = missing_service_extra() if serving else []
+    if missing:
+        # Say so before seeding anything: a demo that stops half-way looks broken.
+        sys.stderr.write(
+            f"error: the demo serves the API and viewer, which needs {' and '.join(missing)}: "
+            "pip install 'auditbird[service]' (or run `python -m auditbird.demo --no-serve` "
+            "to only publish and print the example events)\n"
+        )
+        return 1
     url = default_url()
     history = seed(url)
-    table = Table(title=f"monitor:1 — {len(history)} events in {url}, newest first")
-    for column in ("time (ms)", "action", "actor", "targets", "metadata"):
-        table.add_column(column)
-    for e in history:
-        data = e.to_dict()
-        table.add_row(str(e.timestamp), e.action, e.actor.name, str(data["targets"]), str(data["metadata"]))
-    console.print(table)
-    if "--no-serve" not in sys.argv:
+    rows = (
+        (str(e.timestamp), e.action, e.actor.name, str(e.to_dict()["targets"]), str(e.to_dict()["metadata"]))
+        for e in history
+    )
+    columns = ("time (ms)", "action", "actor", "targets", "metadata")
+    print_table(columns, rows, title=f"monitor:1 — {len(history)} events in {url}, newest first")
+    if serving:
         serve(url, console)
     return 0
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from ._errors import AuditValidationError, Problem
 from .actions import ActionRegistry
@@ -27,9 +28,19 @@ class Limits:
     max_string_length: int = 500
     max_depth: int = 10
     max_array_length: int = 1_000
+    # The whole event as JSON, in bytes: the service's per-event body limit (1 MiB), so the
+    # library, the CLI and the service agree. Reads of multi-megabyte rows are slow everywhere.
+    max_event_bytes: int = 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
+# The largest envelope the event model accepts, in characters: 100 targets of at most
+# 256 + 64 + 256 characters, an actor of 576, id, action, uid and workspace, plus punctuation.
+_ENVELOPE_BOUND = 100 * 640 + 640 + 256 + 128 + 128 + 128 + 200
+
+# How far a cheap estimate of an event's size (characters of its strings, a few bytes per
+# number) can undershoot its JSON in bytes: escapes and UTF-8 grow a character to at most 6.
+_ESTIMATE_FACTOR = 6
 
 
 _PATTERN_MESSAGES = {
@@ -54,57 +65,102 @@ def problems_from_pydantic(exc: ValidationError, prefix: str = "", index: int | 
     return out
 
 
-def _check_json(value: Any, loc: str, limits: Limits, depth: int, out: list[Problem]) -> None:
+def _check_json(value: Any, loc: str, limits: Limits, depth: int, out: list[Problem]) -> int:
     """Walk JSON-like metadata once: JSON-serialisable, and within the limits.
 
-    Scalars are checked inline in the loops (no call per value): this runs for every event.
+    Returns an estimate of its JSON size in characters (see ``_ESTIMATE_FACTOR``). Scalars are
+    checked inline in the loops (no call per value): this runs for every event.
     """
     if isinstance(value, Mapping):
         if len(value) > limits.max_keys:
             out.append(Problem(loc, f"{len(value)} keys; at most {limits.max_keys} per object"))
         max_key, max_str = limits.max_key_length, limits.max_string_length
+        size = 2
         for key, item in value.items():
             if type(key) is not str:
                 out.append(Problem(loc, f"key {key!r} is not a string; JSON keys are strings"))
                 continue
+            size += len(key) + 4
             if len(key) > max_key:
                 out.append(Problem(f"{loc}.{key[:20]}…", f"key of {len(key)} characters; at most {max_key}"))
             kind = type(item)
             if kind is str:
+                size += len(item) + 2
                 if len(item) > max_str:
                     out.append(
                         Problem(f"{loc}.{key}", f"string of {len(item)} characters; at most {max_str}")
                     )
-            elif kind is not int and kind is not bool and item is not None:
-                _check_value(item, f"{loc}.{key}", limits, depth + 1, out)
-        return
-    _check_value(value, loc, limits, depth, out)
+            elif kind is int:
+                size += 20 if -_BIG < item < _BIG else _int_size(item)
+            elif kind is not bool and item is not None:
+                size += _check_value(item, f"{loc}.{key}", limits, depth + 1, out)
+            else:
+                size += 5
+        return size
+    return _check_value(value, loc, limits, depth, out)
 
 
-def _check_value(value: Any, loc: str, limits: Limits, depth: int, out: list[Problem]) -> None:
-    if value is None or isinstance(value, bool | int):
-        return
+_BIG = 10**18
+
+
+def _int_size(value: int) -> int:
+    return 20 if -_BIG < value < _BIG else value.bit_length() // 3 + 2
+
+
+def _check_value(value: Any, loc: str, limits: Limits, depth: int, out: list[Problem]) -> int:
+    if value is None or isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return _int_size(value)
     if isinstance(value, str):
         if len(value) > limits.max_string_length:
             out.append(Problem(loc, f"string of {len(value)} characters; at most {limits.max_string_length}"))
-        return
+        return len(value) + 2
     if isinstance(value, float):
         if not math.isfinite(value):
             out.append(Problem(loc, f"{value} is not valid JSON; use a finite number or null"))
-        return
+        return 25
     if depth >= limits.max_depth:
         out.append(Problem(loc, f"nested deeper than {limits.max_depth} levels"))
-        return
+        return 0
     if isinstance(value, Mapping):
-        _check_json(value, loc, limits, depth, out)
-        return
+        return _check_json(value, loc, limits, depth, out)
     if isinstance(value, list | tuple):
         if len(value) > limits.max_array_length:
             out.append(Problem(loc, f"{len(value)} items; at most {limits.max_array_length}"))
+        size = 2
         for i, item in enumerate(value):
-            _check_value(item, f"{loc}.{i}", limits, depth + 1, out)
-        return
+            size += _check_value(item, f"{loc}.{i}", limits, depth + 1, out) + 1
+        return size
     out.append(Problem(loc, f"{type(value).__name__} is not JSON-serialisable; use a string or number"))
+    return 0
+
+
+def _check_size(fields: dict[str, Any], metadata_size: int, limits: Limits, out: list[Problem]) -> None:
+    """The whole event within ``limits.max_event_bytes``, checked before anything is encoded.
+
+    The estimate is cheap and never undershoots by more than ``_ESTIMATE_FACTOR``; only an
+    event that could be over the limit is measured exactly. The envelope (id, actor, targets,
+    ...) counts as its largest valid size: the event model bounds every field of it, and an
+    envelope beyond those bounds is refused by the model anyway."""
+    envelope = _ENVELOPE_BOUND
+    limit = limits.max_event_bytes
+    if (metadata_size + envelope + 200) * _ESTIMATE_FACTOR <= limit:
+        return
+    try:
+        size = len(to_json({k: v for k, v in fields.items() if k != "metadata"}, fallback=str))
+        size += len(to_json(fields.get("metadata"), fallback=str))
+    except (PydanticSerializationError, ValueError):  # other checks name what cannot be JSON
+        return
+    if size > limit:
+        out.append(
+            Problem(
+                "",
+                f"event of {size:,} bytes as JSON; at most {limit:,} per event "
+                "(raise Limits(max_event_bytes=...) if you mean it, or store large data elsewhere "
+                "and keep a reference in metadata)",
+            )
+        )
 
 
 @contextmanager
@@ -139,7 +195,7 @@ def validate_event(
     problems = _collect(data, registry, strict, limits, workspace, index)
     if isinstance(problems, Event):
         return problems
-    raise AuditValidationError(problems)
+    raise AuditValidationError(problems, write=True)
 
 
 def validate_events(
@@ -161,7 +217,7 @@ def validate_events(
             else:
                 problems.extend(result)
     if problems:
-        raise AuditValidationError(problems)
+        raise AuditValidationError(problems, write=True)
     return events
 
 
@@ -188,8 +244,10 @@ def _collect(
     raw = fields.get("metadata")
     if isinstance(raw, BaseModel):
         raw = raw.model_dump(mode="json", exclude_unset=True)
+    metadata_size = 4
     if raw is not None:  # limits apply to what will be stored
-        _check_json(raw, "metadata", limits, 0, problems)
+        metadata_size = _check_json(raw, "metadata", limits, 0, problems)
+    _check_size(fields, metadata_size, limits, problems)
     if latest is None:
         if strict and isinstance(name, str):
             problems.append(

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 from . import core  # noqa: F401 - registers publish, log, query, actions
-from ._app import app, fail
+from ._app import add_examples, app, fail
 
 __all__ = ["app", "main", "fail"]
 
@@ -26,6 +26,7 @@ for _name in _GROUPS:
             raise
         continue
     _module.register(app)
+add_examples(app)
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from ..stores import default_url
 
 app = typer.Typer(
     name="auditbird",
-    help="Typed, immutable audit events: publish, read and serve them.",
+    help="Typed, immutable audit events: publish, read and serve them.\n\n"
+    "Example: auditbird --store sqlite:///audit.db log monitor:1",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -52,6 +53,33 @@ def fail(message: str | BaseException, code: int = 2) -> NoReturn:
     # Plain writes, not rich: one problem stays on one line whatever the terminal width.
     sys.stderr.write("".join(f"error: {line}\n" for line in lines))
     raise typer.Exit(code)
+
+
+# Examples for commands whose module does not show one in its docstring; `add_examples` puts
+# each in its command's --help (epilog). Keyed by the command's path under `auditbird`.
+EXAMPLES: dict[tuple[str, ...], str] = {
+    ("tinybird", "local"): "auditbird tinybird local --port 7181 --token dev --data ./tb-data",
+    ("tinybird", "datafiles"): "auditbird tinybird datafiles tinybird/",
+    ("tinybird", "migrate"): "auditbird tinybird migrate --help   (see docs/ for a full run)",
+    ("relay",): "auditbird relay --from sqlite:///app.db --to tinybird+http://dev@127.0.0.1:7181 --follow",
+    ("check",): "auditbird --store sqlite:///audit.db check",
+}
+
+
+def _has_example(text: str | None) -> bool:
+    return bool(text) and "Example" in str(text)
+
+
+def add_examples(root: typer.Typer, path: tuple[str, ...] = ()) -> None:
+    """Give every command without an example in its help the one in :data:`EXAMPLES`."""
+    for info in root.registered_commands:
+        name = info.name or (info.callback.__name__.replace("_", "-") if info.callback else "")
+        example = EXAMPLES.get((*path, name))
+        if example and not _has_example(info.help or (info.callback and info.callback.__doc__)):
+            info.epilog = info.epilog or f"Example: {example}"
+    for group in root.registered_groups:
+        if group.typer_instance is not None and group.name:
+            add_examples(group.typer_instance, (*path, group.name))
 
 
 def load_actions(modules: list[str]) -> None:

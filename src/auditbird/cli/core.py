@@ -29,14 +29,19 @@ def _parse_json(text: str, where: str) -> Any:
 def publish(
     event: Annotated[
         str | None,
-        typer.Argument(help="One event (JSON object) or a JSON array; omit to read NDJSON on stdin"),
+        typer.Argument(help="One event (JSON object) or a JSON array; `-` or nothing reads NDJSON on stdin"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the count")] = False,
 ) -> None:
-    """Publish events: a JSON argument, or NDJSON on stdin (one event per line)."""
+    """Publish events: a JSON argument, or NDJSON on stdin (one event per line; `-` or no argument).
+
+    Example: auditbird publish '{"id": "monitor:1", "action": "monitor.down"}'
+
+    Example: auditbird publish - < events.ndjson
+    """
     with settings.open_log() as log:
         try:
-            if event is not None:
+            if event is not None and event != "-":
                 data = _parse_json(event, "argument")
                 if isinstance(data, list):
                     stored = log.publish_many(data)
@@ -111,7 +116,12 @@ def log_cmd(
     limit: Annotated[int | None, typer.Option(help="At most this many events")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """A stream's history, newest first (the seed's getAuditLog)."""
+    """A stream's history, newest first (the seed's getAuditLog).
+
+    Piped, the table is tab-separated, one event per line.
+
+    Example: auditbird log monitor:1 --limit 10
+    """
     with settings.open_log() as log:
         try:
             events = log.get_audit_log(event_id, limit=limit)
@@ -135,7 +145,12 @@ def query(
     all_pages: Annotated[bool, typer.Option("--all", help="Follow cursors to the end")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """Filter the log, newest first. Prints next_cursor on stderr when there is more."""
+    """Filter the log, newest first. Prints next_cursor on stderr when there is more.
+
+    Example: auditbird query --action monitor.down --since 1h --format csv
+
+    Example: auditbird query --target-type monitor --target-id 1 --format ndjson --all
+    """
     filters: dict[str, Any] = dict(
         action=action or None,
         actor_id=actor,
@@ -156,10 +171,14 @@ def query(
             fail(exc)
         print_events(page.events, fmt, title=f"{len(page.events)} events, newest first")
         if page.next_cursor:
-            err.print(f"next_cursor: {page.next_cursor}", markup=False, highlight=False)
+            # A plain write: a console would wrap the cursor at its width when stderr is a pipe.
+            sys.stderr.write(f"next_cursor: {page.next_cursor}\n")
 
 
 @app.command()
 def actions() -> None:
-    """Registered action schemas, as JSON Schema (load yours with --actions MODULE)."""
+    """Registered action schemas, as JSON Schema (load yours with --actions MODULE).
+
+    Example: auditbird --actions auditbird.catalog.openstatus actions
+    """
     sys.stdout.write(json.dumps(default_registry.json_schemas(), indent=2) + "\n")

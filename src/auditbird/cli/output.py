@@ -1,10 +1,15 @@
-"""Printing events: tables for people, JSON/NDJSON/CSV for machines."""
+"""Printing events: tables for people, JSON/NDJSON/CSV for machines.
+
+A table goes to a terminal as a rich table; piped (stdout not a terminal) it is tab-separated
+text, one row per line with every cell whole, so ``| grep``, ``| cut -f3`` and ``| sort`` work.
+Tabs and newlines inside a cell become spaces there.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -42,16 +47,42 @@ def print_events(events: Iterable[Event], fmt: Format, *, title: str | None = No
         count = len(items)
         out.write(json.dumps(items, indent=2, ensure_ascii=False) + "\n")
     else:
-        table = Table(title=title, show_lines=False)
-        for column in ("time (UTC)", "subject", "action", "actor", "targets", "metadata"):
-            table.add_column(column, overflow="fold")
-        for e in events:
-            count += 1
-            data = e.to_dict()
-            targets = ", ".join(f"{t.kind}:{t.id}" for t in e.targets)
-            metadata = json.dumps(data["metadata"], ensure_ascii=False) if data["metadata"] else ""
-            actor = e.actor.name + (f" ({e.actor.id})" if e.actor.id else "")
-            table.add_row(_when(e.timestamp), e.id, e.action, actor, targets, metadata)
-        Console().print(table)
+        rows = (_row(e) for e in events)
+        count = print_table(EVENT_COLUMNS, rows, title=title)
     out.flush()
+    return count
+
+
+EVENT_COLUMNS = ("time (UTC)", "subject", "action", "actor", "targets", "metadata")
+
+
+def _row(e: Event) -> tuple[str, ...]:
+    data = e.to_dict()
+    targets = ", ".join(f"{t.kind}:{t.id}" for t in e.targets)
+    metadata = json.dumps(data["metadata"], ensure_ascii=False) if data["metadata"] else ""
+    actor = e.actor.name + (f" ({e.actor.id})" if e.actor.id else "")
+    return (_when(e.timestamp), e.id, e.action, actor, targets, metadata)
+
+
+def _cell(value: str) -> str:
+    return value.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None) -> int:
+    """A table for people on a terminal; tab-separated lines (header first) in a pipe."""
+    out = sys.stdout
+    count = 0
+    if not out.isatty():
+        out.write("\t".join(columns) + "\n")
+        for count, row in enumerate(rows, 1):  # noqa: B007 - counted
+            out.write("\t".join(_cell(c) for c in row) + "\n")
+        out.flush()
+        return count
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        count += 1
+        table.add_row(*row)
+    Console().print(table)
     return count

@@ -1,8 +1,11 @@
 """``auditbird serve`` and ``auditbird keys create|list|revoke``.
 
-Both find the key file the same way from ``--store``/``AUDITBIRD_URL`` (see
-:func:`auditbird.service.keys.keys_path_for`): beside a SQLite store's file, else
-``./auditbird.keys.db``; ``--keys``/``AUDITBIRD_KEYS`` overrides it for both.
+One rule for where keys, viewer-link secrets and signing material live: BESIDE THE STORE.
+For ``sqlite:///x/audit.db`` that is ``x/audit.keys.db``; for any other store
+``./auditbird.keys.db``. ``serve``, every ``keys`` command and ``keys viewer-link`` take the
+store from ``--store`` (before or after the command name) or ``AUDITBIRD_URL``, the same way,
+and find the file with :func:`auditbird.service.keys.keys_path_for`; ``--keys``/``AUDITBIRD_KEYS``
+overrides it for all of them.
 """
 
 from __future__ import annotations
@@ -19,15 +22,54 @@ import typer
 
 from ..stores import redact_url
 from ._app import fail, settings
+from .output import print_table
 
 __all__ = ["register"]
 
-keys_app = typer.Typer(help="API keys for `auditbird serve`: each has one workspace and one scope.")
+
+KEYS_RULE = (
+    "Keys, viewer-link secrets and signing material live beside the store: for "
+    "--store sqlite:///x/audit.db in x/audit.keys.db (else ./auditbird.keys.db); "
+    "`serve`, `keys` and `keys viewer-link` find them the same way."
+)
+
+keys_app = typer.Typer(
+    help="API keys for `auditbird serve`: each has one workspace and one scope. "
+    + KEYS_RULE
+    + "\n\nExample: auditbird keys create --store sqlite:///audit.db --workspace acme --scope admin",
+    no_args_is_help=True,
+)
 
 KeysOption = Annotated[
     Path | None,
-    typer.Option("--keys", envvar="AUDITBIRD_KEYS", help="Key file; default: beside the SQLite store"),
+    typer.Option(
+        "--keys",
+        envvar="AUDITBIRD_KEYS",
+        help="Keys file; default: beside the store (sqlite:///x/audit.db -> x/audit.keys.db)",
+    ),
 ]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="The store the server serves (overrides the global --store/AUDITBIRD_URL); "
+        "its keys file is beside it",
+    ),
+]
+
+
+def store_url(store: str | None) -> str:
+    """The store a key command or `serve` is about: its own --store, else the global one."""
+    return store or settings.store
+
+
+def keys_file(keys: Path | None, store: str | None) -> Path:
+    """Where the keys of ``store`` live (see the module docstring); ``keys`` overrides."""
+    try:
+        from ..service.keys import keys_path_for
+    except ModuleNotFoundError as exc:  # fastapi missing: the service extra is not installed
+        fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
+    return keys if keys is not None else keys_path_for(store_url(store))
 
 
 class ScopeChoice(StrEnum):
@@ -36,12 +78,11 @@ class ScopeChoice(StrEnum):
     admin = "admin"
 
 
-def _key_store(keys: Path | None) -> Any:
-    try:
-        from ..service.keys import KeyStore, keys_path_for
-    except ModuleNotFoundError as exc:  # fastapi missing: the service extra is not installed
-        fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
-    return KeyStore(keys if keys is not None else keys_path_for(settings.store))
+def _key_store(keys: Path | None, store: str | None) -> Any:
+    path = keys_file(keys, store)
+    from ..service.keys import KeyStore
+
+    return KeyStore(path)
 
 
 def _when(ms: int | None) -> str:
@@ -60,10 +101,16 @@ def keys_create(
         typer.Option("--rate", help="Requests per second for this key (0: unlimited); default: the server's"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the key and its details as JSON")] = False,
+    store_opt: StoreOption = None,
     keys: KeysOption = None,
 ) -> None:
-    """Create a key. It is shown once (last line, or JSON with --json); only its hash is kept."""
-    store = _key_store(keys)
+    """Create a key. It is shown once (last line, or JSON with --json); only its hash is kept.
+
+    It goes to the keys file beside the store, which `auditbird serve` over that store reads.
+
+    Example: auditbird keys create --store sqlite:///audit.db --workspace acme --scope admin
+    """
+    store = _key_store(keys, store_opt)
     try:
         created = store.create(workspace=workspace, scope=scope.value, name=name, rate=rate)
     except ValueError as exc:
@@ -95,10 +142,14 @@ def keys_create(
 def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    store_opt: StoreOption = None,
     keys: KeysOption = None,
 ) -> None:
-    """Keys by id, workspace and scope (never the secret: it is not stored)."""
-    store = _key_store(keys)
+    """Keys by id, workspace and scope (never the secret: it is not stored).
+
+    Example: auditbird keys list --store sqlite:///audit.db --json
+    """
+    store = _key_store(keys, store_opt)
     try:
         found = store.list(include_revoked=all_keys)
     finally:
@@ -116,14 +167,8 @@ def keys_list(
             }
             sys.stdout.write(json.dumps(row) + "\n")
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(found)} key(s) in {store.path}")
-    for column in ("id", "workspace", "scope", "name", "rate/s", "created", "revoked"):
-        table.add_column(column)
-    for k in found:
-        table.add_row(
+    rows = (
+        (
             k.key_id,
             k.workspace or "(default)",
             k.scope,
@@ -132,16 +177,23 @@ def keys_list(
             _when(k.created_at),
             _when(k.revoked_at),
         )
-    Console().print(table)
+        for k in found
+    )
+    columns = ("id", "workspace", "scope", "name", "rate/s", "created", "revoked")
+    print_table(columns, rows, title=f"{len(found)} key(s) in {store.path}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`) or the key itself")],
+    store_opt: StoreOption = None,
     keys: KeysOption = None,
 ) -> None:
-    """Revoke a key: requests with it are refused from now on."""
-    store = _key_store(keys)
+    """Revoke a key: requests with it are refused from now on.
+
+    Example: auditbird keys revoke --store sqlite:///audit.db k_0123abcd
+    """
+    store = _key_store(keys, store_opt)
     try:
         revoked = store.revoke(key_id)
     finally:
@@ -154,9 +206,7 @@ def keys_revoke(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on")] = 8000,
-    store: Annotated[
-        str | None, typer.Option("--store", help="Store URL (overrides the global --store/AUDITBIRD_URL)")
-    ] = None,
+    store: StoreOption = None,
     keys: KeysOption = None,
     rate_limit: Annotated[
         float | None,
@@ -173,18 +223,21 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Server processes")] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
-    """Serve the REST API (and the web viewer) over the store. Docs at /docs."""
+    """Serve the REST API (and the web viewer) over the store. Docs at /docs.
+
+    Keys and viewer links are checked in the keys file beside the store: create them with the same --store.
+
+    Example: auditbird serve --store sqlite:///audit.db --port 8000
+    """
     try:
         import uvicorn
-
-        from ..service.keys import keys_path_for
     except ModuleNotFoundError as exc:
         fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
-    url = store or settings.store
+    url = store_url(store)
     # The app is built by a factory from the environment, so that --workers processes agree.
     env = {
         "AUDITBIRD_URL": url,
-        "AUDITBIRD_KEYS": str(keys if keys is not None else keys_path_for(url)),
+        "AUDITBIRD_KEYS": str(keys_file(keys, store)),
         "AUDITBIRD_STRICT": "1" if settings.strict else "",
     }
     if settings.actions:  # worker processes import them again (app_from_env reads this)

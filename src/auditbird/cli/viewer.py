@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 
-from ._app import fail, settings
+from ..event import Event
+from ._app import fail
+from .service import KeysOption, StoreOption, keys_file
 
 __all__ = ["register", "viewer_link"]
 
@@ -31,23 +33,26 @@ def viewer_link(
     revoke_all: Annotated[
         bool, typer.Option("--revoke-all", help="Revoke every viewer link made so far, then make this one")
     ] = False,
-    keys: Annotated[
-        Path | None,
-        typer.Option("--keys", envvar="AUDITBIRD_KEYS", help="Key file; default: beside the SQLite store"),
-    ] = None,
+    store: StoreOption = None,
+    keys: KeysOption = None,
 ) -> None:
-    """Print a read-only viewer link for one workspace; it works until it expires (alone on the last line)."""
+    """Print a read-only viewer link for one workspace; it works until it expires (alone on the last line).
+
+    Signed with the secret in the keys file beside the store: `auditbird serve` over it accepts it.
+
+    Example: auditbird keys viewer-link --store sqlite:///audit.db --workspace acme --expires 1h
+    """
     try:
-        from ..service.keys import keys_path_for
         from ..service.viewer_links import Grant, ViewerLinks, link_url, parse_duration, parse_target
     except ModuleNotFoundError as exc:
         fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
+    _check_workspace(workspace)
     try:
         ttl = parse_duration(expires)
         target_type, target_id = parse_target(target) if target else (None, None)
     except ValueError as exc:
         fail(str(exc))
-    path = keys if keys is not None else keys_path_for(settings.store)
+    path = keys_file(keys, store)
     links = ViewerLinks(path)
     try:
         if revoke_all:
@@ -77,10 +82,17 @@ def viewer_link(
     )
 
 
-def register(app: typer.Typer) -> None:
+def _check_workspace(workspace: str) -> None:
+    """The rule an event's workspace follows (and so `keys create`): a link to a workspace no
+    event can carry would show nothing."""
+    field = Event.model_fields["workspace"]
     try:
-        from .service import keys_app
-    except ImportError:  # no service commands in this build: offer the link at the top level
-        app.command("viewer-link")(viewer_link)
-        return
+        TypeAdapter(Annotated[str, *field.metadata]).validate_python(workspace)
+    except ValidationError:
+        fail(f"workspace {workspace!r} may contain only letters, digits and _.:@/+=- (128 at most)")
+
+
+def register(app: typer.Typer) -> None:
+    from .service import keys_app
+
     keys_app.command("viewer-link")(viewer_link)

@@ -35,6 +35,7 @@ from ..query import Query
 from ..stores import default_url, open_store
 from ..stores.base import Store
 from ..validation import DEFAULT_LIMITS, Limits
+from . import docs_ui
 from .fastpath import LeanPath
 from .keys import KeyStore, keys_path_for
 from .limits import RateLimiter, ServiceLimits
@@ -96,7 +97,10 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        docs_url=None,  # served offline by .docs_ui, not from a CDN
+        redoc_url=None,
     )
+    docs_ui.install(app)
     app.state.auditbird = state
     # The hot route skips the router (inside the metrics middleware, so it is still counted).
     publish_route = next(r for r in events_router.routes if isinstance(r, APIRoute) and r.name == "publish")
@@ -144,9 +148,9 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AuditValidationError)
-        return problem_response(
-            422, "invalid input; nothing was stored", errors=exc.problems, instance=instance(request)
-        )
+        # Only a write can have stored nothing; a read's bad parameter must not say so.
+        title = "invalid input; nothing was stored" if request.method == "POST" else "invalid parameters"
+        return problem_response(422, title, errors=exc.problems, instance=instance(request))
 
     async def on_request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

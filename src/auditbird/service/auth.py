@@ -53,7 +53,9 @@ def authenticate(state: ServiceState, token: str | None, need: Need) -> ApiKey:
     if key is None:
         raise ProblemError(
             401,
-            "this API key is unknown or revoked; create a new one with `auditbird keys create`",
+            # Where the server looked (the file's name only: a caller without a key learns no path).
+            f"this API key is unknown or revoked in this server's keys file ({state.keys.path.name}, "
+            "beside its store); create one with `auditbird keys create --store <the server's store>`",
             slug="unauthorized",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )

@@ -123,7 +123,9 @@ async def viewer(
     if grant is None:
         raise ProblemError(
             401,
-            "this viewer link has expired or is not valid; ask for a new one (`auditbird keys viewer-link`)",
+            "this viewer link has expired or is not valid for this server's keys file "
+            f"({_links(request).path.name}, beside its store); ask for a new one "
+            "(`auditbird keys viewer-link --store <the server's store>`)",
             slug="unauthorized",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )

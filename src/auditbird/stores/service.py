@@ -2,7 +2,8 @@
 
 Applications in other processes use the API they use locally; validation still happens on
 both sides (here, so errors name fields before a round trip; there, because a server never
-trusts a client). The key decides the workspace: the log's ``workspace`` must match it.
+trusts a client). The key decides the workspace: a log without ``workspace=`` reads and
+writes the key's own, and a log that names one must name the key's.
 
 >>> log = AuditLog("http://127.0.0.1:8000", api_key=os.environ["AUDITBIRD_API_KEY"])
 >>> log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
@@ -48,7 +49,7 @@ class _Common:
 
     @staticmethod
     def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
-        body = "[" + ",".join(dumps(row_to_json(r)) for r in rows) + "]"
+        body = "[" + ",".join(dumps(_wire(r)) for r in rows) + "]"
         return body.encode(), {"Content-Type": "application/json", "Prefer": "return=minimal"}
 
     @staticmethod
@@ -58,7 +59,9 @@ class _Common:
             raise UnsupportedOperation(
                 "the service reads in time order only (order='desc' or 'asc'), not commit position"
             )
-        params: dict[str, Any] = {"workspace": q.workspace, "limit": limit}
+        params: dict[str, Any] = {"limit": limit}
+        if q.workspace:  # "" (a log without workspace=): the key's workspace, which the server knows
+            params["workspace"] = q.workspace
         for name in ("event_id", "actor_id", "target_type", "target_id", "since", "until", "text"):
             value = getattr(q, name)
             if value is not None:
@@ -121,7 +124,7 @@ class _Common:
             problems = [
                 Problem(str(e.get("loc", "")), str(e.get("msg", "")), e.get("index")) for e in errors
             ] or [Problem("", str(detail))]
-            raise AuditValidationError(problems)
+            raise AuditValidationError(problems, write=response.request.method == "POST")
         if status == 401:
             raise AuditError(f"{where}: the service refused the API key ({detail})")
         if status == 403:
@@ -136,6 +139,14 @@ class _Common:
         if status >= 500:
             raise StoreUnavailable(f"{where}: the service answered {status}: {detail}")
         raise AuditError(f"{where}: the service answered {status}: {detail}")
+
+
+def _wire(row: Row) -> dict[str, Any]:
+    """A row as sent: without a workspace when it has none, so the server files it in the key's."""
+    data = row_to_json(row)
+    if not data["workspace"]:
+        del data["workspace"]
+    return data
 
 
 class ServiceStore(_Common):
