@@ -53,3 +53,13 @@ class UnsupportedOperation(AuditError):
 
 class NotFound(AuditError, LookupError):
     """The thing asked for does not exist (in this workspace)."""
+
+
+class AuthenticationError(AuditError, PermissionError):
+    """A remote store refused the credentials (HTTP 401/403): a wrong or revoked token or API
+    key, another workspace, or a missing scope. Not retried: fix the credential."""
+
+
+class ProjectionError(AuditError):
+    """An event a projection's handler needs cannot be read as its schema says (see
+    ``Event.schema_error``): register an upcaster or fix the schema."""

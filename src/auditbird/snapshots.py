@@ -1,5 +1,9 @@
 """Projection snapshots: the folded state of a stream at a position, so a long stream does
-not replay from the start. Kept in the SQLite file beside the events, in their own table.
+not replay from the start. In auditbird "snapshot" means only this; the before/after copies of
+a change event are its *states* (:mod:`auditbird.changes`).
+
+Stores of the snapshot tier keep them (:class:`~auditbird.stores.capabilities.SnapshotStoreTier`):
+the SQLite store in its own file, in their own table (this module's :class:`SnapshotStore`).
 
 A snapshot is keyed by (workspace, stream, projection) and remembers the projection's code
 version: a snapshot made by other code is ignored (and replaced on the next save).
@@ -34,6 +38,12 @@ CREATE TABLE IF NOT EXISTS auditbird_snapshot (
 
 @dataclass(frozen=True)
 class Snapshot:
+    """A projection's state (JSON) after folding ``revision`` events, the last at ``position``.
+
+    >>> Snapshot("", "monitor:1", "app.MonitorState", "1:ab:cd", 10, 10, 1_700_000_000_000, "{}").revision
+    10
+    """
+
     workspace: str
     stream: str
     projection: str
@@ -45,7 +55,15 @@ class Snapshot:
 
 
 class SnapshotStore:
-    """Snapshots in a SQLite file (usually the events' own file)."""
+    """Snapshots in a SQLite file (usually the events' own file).
+
+    >>> import os, tempfile
+    >>> keeper = SnapshotStore(os.path.join(tempfile.mkdtemp(), "audit.db"))
+    >>> keeper.save(Snapshot("", "m:1", "p", "v1", 3, 3, 0, "{}"))
+    >>> keeper.load("", "m:1", "p", "v1").position, keeper.load("", "m:1", "p", "v2")
+    (3, None)
+    >>> keeper.close()
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 30_000) -> None:
         self.path = str(path)
