@@ -84,7 +84,9 @@ def _sqlite_connection(connection: Any) -> sqlite3.Connection:
 def _from_sqlalchemy(obj: Any) -> sqlite3.Connection:
     # Session.connection() begins the session's transaction (if it has not) and binds the
     # connection to it; the DBAPI connection underneath is the one that transaction uses.
-    conn = obj.connection() if hasattr(obj, "connection") and callable(obj.connection) else obj
+    from sqlalchemy.orm import Session  # importable: `obj` comes from sqlalchemy
+
+    conn = obj.connection() if isinstance(obj, Session) else obj
     dialect = conn.dialect.name
     if dialect != "sqlite":
         raise UnsupportedOperation(

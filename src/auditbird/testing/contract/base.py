@@ -64,7 +64,7 @@ class StoreTestCase(unittest.TestCase):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.__test__ = cls.make_store is not StoreTestCase.make_store  # type: ignore[attr-defined]
+        cls.__test__ = cls.make_store is not StoreTestCase.make_store
 
     def make_store(self) -> Any:
         """A fresh, empty store (called once per test)."""
