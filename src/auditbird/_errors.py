@@ -23,6 +23,7 @@ class Problem:
         return f"{where}: {self.msg}" if where else self.msg
 
     def as_dict(self) -> dict[str, object]:
+        """As JSON: ``{"index": ..., "loc": ..., "msg": ...}`` (the service's ``errors`` items)."""
         return {"index": self.index, "loc": self.loc, "msg": self.msg}
 
 
@@ -36,6 +37,11 @@ class AuditValidationError(AuditError, ValueError):
         super().__init__(f"{count} invalid field{'s' if count != 1 else ''}; nothing was stored:\n{lines}")
 
     def errors(self) -> list[dict[str, object]]:
+        """Every problem as JSON, like pydantic's ``ValidationError.errors()``.
+
+        >>> AuditValidationError([Problem("id", "required")]).errors()
+        [{'index': None, 'loc': 'id', 'msg': 'required'}]
+        """
         return [p.as_dict() for p in self.problems]
 
 

@@ -16,6 +16,7 @@ Steps:
 
 >>> from auditbird.testing import MemoryStore
 >>> from auditbird.query import Query
+>>> from auditbird.stores.base import Store
 >>> def count(workspace):
 ...     rows = yield Call(Store, lambda s: s.query(Query(workspace=workspace, limit=None)))
 ...     return len(rows)
@@ -32,10 +33,9 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .stores.base import Store
 from .stores.capabilities import async_tier, require, supports
 
-__all__ = ["Call", "Supports", "Sleep", "Out", "Step", "Op", "run", "iterate", "arun", "aiterate", "Store"]
+__all__ = ["Call", "Supports", "Sleep", "Out", "Step", "Op", "run", "iterate", "arun", "aiterate"]
 
 R = TypeVar("R")
 T = TypeVar("T")

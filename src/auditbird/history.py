@@ -87,6 +87,7 @@ class StreamWalk:
         self.done = False
 
     def next_page(self) -> Op[list[Row]]:
+        """The next page of rows (an operation: ``rows = yield from walk.next_page()``)."""
         if self.mode is None:
             if (yield Supports(StreamStore)):
                 self.mode = "position"

@@ -76,6 +76,7 @@ class SnapshotStore:
         self._conn.execute(_SCHEMA)
 
     def load(self, workspace: str, stream: str, projection: str, code_version: str) -> Snapshot | None:
+        """The snapshot of ``projection`` for the stream, if ``code_version`` made it."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot "
@@ -87,6 +88,7 @@ class SnapshotStore:
         return Snapshot(workspace, stream, projection, code_version, row[0], row[1], row[2], row[3])
 
     def save(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot``, replacing the projection's previous one for the stream."""
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO auditbird_snapshot (workspace, stream, projection, code_version, "
@@ -105,6 +107,7 @@ class SnapshotStore:
             )
 
     def delete(self, workspace: str, stream: str, projection: str | None = None) -> int:
+        """Forget a stream's snapshots (of one projection, or all); how many were deleted."""
         sql = "DELETE FROM auditbird_snapshot WHERE workspace = ? AND stream = ?"
         params: list[str] = [workspace, stream]
         if projection is not None:
@@ -114,5 +117,6 @@ class SnapshotStore:
             return self._conn.execute(sql, params).rowcount
 
     def close(self) -> None:
+        """Close the connection."""
         with self._lock:
             self._conn.close()

@@ -89,9 +89,13 @@ class StreamStore(Store, Protocol):
     stream in commit order, keyed by ``after_position``, every row with its ``position``.
     """
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None: ...
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+        """:meth:`Store.append`; with ``expected_revision``, only if the stream holds that many."""
+        ...
 
-    def revision(self, workspace: str, stream: str) -> int: ...
+    def revision(self, workspace: str, stream: str) -> int:
+        """How many events the stream holds (the next append's ``expected_revision``)."""
+        ...
 
 
 class FollowStore(Store, Protocol):
@@ -102,16 +106,22 @@ class FollowStore(Store, Protocol):
     ``last_position`` the newest position (0 when empty).
     """
 
-    def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]: ...
+    def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
+        """Every workspace's rows committed after ``after_position``, in commit order."""
+        ...
 
-    def last_position(self) -> int: ...
+    def last_position(self) -> int:
+        """The position of the newest committed row (0 when empty)."""
+        ...
 
 
 class HistogramStore(Store, Protocol):
     """``histogram(query, bucket_ms)``: ``(bucket_start_ms, action, count)`` rows for the
     events a query matches (no limit); buckets start at ``query.since``."""
 
-    def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]: ...
+    def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """``(bucket_start_ms, action, count)`` for the events ``query`` matches."""
+        ...
 
 
 class SnapshotStoreTier(Store, Protocol):
@@ -120,16 +130,22 @@ class SnapshotStoreTier(Store, Protocol):
 
     def load_snapshot(
         self, workspace: str, stream: str, projection: str, code_version: str
-    ) -> Snapshot | None: ...
+    ) -> Snapshot | None:
+        """The projection's snapshot of the stream, if one made by ``code_version`` exists."""
+        ...
 
-    def save_snapshot(self, snapshot: Snapshot) -> None: ...
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot``, replacing the projection's previous one for the stream."""
+        ...
 
 
 class AsyncTwinStore(Store, Protocol):
     """A blocking store with a native async client: ``async_twin()`` is the same store as an
     :class:`AsyncStore` (``AsyncAuditLog`` uses it instead of worker threads)."""
 
-    def async_twin(self) -> AsyncStore: ...
+    def async_twin(self) -> AsyncStore:
+        """The same store as an :class:`AsyncStore` (its own async client)."""
+        ...
 
 
 # -- the async twins -------------------------------------------------------------------------
@@ -142,23 +158,33 @@ class AsyncReplayStore(AsyncStore, Protocol):
 class AsyncStreamStore(AsyncStore, Protocol):
     """The async twin of :class:`StreamStore`."""
 
-    async def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None: ...
+    async def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+        """:meth:`StreamStore.append`, awaited."""
+        ...
 
-    async def revision(self, workspace: str, stream: str) -> int: ...
+    async def revision(self, workspace: str, stream: str) -> int:
+        """:meth:`StreamStore.revision`, awaited."""
+        ...
 
 
 class AsyncFollowStore(AsyncStore, Protocol):
     """The async twin of :class:`FollowStore`."""
 
-    async def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]: ...
+    async def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
+        """:meth:`FollowStore.read_committed`, awaited."""
+        ...
 
-    async def last_position(self) -> int: ...
+    async def last_position(self) -> int:
+        """:meth:`FollowStore.last_position`, awaited."""
+        ...
 
 
 class AsyncHistogramStore(AsyncStore, Protocol):
     """The async twin of :class:`HistogramStore`."""
 
-    async def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]: ...
+    async def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """:meth:`HistogramStore.histogram`, awaited."""
+        ...
 
 
 class AsyncSnapshotStoreTier(AsyncStore, Protocol):
@@ -166,9 +192,13 @@ class AsyncSnapshotStoreTier(AsyncStore, Protocol):
 
     async def load_snapshot(
         self, workspace: str, stream: str, projection: str, code_version: str
-    ) -> Snapshot | None: ...
+    ) -> Snapshot | None:
+        """:meth:`SnapshotStoreTier.load_snapshot`, awaited."""
+        ...
 
-    async def save_snapshot(self, snapshot: Snapshot) -> None: ...
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """:meth:`SnapshotStoreTier.save_snapshot`, awaited."""
+        ...
 
 
 #: The wider tiers, blocking -> async twin.

@@ -36,41 +36,50 @@ class ThreadedStore:
         self.sync: Any = store
 
     async def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+        """:meth:`~auditbird.stores.capabilities.Store.append` in a worker thread."""
         if expected_revision is None:
             await asyncio.to_thread(self.sync.append, rows)
         else:
             await asyncio.to_thread(self.sync.append, rows, expected_revision=expected_revision)
 
     async def query(self, query: Query) -> list[Row]:
+        """:meth:`~auditbird.stores.capabilities.Store.query` in a worker thread."""
         rows: list[Row] = await asyncio.to_thread(self.sync.query, query)
         return rows
 
     async def revision(self, workspace: str, stream: str) -> int:
+        """:meth:`~auditbird.stores.capabilities.StreamStore.revision` in a worker thread."""
         return int(await asyncio.to_thread(self.sync.revision, workspace, stream))
 
     async def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
+        """:meth:`~auditbird.stores.capabilities.FollowStore.read_committed` in a worker thread."""
         rows: list[Row] = await asyncio.to_thread(self.sync.read_committed, after_position, limit)
         return rows
 
     async def last_position(self) -> int:
+        """:meth:`~auditbird.stores.capabilities.FollowStore.last_position` in a worker thread."""
         return int(await asyncio.to_thread(self.sync.last_position))
 
     async def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """:meth:`~auditbird.stores.capabilities.HistogramStore.histogram` in a worker thread."""
         counts: list[tuple[int, str, int]] = await asyncio.to_thread(self.sync.histogram, query, bucket_ms)
         return counts
 
     async def load_snapshot(
         self, workspace: str, stream: str, projection: str, code_version: str
     ) -> Snapshot | None:
+        """:meth:`~auditbird.stores.capabilities.SnapshotStoreTier.load_snapshot` in a worker thread."""
         found: Snapshot | None = await asyncio.to_thread(
             self.sync.load_snapshot, workspace, stream, projection, code_version
         )
         return found
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """:meth:`~auditbird.stores.capabilities.SnapshotStoreTier.save_snapshot` in a worker thread."""
         await asyncio.to_thread(self.sync.save_snapshot, snapshot)
 
     async def aclose(self) -> None:
+        """:meth:`~auditbird.stores.capabilities.Store.close` in a worker thread."""
         await asyncio.to_thread(self.sync.close)
 
     def __repr__(self) -> str:

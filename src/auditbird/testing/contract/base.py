@@ -75,6 +75,7 @@ class StoreTestCase(unittest.TestCase):
         return self.store
 
     def close_store(self, store: Any) -> None:
+        """Clean up after a test (default: ``store.close()``)."""
         store.close()
 
     def setUp(self) -> None:
