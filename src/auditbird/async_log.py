@@ -86,7 +86,7 @@ class AsyncAuditLog(LogCore):
     async def publish_change(
         self,
         action: str,
-        subject: str,
+        event_id: str,
         *,
         before: Any = None,
         after: Any = None,
@@ -100,7 +100,7 @@ class AsyncAuditLog(LogCore):
         """:meth:`AuditLog.publish_change <auditbird.AuditLog.publish_change>`, awaited."""
         op = self._publish_change_op(
             action,
-            subject,
+            event_id,
             before=before,
             after=after,
             actor=actor,

@@ -56,8 +56,8 @@ def query_call(q: Query, tier: type = Store) -> Call:
     return Call(tier, lambda store: store.query(q))
 
 
-def check_stream(stream: Any) -> None:
-    if not isinstance(stream, str) or not stream:
+def check_event_id(event_id: Any) -> None:
+    if not isinstance(event_id, str) or not event_id:
         raise AuditValidationError([Problem("event_id", "required: the stream id, e.g. 'monitor:1'")])
 
 
@@ -71,16 +71,16 @@ class StreamWalk:
     def __init__(
         self,
         workspace: str,
-        stream: str,
+        event_id: str,
         *,
         after_position: int | None = None,
         until: int | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        check_stream(stream)
+        check_event_id(event_id)
         if not isinstance(page_size, int) or page_size < 1:
             raise AuditValidationError([Problem("page_size", "must be a positive integer")])
-        self.base = Query(workspace=workspace, event_id=stream, until=until, limit=page_size)
+        self.base = Query(workspace=workspace, event_id=event_id, until=until, limit=page_size)
         self.after_position = after_position
         self.after: tuple[int, str] | None = None
         self.mode: Literal["position", "asc", "desc"] | None = None
@@ -134,7 +134,7 @@ class StreamWalk:
 def history_op(
     registry: ActionRegistry,
     workspace: str,
-    stream: str,
+    event_id: str,
     *,
     after_revision: int | None = None,
     as_of: int | None = None,
@@ -143,13 +143,13 @@ def history_op(
     """Typed events of ``stream`` oldest first. ``after_revision=n`` skips the first ``n``
     (revisions count every event of the stream); ``as_of`` (ms, inclusive) keeps only events
     that had happened by then."""
-    check_stream(stream)
+    check_event_id(event_id)
     skip = after_revision or 0
     if not isinstance(skip, int) or skip < 0:
         raise AuditValidationError([Problem("after_revision", "must be an integer >= 0")])
     # Skipping counts the unfiltered stream, so `as_of` is then applied here, not by the store.
     until = None if as_of is None or skip else as_of + 1
-    walk = StreamWalk(workspace, stream, until=until, page_size=page_size)
+    walk = StreamWalk(workspace, event_id, until=until, page_size=page_size)
     while rows := (yield from walk.next_page()):
         for row in rows:
             if skip:

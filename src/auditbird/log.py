@@ -102,7 +102,7 @@ class AuditLog(LogCore):
     def publish_change(
         self,
         action: str,
-        subject: str,
+        event_id: str,
         *,
         before: Any = None,
         after: Any = None,
@@ -113,7 +113,7 @@ class AuditLog(LogCore):
         expected_revision: int | None = None,
         **fields: Any,
     ) -> Event | None:
-        """Record a change of ``subject`` with its before/after states and changed fields.
+        """Record a change of the resource ``event_id`` names with its before/after states and changed fields.
 
         ``*.create`` needs ``after``, ``*.delete`` needs ``before``, ``*.update`` needs both;
         an update that changes nothing is not recorded and returns None. ``mask`` fields are
@@ -122,7 +122,7 @@ class AuditLog(LogCore):
         """
         op = self._publish_change_op(
             action,
-            subject,
+            event_id,
             before=before,
             after=after,
             actor=actor,

@@ -194,7 +194,7 @@ def fold_rows(state: Projection, rows: Iterable[Row], registry: ActionRegistry) 
 def project_op(
     registry: ActionRegistry,
     workspace: str,
-    stream: str,
+    event_id: str,
     cls: type[P],
     *,
     as_of: int | None = None,
@@ -218,7 +218,7 @@ def project_op(
     max_ts = 0
     if keeps:
         snap: Snapshot | None = yield Call(
-            SnapshotStoreTier, lambda store: store.load_snapshot(workspace, stream, name, code_version)
+            SnapshotStoreTier, lambda store: store.load_snapshot(workspace, event_id, name, code_version)
         )
         # A snapshot holding an event later than as_of knows too much: replay from the start.
         if snap is not None and (as_of is None or snap.max_timestamp <= as_of):
@@ -229,7 +229,7 @@ def project_op(
         state = cls()
     walk = StreamWalk(
         workspace,
-        stream,
+        event_id,
         after_position=after,
         until=None if as_of is None else as_of + 1,
         page_size=page_size,
@@ -248,7 +248,7 @@ def project_op(
     ):
         snapshot = Snapshot(
             workspace,
-            stream,
+            event_id,
             name,
             code_version,
             state._position,

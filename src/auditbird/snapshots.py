@@ -5,7 +5,7 @@ a change event are its *states* (:mod:`auditbird.changes`).
 Stores of the snapshot tier keep them (:class:`~auditbird.stores.capabilities.SnapshotStoreTier`):
 the SQLite store in its own file, in their own table (this module's :class:`SnapshotStore`).
 
-A snapshot is keyed by (workspace, stream, projection) and remembers the projection's code
+A snapshot is keyed by (workspace, event_id, projection) and remembers the projection's code
 version: a snapshot made by other code is ignored (and replaced on the next save).
 """
 
@@ -23,7 +23,7 @@ __all__ = ["Snapshot", "SnapshotStore"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS auditbird_snapshot (
     workspace     TEXT    NOT NULL,
-    stream        TEXT    NOT NULL,
+    stream        TEXT    NOT NULL,  -- the event_id (a column name shipped in existing files)
     projection    TEXT    NOT NULL,
     code_version  TEXT    NOT NULL,
     position      INTEGER NOT NULL,  -- the last event folded in
@@ -45,7 +45,7 @@ class Snapshot:
     """
 
     workspace: str
-    stream: str
+    event_id: str
     projection: str
     code_version: str
     position: int
@@ -75,17 +75,17 @@ class SnapshotStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(_SCHEMA)
 
-    def load(self, workspace: str, stream: str, projection: str, code_version: str) -> Snapshot | None:
+    def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
         """The snapshot of ``projection`` for the stream, if ``code_version`` made it."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot "
                 "WHERE workspace = ? AND stream = ? AND projection = ? AND code_version = ?",
-                (workspace, stream, projection, code_version),
+                (workspace, event_id, projection, code_version),
             ).fetchone()
         if row is None:
             return None
-        return Snapshot(workspace, stream, projection, code_version, row[0], row[1], row[2], row[3])
+        return Snapshot(workspace, event_id, projection, code_version, row[0], row[1], row[2], row[3])
 
     def save(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot``, replacing the projection's previous one for the stream."""
@@ -95,7 +95,7 @@ class SnapshotStore:
                 "position, revision, max_timestamp, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     snapshot.workspace,
-                    snapshot.stream,
+                    snapshot.event_id,
                     snapshot.projection,
                     snapshot.code_version,
                     snapshot.position,
@@ -106,10 +106,10 @@ class SnapshotStore:
                 ),
             )
 
-    def delete(self, workspace: str, stream: str, projection: str | None = None) -> int:
+    def delete(self, workspace: str, event_id: str, projection: str | None = None) -> int:
         """Forget a stream's snapshots (of one projection, or all); how many were deleted."""
         sql = "DELETE FROM auditbird_snapshot WHERE workspace = ? AND stream = ?"
-        params: list[str] = [workspace, stream]
+        params: list[str] = [workspace, event_id]
         if projection is not None:
             sql += " AND projection = ?"
             params.append(projection)

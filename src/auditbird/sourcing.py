@@ -97,7 +97,7 @@ class SourcingCore:
     def _publish_change_op(
         self,
         action: str,
-        subject: str,
+        event_id: str,
         *,
         before: Any = None,
         after: Any = None,
@@ -110,7 +110,7 @@ class SourcingCore:
     ) -> Op[Event | None]:
         event = change_event(
             action,
-            subject,
+            event_id,
             before=before,
             after=after,
             actor=actor,

@@ -93,7 +93,7 @@ class StreamStore(Store, Protocol):
         """:meth:`Store.append`; with ``expected_revision``, only if the stream holds that many."""
         ...
 
-    def revision(self, workspace: str, stream: str) -> int:
+    def revision(self, workspace: str, event_id: str) -> int:
         """How many events the stream holds (the next append's ``expected_revision``)."""
         ...
 
@@ -129,7 +129,7 @@ class SnapshotStoreTier(Store, Protocol):
     events, keyed by ``(workspace, stream, projection)`` and the projection's code version."""
 
     def load_snapshot(
-        self, workspace: str, stream: str, projection: str, code_version: str
+        self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
         """The projection's snapshot of the stream, if one made by ``code_version`` exists."""
         ...
@@ -162,7 +162,7 @@ class AsyncStreamStore(AsyncStore, Protocol):
         """:meth:`StreamStore.append`, awaited."""
         ...
 
-    async def revision(self, workspace: str, stream: str) -> int:
+    async def revision(self, workspace: str, event_id: str) -> int:
         """:meth:`StreamStore.revision`, awaited."""
         ...
 
@@ -191,7 +191,7 @@ class AsyncSnapshotStoreTier(AsyncStore, Protocol):
     """The async twin of :class:`SnapshotStoreTier`."""
 
     async def load_snapshot(
-        self, workspace: str, stream: str, projection: str, code_version: str
+        self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
         """:meth:`SnapshotStoreTier.load_snapshot`, awaited."""
         ...

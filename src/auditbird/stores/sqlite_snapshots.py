@@ -22,12 +22,12 @@ class _MemorySnapshots:
     def __init__(self) -> None:
         self._data: dict[tuple[str, str, str], Snapshot] = {}
 
-    def load(self, workspace: str, stream: str, projection: str, code_version: str) -> Snapshot | None:
-        found = self._data.get((workspace, stream, projection))
+    def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
+        found = self._data.get((workspace, event_id, projection))
         return found if found is not None and found.code_version == code_version else None
 
     def save(self, snapshot: Snapshot) -> None:
-        self._data[(snapshot.workspace, snapshot.stream, snapshot.projection)] = snapshot
+        self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
 
     def close(self) -> None:
         self._data.clear()
@@ -54,9 +54,9 @@ class FileSnapshots(SnapshotStoreTier):
         return snapshots
 
     def load_snapshot(
-        self, workspace: str, stream: str, projection: str, code_version: str
+        self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
-        return self._snapshots().load(workspace, stream, projection, code_version)
+        return self._snapshots().load(workspace, event_id, projection, code_version)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         self._snapshots().save(snapshot)

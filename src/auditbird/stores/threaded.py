@@ -47,9 +47,9 @@ class ThreadedStore:
         rows: list[Row] = await asyncio.to_thread(self.sync.query, query)
         return rows
 
-    async def revision(self, workspace: str, stream: str) -> int:
+    async def revision(self, workspace: str, event_id: str) -> int:
         """:meth:`~auditbird.stores.capabilities.StreamStore.revision` in a worker thread."""
-        return int(await asyncio.to_thread(self.sync.revision, workspace, stream))
+        return int(await asyncio.to_thread(self.sync.revision, workspace, event_id))
 
     async def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
         """:meth:`~auditbird.stores.capabilities.FollowStore.read_committed` in a worker thread."""
@@ -66,11 +66,11 @@ class ThreadedStore:
         return counts
 
     async def load_snapshot(
-        self, workspace: str, stream: str, projection: str, code_version: str
+        self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
         """:meth:`~auditbird.stores.capabilities.SnapshotStoreTier.load_snapshot` in a worker thread."""
         found: Snapshot | None = await asyncio.to_thread(
-            self.sync.load_snapshot, workspace, stream, projection, code_version
+            self.sync.load_snapshot, workspace, event_id, projection, code_version
         )
         return found
 

@@ -56,11 +56,11 @@ class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snapsho
                 streams = {(r.workspace, r.id) for r in rows}
                 if len(streams) != 1:
                     raise ValueError("expected_revision needs every event of the append in one stream")
-                ((workspace, stream),) = streams
-                current = self.revision(workspace, stream)
+                ((workspace, event_id),) = streams
+                current = self.revision(workspace, event_id)
                 if current != expected_revision:
                     raise ConflictError(
-                        f"stream {stream!r} is at revision {current}, not {expected_revision}: "
+                        f"stream {event_id!r} is at revision {current}, not {expected_revision}: "
                         "another writer got there first; reload the stream and retry"
                     )
             for row in rows:
@@ -93,10 +93,10 @@ class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snapsho
 
     # -- stream tier ----------------------------------------------------------------------
 
-    def revision(self, workspace: str, stream: str) -> int:
+    def revision(self, workspace: str, event_id: str) -> int:
         """How many events the stream holds."""
         with self._lock:
-            return sum(1 for r in self.rows if r.workspace == workspace and r.id == stream)
+            return sum(1 for r in self.rows if r.workspace == workspace and r.id == event_id)
 
     # -- follow tier ----------------------------------------------------------------------
 
@@ -126,15 +126,15 @@ class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snapsho
     # -- snapshot tier --------------------------------------------------------------------
 
     def load_snapshot(
-        self, workspace: str, stream: str, projection: str, code_version: str
+        self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
         """The saved snapshot, if made by this code version."""
-        found = self._snapshots.get((workspace, stream, projection))
+        found = self._snapshots.get((workspace, event_id, projection))
         return found if found is not None and found.code_version == code_version else None
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot``, replacing the projection's previous one."""
-        self._snapshots[(snapshot.workspace, snapshot.stream, snapshot.projection)] = snapshot
+        self._snapshots[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
 
 
 def _matches(q: Query, r: Row) -> bool:
