@@ -30,8 +30,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .stores.capabilities import async_tier, require, supports
 
@@ -41,31 +40,27 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """Call the store; it must declare ``tier`` (a blocking tier; the async driver checks its twin)."""
 
     tier: type
     fn: Callable[[Any], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Supports:
+class Supports(NamedTuple):
     """Ask whether the store declares ``tier``; the answer is a bool."""
 
     tier: type
 
 
-@dataclass(frozen=True, slots=True)
-class Sleep:
+class Sleep(NamedTuple):
     """Wait ``seconds`` (or until ``stop`` is set)."""
 
     seconds: float
     stop: threading.Event | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Out:
+class Out(NamedTuple):
     """An item an iterating operation hands to its caller."""
 
     value: Any
@@ -105,19 +100,22 @@ async def _async_step(store: Any, step: Step) -> Any:
 
 def run(store: Any, op: Op[R]) -> R:
     """Drive ``op`` against a blocking store; its return value."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as done:
-            result: R = done.value
-            return result
-        value, error = None, None
-        try:
-            value = _sync_step(store, step)
-        except Exception as exc:  # handed to the operation: it may fall back or clean up
-            error = exc
+    # The hot path of every publish and read: kept to one send per step.
+    try:
+        step = op.send(None)
+        while True:
+            try:
+                if type(step) is Call:
+                    value = step.fn(require(store, step.tier))
+                else:
+                    value = _sync_step(store, step)
+            except Exception as exc:  # handed to the operation: it may fall back or clean up
+                step = op.throw(exc)
+                continue
+            step = op.send(value)
+    except StopIteration as done:
+        result: R = done.value
+        return result
 
 
 def iterate(store: Any, op: Op[None]) -> Iterator[Any]:
@@ -144,19 +142,18 @@ def iterate(store: Any, op: Op[None]) -> Iterator[Any]:
 
 async def arun(store: Any, op: Op[R]) -> R:
     """Drive ``op`` against an async store; its return value."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as done:
-            result: R = done.value
-            return result
-        value, error = None, None
-        try:
-            value = await _async_step(store, step)
-        except Exception as exc:
-            error = exc
+    try:
+        step = op.send(None)
+        while True:
+            try:
+                value = await _async_step(store, step)
+            except Exception as exc:
+                step = op.throw(exc)
+                continue
+            step = op.send(value)
+    except StopIteration as done:
+        result: R = done.value
+        return result
 
 
 async def aiterate(store: Any, op: Op[None]) -> AsyncIterator[Any]:

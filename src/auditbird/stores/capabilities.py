@@ -38,6 +38,7 @@ auditbird._errors.UnsupportedOperation: AppendOnly does not support stream revis
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._errors import UnsupportedOperation
@@ -263,9 +264,19 @@ def supports(store: object, tier: type) -> bool:
 
     Declared, not discovered: a store with a ``revision`` method that does not inherit
     :class:`StreamStore` does not support it, because nobody promised its semantics."""
+    cls: Any = type(store)
+    return _supports(cls, tier)
+
+
+@lru_cache(maxsize=1_024)
+def _supports(cls: type, tier: type) -> bool:
+    # Per class, not per call: a runtime-checkable isinstance costs ~10 µs, a publish ~15 µs.
     if tier is Store or tier is AsyncStore:
-        return isinstance(store, tier)
-    return tier in type(store).__mro__
+        return all(callable(getattr(cls, name, None)) for name in _BASE_METHODS[tier])
+    return tier in cls.__mro__
+
+
+_BASE_METHODS = {Store: ("append", "query", "close"), AsyncStore: ("append", "query", "aclose")}
 
 
 def require(store: T, tier: type) -> T:
