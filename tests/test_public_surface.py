@@ -219,3 +219,20 @@ def test_the_service_client_sends_the_encoded_columns_as_they_are() -> None:
     for data in events:
         row = encode(validate_event(data, default_registry))
         assert row_to_wire(row) == dumps(row_to_json(row))
+
+
+def test_the_tier_table_of_architecture_md_is_what_the_stores_declare() -> None:
+    from auditbird.stores import capabilities
+    from auditbird.stores.service import ServiceStore
+    from auditbird.stores.sqlite import SQLiteStore
+    from auditbird.stores.tinybird import TinybirdStore
+    from auditbird.testing import MemoryStore
+
+    stores = [SQLiteStore, TinybirdStore, ServiceStore, MemoryStore]
+    text = (SRC.parent.parent / "ARCHITECTURE.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == 7
+    for cells in rows:
+        tier = getattr(capabilities, cells[0].strip().strip("`"))
+        marked = [cell.strip() == "✓" for cell in cells[2:]]
+        assert marked == [tier in cls.__mro__ or tier is capabilities.Store for cls in stores], cells[0]
