@@ -236,3 +236,27 @@ def test_the_tier_table_of_architecture_md_is_what_the_stores_declare() -> None:
         tier = getattr(capabilities, cells[0].strip().strip("`"))
         marked = [cell.strip() == "✓" for cell in cells[2:]]
         assert marked == [tier in cls.__mro__ or tier is capabilities.Store for cls in stores], cells[0]
+
+
+def test_a_third_party_store_runs_the_suite_with_plain_unittest(tmp_path: Path) -> None:
+    (tmp_path / "test_my_store.py").write_text(
+        "from auditbird.testing import MemoryStore\n"
+        "from auditbird.testing.contract import StreamStoreTestCase, StoreTestCase\n\n"
+        "class MyStore(MemoryStore):\n"
+        "    pass\n\n"
+        "class TestMyStore(StreamStoreTestCase):\n"
+        "    def make_store(self):\n"
+        "        return MyStore()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    code = (
+        "import sys; sys.modules['pytest'] = None; import unittest; "
+        "unittest.main(module=None, argv=['x', 'test_my_store'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    ran = int(done.stderr.split("Ran ")[1].split()[0])
+    # The abstract base imported into the module is skipped, the subclass runs base + stream tests.
+    assert ran >= 25 and "skipped" in done.stderr, done.stderr
