@@ -42,9 +42,6 @@ def resolve_store(store: Any, tb: Tinybird | None, options: dict[str, Any]) -> A
     return store
 
 
-_resolve_store = resolve_store  # the seed's name, kept for callers
-
-
 class AuditLog(LogCore):
     """Publish and read typed audit events.
 

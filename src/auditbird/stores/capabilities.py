@@ -290,5 +290,12 @@ def require(store: T, tier: type) -> T:
 
 
 def store_name(store: Any) -> str:
-    """The class name of a store (a wrapper's ``ThreadedStore[SQLiteStore]`` names both)."""
-    return type(store).__name__
+    """The class name of a store, for messages; a wrapper names what it wraps.
+
+    >>> from auditbird.stores.threaded import threaded
+    >>> from auditbird.testing import MemoryStore
+    >>> store_name(MemoryStore()), store_name(threaded(MemoryStore()))
+    ('MemoryStore', 'ThreadedStore(MemoryStore)')
+    """
+    inner = getattr(store, "sync", None)  # ThreadedStore and the native async twins keep one
+    return type(store).__name__ if inner is None else f"{type(store).__name__}({type(inner).__name__})"
