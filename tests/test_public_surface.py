@@ -262,3 +262,15 @@ def test_a_third_party_store_runs_the_suite_with_plain_unittest(tmp_path: Path) 
     ran = int(done.stderr.split("Ran ")[1].split()[0])
     # The abstract base imported into the module is skipped, the subclass runs base + stream tests.
     assert ran >= 25 and "skipped" in done.stderr, done.stderr
+
+
+def test_emit_uses_only_public_names_of_the_sqlite_store() -> None:
+    tree = ast.parse((SRC / "emit.py").read_text())
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("stores.sqlite")
+        for alias in node.names
+    ]
+    assert imported and all(not name.startswith("_") for name in imported), imported
+    assert "MIGRATIONS" not in imported  # the store's own migrate(), not a copy of its loop
