@@ -100,3 +100,26 @@ def test_the_service_client_raises_authentication_error_on_401_and_403(live_serv
         with pytest.raises(AuthenticationError, match="may not"):
             log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
         assert log.list().events == []  # what the key may do still works
+
+
+def test_async_history_and_project_over_the_native_tinybird_client(tinybird_server) -> None:
+    from auditbird import Tinybird
+    from auditbird.stores.tinybird import AsyncTinybirdStore
+
+    workspace = f"w{new_uid()[-12:]}"
+
+    async def main() -> tuple[list[int], int, str]:
+        log = AsyncAuditLog(
+            tb=Tinybird(token=tinybird_server.token, host=tinybird_server.url), workspace=workspace
+        )
+        kind = type(log.store).__name__
+        assert isinstance(log.store, AsyncTinybirdStore)  # no worker threads, no hidden sync log
+        await log.publish_many(
+            [{"id": "monitor:1", "action": "monitor.down", "timestamp": T0 + i} for i in range(3)]
+        )
+        history = [e.timestamp async for e in log.history("monitor:1", page_size=2)]
+        state = await log.project("monitor:1", Downs)
+        await log.close()
+        return history, state.downs, kind
+
+    assert asyncio.run(main()) == ([T0, T0 + 1, T0 + 2], 3, "AsyncTinybirdStore")
