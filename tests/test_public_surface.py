@@ -76,6 +76,7 @@ DOCUMENTED = [
     "auditbird.testing",
     "auditbird.testing.memory",
     "auditbird.testing.contract",
+    "auditbird.testing.contract.asynchronous",
 ]
 
 

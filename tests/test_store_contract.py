@@ -18,11 +18,12 @@ import pytest
 from auditbird.query import Query
 from auditbird.row import Row
 from auditbird.stores.capabilities import ReplayStore, StreamStore, tiers_of
-from auditbird.stores.service import ServiceStore
+from auditbird.stores.service import AsyncServiceStore, ServiceStore
 from auditbird.stores.sqlite import SQLiteStore
 from auditbird.stores.tinybird import TinybirdStore
 from auditbird.testing import MemoryStore
 from auditbird.testing.contract import (
+    AsyncStoreTestCase,
     FollowStoreTestCase,
     HistogramStoreTestCase,
     ReplayStoreTestCase,
@@ -125,6 +126,27 @@ class TestServiceStore(StoreTestCase):
     def close_store(self, store: Any) -> None:
         for each in self.stores.values():
             each.close()
+
+
+class TestAsyncServiceStore(AsyncStoreTestCase):
+    """The service's native async client."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, live_server: Any) -> None:
+        self.server = live_server
+        wipe_events(live_server.db_path)
+
+    async def make_store(self) -> AsyncServiceStore:
+        return AsyncServiceStore(self.server.url, api_key=self.server.mint("", "admin", name="contract"))
+
+
+class TestThreadedMemoryStore(AsyncStoreTestCase):
+    """A blocking store behind AsyncAuditLog's worker threads."""
+
+    async def make_store(self) -> Any:
+        from auditbird.stores.threaded import threaded
+
+        return threaded(MemoryStore())
 
 
 def test_each_store_declares_the_tiers_its_suite_covers() -> None:

@@ -12,10 +12,14 @@ StreamStoreTestCase)``); the base tests run once. The cases are ``unittest.TestC
 pytest and ``python -m unittest`` both run them, and nothing here needs pytest. A case whose
 ``make_store`` is not overridden is abstract: pytest does not collect it, unittest skips it.
 
+An async store (its own async client) subclasses :class:`AsyncStoreTestCase` with an
+``async def make_store()``.
+
 Override ``store_for(workspace)`` for a store bound to one workspace (the service client:
 one API key, one workspace), and ``close_store(store)`` for special clean-up.
 """
 
+from .asynchronous import AsyncStoreTestCase
 from .base import StoreTestCase
 from .tiers import (
     FollowStoreTestCase,
@@ -27,6 +31,7 @@ from .tiers import (
 
 __all__ = [
     "StoreTestCase",
+    "AsyncStoreTestCase",
     "ReplayStoreTestCase",
     "StreamStoreTestCase",
     "FollowStoreTestCase",
