@@ -57,6 +57,7 @@ def query_call(q: Query, tier: type = Store) -> Call:
 
 
 def check_event_id(event_id: Any) -> None:
+    """Raise :class:`AuditValidationError` unless ``event_id`` names a stream."""
     if not isinstance(event_id, str) or not event_id:
         raise AuditValidationError([Problem("event_id", "required: the stream id, e.g. 'monitor:1'")])
 

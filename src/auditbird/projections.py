@@ -103,6 +103,7 @@ class Projection(BaseModel):
 
     @classmethod
     def handled_actions(cls) -> frozenset[str]:
+        """The actions this projection has handlers for."""
         return frozenset(cls._handlers)
 
     def apply(self, event: Event, position: int | None = None) -> None:
@@ -129,6 +130,7 @@ class Projection(BaseModel):
 
     @classmethod
     def projection_name(cls) -> str:
+        """The snapshot key: ``__projection_name__``, else ``module.qualname``."""
         return cls.__projection_name__ or f"{cls.__module__}.{cls.__qualname__}"
 
     @classmethod
@@ -158,6 +160,8 @@ def _code_bytes(code: types.CodeType) -> bytes:
 
 @dataclass
 class FoldResult:
+    """What one :func:`fold_rows` call did: events replayed, latest timestamp folded in."""
+
     replayed: int = 0
     max_timestamp: int = 0
 

@@ -19,17 +19,22 @@ __all__ = ["FileSnapshots"]
 
 
 class _MemorySnapshots:
+    """Snapshots of a ``:memory:`` database: a dict, as the events vanish with the process."""
+
     def __init__(self) -> None:
         self._data: dict[tuple[str, str, str], Snapshot] = {}
 
     def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
+        """The snapshot, if ``code_version`` made it."""
         found = self._data.get((workspace, event_id, projection))
         return found if found is not None and found.code_version == code_version else None
 
     def save(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot``."""
         self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
 
     def close(self) -> None:
+        """Forget them all."""
         self._data.clear()
 
 
@@ -56,7 +61,9 @@ class FileSnapshots(SnapshotStoreTier):
     def load_snapshot(
         self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
+        """The projection's snapshot of the stream, if ``code_version`` made it."""
         return self._snapshots().load(workspace, event_id, projection, code_version)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` in the file, replacing the projection's previous one."""
         self._snapshots().save(snapshot)
