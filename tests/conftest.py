@@ -24,7 +24,7 @@ pytest_plugins = [
     "tests.plugins.browser",
 ]
 
-STORE_KINDS = ["sqlite", "tinybird", "service"]
+STORE_KINDS = ["sqlite", "tinybird", "service", "memory"]
 
 MakeLog = Callable[..., AuditLog]
 
@@ -57,6 +57,19 @@ def _isolated_default_registry() -> Iterator[None]:
         package = sys.modules.get("auditbird.catalog")
         if package is not None and hasattr(package, name.rpartition(".")[2]):
             delattr(package, name.rpartition(".")[2])
+
+
+@pytest.fixture
+def memory_log_factory() -> MakeLog:
+    """The in-memory store of ``auditbird.testing``: logs from one factory share one store."""
+    from auditbird.testing import MemoryStore
+
+    store = MemoryStore()
+
+    def make_log(workspace: str = "", **options: object) -> AuditLog:
+        return AuditLog(store, workspace=workspace, **options)  # type: ignore[arg-type]
+
+    return make_log
 
 
 @pytest.fixture

@@ -139,8 +139,15 @@ def test_a_store_without_atomic_appends_refuses_expected_revision() -> None:
 
 
 def test_the_tinybird_store_says_it_cannot() -> None:
-    tinybird = pytest.importorskip("auditbird.stores.tinybird")
-    assert getattr(tinybird.TinybirdStore, "supports_expected_revision", False) is False
+    from auditbird.stores.capabilities import StreamStore, require
+    from auditbird.stores.tinybird import TinybirdStore
+
+    store = TinybirdStore.from_url("tinybird+http://token@127.0.0.1:9")  # never contacted
+    assert StreamStore not in TinybirdStore.__mro__
+    with pytest.raises(UnsupportedOperation, match="TinybirdStore does not support stream revisions"):
+        require(store, StreamStore)
+    with pytest.raises(UnsupportedOperation, match="TinybirdStore"):
+        AuditLog(store).publish_audit_log(CREATED, expected_revision=0)
 
 
 def test_revision_counts_events_not_schema_versions(sqlite_log: AuditLog) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from auditbird import AuditLog, AuditValidationError, Query, UnsupportedOperation
+from auditbird.stores.capabilities import ReplayStore, StreamStore
 from auditbird.stores.sqlite import SQLiteStore
 
 T0 = 1_767_225_600_000
@@ -21,8 +22,8 @@ def _publish(log: AuditLog, n: int, stream: str = "monitor:1", **kw: Any) -> Non
     )
 
 
-class CountingStore:
-    """A real SQLite store that records every query it answers."""
+class Counting:
+    """A real SQLite store that records every query it answers; declares only the base tier."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self.inner = store
@@ -38,6 +39,13 @@ class CountingStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class CountingStore(Counting, StreamStore):
+    """Passes the SQLite store's stream tier on."""
+
+    def revision(self, workspace: str, stream: str) -> int:
+        return self.inner.revision(workspace, stream)
 
 
 def test_history_is_oldest_first_in_commit_order_even_when_timestamps_are_not(sqlite_log: AuditLog) -> None:
@@ -102,7 +110,7 @@ def test_history_needs_a_stream_id(sqlite_log: AuditLog) -> None:
         list(sqlite_log.history(""))
 
 
-class NoPositionStore(CountingStore):
+class NoPositionStore(Counting, ReplayStore):
     """Like the Tinybird store: no commit order, (timestamp, uid) order only."""
 
     def query(self, q: Query) -> list[Any]:
@@ -111,12 +119,33 @@ class NoPositionStore(CountingStore):
         return [r._replace(position=None) for r in super().query(q)]
 
 
+class NewestFirstStore(Counting):
+    """Like the service client: the base tier only, newest first."""
+
+    def query(self, q: Query) -> list[Any]:
+        if q.order != "desc":
+            raise UnsupportedOperation("newest first only")
+        return [r._replace(position=None) for r in super().query(q)]
+
+
 def test_history_falls_back_to_time_order_on_stores_without_positions(db_path: Any) -> None:
     store = NoPositionStore(SQLiteStore(db_path))
     log = AuditLog(store)
     _publish(log, 25)
     assert [e.metadata["n"] for e in log.history("monitor:1", page_size=10)] == list(range(25))
-    assert [q.order for q in store.queries] == ["asc", "asc", "asc"]  # after the refused "position"
+    assert [q.order for q in store.queries] == ["asc", "asc", "asc"]  # never a "position" it lacks
+
+
+def test_history_of_a_base_store_reads_newest_first_and_reverses(db_path: Any) -> None:
+    store = NewestFirstStore(SQLiteStore(db_path))
+    log = AuditLog(store)
+    _publish(log, 25)
+    assert [e.metadata["n"] for e in log.history("monitor:1", page_size=10)] == list(range(25))
+    assert [e.metadata["n"] for e in log.history("monitor:1", after_revision=20, as_of=T0 + 21_000)] == [
+        20,
+        21,
+    ]
+    assert {q.order for q in store.queries} == {"desc"}
 
 
 def test_after_revision_and_as_of_work_without_positions_too(db_path: Any) -> None:

@@ -338,7 +338,7 @@ def test_a_long_replay_saves_a_snapshot_and_the_next_fold_starts_from_it(sqlite_
     assert sqlite_log.project("clock:1", Counter).count == 12
     snapshots = sqlite_log.snapshots
     assert snapshots is not None
-    snap = snapshots.load("", "clock:1", "counter", Counter.code_version(sqlite_log.registry))
+    snap = snapshots.load_snapshot("", "clock:1", "counter", Counter.code_version(sqlite_log.registry))
     assert snap is not None and (snap.revision, snap.position) == (12, 12)
     # Prove the next fold reads the snapshot: doctor it, and the doctored count comes back.
     conn = sqlite3.connect(sqlite_log.store.path)  # type: ignore[attr-defined]

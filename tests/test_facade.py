@@ -21,6 +21,7 @@ from auditbird import (
     upcaster,
 )
 from auditbird.codec import decode, encode
+from auditbird.projections import Projection, on
 from auditbird.stores.base import Row
 
 
@@ -137,3 +138,96 @@ async def test_async_log_offers_the_event_sourcing_methods(db_path: Path) -> Non
         assert created is not None and created.to_dict()["metadata"]["after"] == {"name": "api"}
         assert (await log.project("m:1", Counter)).downs == 3
         assert [e.action async for e in log.history("m:1")] == ["monitor.down"] * 3
+
+
+class _Downs(Projection):
+    downs: int = 0
+
+    @on("monitor.down")
+    def _down(self, event: Event) -> None:
+        self.downs += 1
+
+
+def _sync_answers(log: AuditLog, t0: int) -> dict[str, object]:
+    """Every public method of the sync log, once, with what it answered (uids and counts)."""
+    out: dict[str, object] = {}
+    first = log.publish_audit_log({"id": "monitor:1", "action": "monitor.down", "timestamp": t0})
+    out["publish_audit_log"] = first.uid
+    out["publish"] = log.publish({"id": "monitor:1", "action": "monitor.down", "timestamp": t0 + 1}).uid
+    out["publish_many"] = [
+        e.uid for e in log.publish_many([{"id": "monitor:2", "action": "a.b", "timestamp": t0 + 2}])
+    ]
+    change = log.publish_change(
+        "monitor.updated", "monitor:1", before={"u": 1}, after={"u": 2}, timestamp=t0 + 3
+    )
+    out["publish_change"] = change.metadata if change else None
+    out["revision"] = log.revision("monitor:1")
+    out["get_audit_log"] = [e.uid for e in log.get_audit_log("monitor:1")]
+    out["list"] = [e.uid for e in log.list(limit=2)]
+    out["iter_events"] = [e.uid for e in log.iter_events(page_size=1)]
+    out["get"] = log.get(first.uid) == first
+    out["event"] = log.event(first.uid) == first
+    out["histogram"] = log.histogram(buckets=1, since=t0, until=t0 + 10).total()
+    out["history"] = [e.uid for e in log.history("monitor:1", page_size=1)]
+    out["project"] = log.project("monitor:1", _Downs).downs
+    out["snapshot"] = log.snapshot("monitor:1", _Downs).revision
+    out["snapshots"] = log.snapshots is not None
+    out["follow"] = [r.position for r in log.follow(idle_timeout=0)]
+    log.close()
+    out["close"] = True
+    return out
+
+
+async def _async_answers(log: AsyncAuditLog, t0: int) -> dict[str, object]:
+    out: dict[str, object] = {}
+    first = await log.publish_audit_log({"id": "monitor:1", "action": "monitor.down", "timestamp": t0})
+    out["publish_audit_log"] = first.uid
+    out["publish"] = (
+        await log.publish({"id": "monitor:1", "action": "monitor.down", "timestamp": t0 + 1})
+    ).uid
+    many = await log.publish_many([{"id": "monitor:2", "action": "a.b", "timestamp": t0 + 2}])
+    out["publish_many"] = [e.uid for e in many]
+    change = await log.publish_change(
+        "monitor.updated", "monitor:1", before={"u": 1}, after={"u": 2}, timestamp=t0 + 3
+    )
+    out["publish_change"] = change.metadata if change else None
+    out["revision"] = await log.revision("monitor:1")
+    out["get_audit_log"] = [e.uid for e in await log.get_audit_log("monitor:1")]
+    out["list"] = [e.uid for e in await log.list(limit=2)]
+    out["iter_events"] = [e.uid async for e in log.iter_events(page_size=1)]
+    out["get"] = (await log.get(first.uid)) == first
+    out["event"] = (await log.event(first.uid)) == first
+    out["histogram"] = (await log.histogram(buckets=1, since=t0, until=t0 + 10)).total()
+    out["history"] = [e.uid async for e in log.history("monitor:1", page_size=1)]
+    out["project"] = (await log.project("monitor:1", _Downs)).downs
+    out["snapshot"] = (await log.snapshot("monitor:1", _Downs)).revision
+    out["snapshots"] = log.snapshots is not None
+    out["follow"] = [r.position async for r in log.follow(idle_timeout=0)]
+    await log.close()
+    out["close"] = True
+    return out
+
+
+def test_every_async_method_answers_as_its_sync_twin(tmp_path: Path) -> None:
+    """The README's "same methods as coroutines", run: every public method of both facades,
+    over two SQLite files with the same events (uids differ, so compare shapes and counts)."""
+    t0 = 1_767_225_600_000
+    sync = _sync_answers(AuditLog(f"sqlite:///{tmp_path / 'sync.db'}"), t0)
+    async_ = asyncio.run(_async_answers(AsyncAuditLog(f"sqlite:///{tmp_path / 'async.db'}"), t0))
+    public = {n for n in dir(AuditLog) if not n.startswith("_")} - {
+        "store",
+        "registry",
+        "workspace",
+        "strict",
+        "limits",
+    }
+    assert set(sync) == set(async_) == public  # a new method must join this test
+    for name in sync:
+        a, b = sync[name], async_[name]
+        if isinstance(a, str):  # a uid: each log made its own
+            assert isinstance(b, str) and b, name
+        elif isinstance(a, list) and a and isinstance(a[0], str):
+            assert len(a) == len(b), name  # type: ignore[arg-type]
+        else:
+            assert a == b, name
+    assert sync["follow"] == [1, 2, 3, 4] and sync["project"] == 2 and sync["histogram"] == 4

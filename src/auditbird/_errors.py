@@ -23,6 +23,7 @@ class Problem:
         return f"{where}: {self.msg}" if where else self.msg
 
     def as_dict(self) -> dict[str, object]:
+        """As JSON: ``{"index": ..., "loc": ..., "msg": ...}`` (the service's ``errors`` items)."""
         return {"index": self.index, "loc": self.loc, "msg": self.msg}
 
 
@@ -41,6 +42,11 @@ class AuditValidationError(AuditError, ValueError):
         super().__init__(f"{what}{'; nothing was stored' if write else ''}:\n{lines}")
 
     def errors(self) -> list[dict[str, object]]:
+        """Every problem as JSON, like pydantic's ``ValidationError.errors()``.
+
+        >>> AuditValidationError([Problem("id", "required")]).errors()
+        [{'index': None, 'loc': 'id', 'msg': 'required'}]
+        """
         return [p.as_dict() for p in self.problems]
 
 
@@ -58,3 +64,13 @@ class UnsupportedOperation(AuditError):
 
 class NotFound(AuditError, LookupError):
     """The thing asked for does not exist (in this workspace)."""
+
+
+class AuthenticationError(AuditError, PermissionError):
+    """A remote store refused the credentials (HTTP 401/403): a wrong or revoked token or API
+    key, another workspace, or a missing scope. Not retried: fix the credential."""
+
+
+class ProjectionError(AuditError):
+    """An event a projection's handler needs cannot be read as its schema says (see
+    ``Event.schema_error``): register an upcaster or fix the schema."""

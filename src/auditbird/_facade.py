@@ -1,26 +1,67 @@
-"""What the sync and async facades share: turning arguments into a Query and rows into a Page."""
+"""What the sync and async facades share: every operation, written once.
+
+:class:`LogCore` turns arguments into operations (:mod:`auditbird._ops`): validation,
+defaults, codecs and cursors happen here, and the store calls are *steps* that
+:class:`~auditbird.AuditLog` runs on a blocking store and :class:`~auditbird.AsyncAuditLog`
+awaits on an async one. The list filters are declared once, as :class:`Filters`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from ._errors import AuditValidationError, Problem, UnsupportedOperation
+from ._errors import AuditValidationError, NotFound, Problem
+from ._ops import Call, Op, Out
 from .actions import ActionRegistry, default_registry
 from .codec import decode, encode
 from .event import Event, now_ms
+from .history import query_call
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
-from .stores.base import Row
+from .row import Row
+from .sourcing import SourcingCore
+from .stores.base import Store
+from .stores.capabilities import HistogramStore, StreamStore
 from .validation import DEFAULT_LIMITS, Limits, gc_paused, validate_event, validate_events
+
+__all__ = ["Page", "Histogram", "Filters", "TimeArg", "LogCore"]
 
 TimeArg = int | str | datetime | None
 
 
+class Filters(TypedDict, total=False):
+    """The filters of :meth:`AuditLog.list` (and ``iter_events``, ``histogram``), declared once.
+
+    Every filter is ANDed; ``action`` matches any of several. ``since`` is inclusive and
+    ``until`` exclusive (ms since epoch, ``15m``/``1h``/``7d`` ago, ISO 8601 or a datetime);
+    ``text`` is a substring of the subject id or the metadata (ASCII letters match either
+    case); ``workspace`` defaults to the log's.
+    """
+
+    action: str | Sequence[str] | None
+    actor_id: str | None
+    target_type: str | None
+    target_id: str | None
+    event_id: str | None
+    text: str | None
+    since: TimeArg
+    until: TimeArg
+    workspace: str | None
+
+
+FILTER_NAMES = frozenset(Filters.__annotations__)
+
+
 @dataclass
 class Page:
-    """One page of :meth:`AuditLog.list`: the events and the cursor of the next page (or None)."""
+    """One page of :meth:`AuditLog.list`: the events and the cursor of the next page (or None).
+
+    >>> page = Page([], None)
+    >>> len(page), list(page), page.next_cursor
+    (0, [], None)
+    """
 
     events: list[Event]
     next_cursor: str | None = None
@@ -35,18 +76,26 @@ class Page:
 
 @dataclass
 class Histogram:
-    """Counts per time bucket and action: ``counts[i][action]`` for ``[starts[i], starts[i] + bucket_ms)``."""
+    """Counts per time bucket and action: ``counts[i][action]`` for ``[starts[i], starts[i] + bucket_ms)``.
+
+    >>> Histogram(1000, [0, 1000], [{"a.b": 2}, {"a.b": 1, "a.c": 4}]).total()
+    7
+    """
 
     bucket_ms: int
     starts: list[int]
     counts: list[dict[str, int]]
 
     def total(self) -> int:
+        """All events counted, over every bucket and action."""
         return sum(sum(c.values()) for c in self.counts)
 
 
-class LogCore:
-    """Validation, defaults, codecs and cursors: everything a store does not know."""
+class LogCore(SourcingCore):
+    """Validation, defaults, codecs and cursors: everything a store does not know.
+
+    Each ``_*_op`` method returns an operation; the facades only drive them.
+    """
 
     def __init__(
         self,
@@ -94,57 +143,101 @@ class LogCore:
             raise AuditValidationError(problems)
         return events, rows
 
+    @staticmethod
+    def _append_call(rows: list[Row], expected_revision: int | None) -> Call:
+        if expected_revision is None:
+            return Call(Store, lambda store: store.append(rows))
+        return Call(StreamStore, lambda store: store.append(rows, expected_revision=expected_revision))
+
+    def _publish_op(self, event: Mapping[str, Any] | Event, expected_revision: int | None) -> Op[Event]:
+        stored, row = self._prepare_one(event)
+        yield self._append_call([row], expected_revision)
+        return stored
+
+    def _publish_many_op(
+        self, events: Sequence[Mapping[str, Any] | Event], expected_revision: int | None
+    ) -> Op[list[Event]]:
+        stored, rows = self._prepare_many(events)
+        yield self._append_call(rows, expected_revision)
+        return stored
+
+    def _revision_op(self, event_id: str, workspace: str | None) -> Op[int]:
+        ws = self._ws(workspace)
+        count = yield Call(StreamStore, lambda store: store.revision(ws, event_id))
+        return int(count)
+
     # -- reads ----------------------------------------------------------------------------
+
+    def _ws(self, workspace: str | None) -> str:
+        return self.workspace if workspace is None else workspace
 
     def _decode(self, rows: list[Row]) -> list[Event]:
         registry = self.registry
         return [decode(r, registry) for r in rows]
 
-    def _stream_query(self, event_id: str, workspace: str | None, limit: int | None) -> Query:
+    def _stream_op(self, event_id: str, workspace: str | None, limit: int | None) -> Op[list[Event]]:
         if not isinstance(event_id, str) or not event_id:
             raise AuditValidationError([Problem("event_id", "required: the stream id, e.g. 'monitor:1'")])
         if limit is not None:
             _check_limit(limit)
-        return Query(
-            workspace=self.workspace if workspace is None else workspace,
-            event_id=event_id,
-            limit=limit,
-        )
+        rows = yield query_call(Query(workspace=self._ws(workspace), event_id=event_id, limit=limit))
+        return self._decode(rows)
 
-    def _list_query(
-        self,
-        *,
-        action: str | Sequence[str] | None,
-        actor_id: str | None,
-        target_type: str | None,
-        target_id: str | None,
-        since: TimeArg,
-        until: TimeArg,
-        workspace: str | None,
-        limit: int,
-        cursor: str | None,
-        event_id: str | None,
-        text: str | None,
-    ) -> Query:
+    def _list_query(self, limit: int, cursor: str | None, filters: Filters) -> Query:
         _check_limit(limit)
+        unknown = set(filters) - FILTER_NAMES
+        if unknown:
+            raise AuditValidationError(
+                [
+                    Problem(k, f"unknown filter; use one of {', '.join(sorted(FILTER_NAMES))}")
+                    for k in sorted(unknown)
+                ]
+            )
+        action = filters.get("action")
         actions: tuple[str, ...] = ()
         if isinstance(action, str):
             actions = (action,)
         elif action is not None:
             actions = tuple(dict.fromkeys(action))  # a repeated action must not repeat its events
+        since, until = filters.get("since"), filters.get("until")
         return Query(
-            workspace=self.workspace if workspace is None else workspace,
-            event_id=event_id,
+            workspace=self._ws(filters.get("workspace")),
+            event_id=filters.get("event_id"),
             actions=actions,
-            actor_id=actor_id,
-            target_type=target_type,
-            target_id=target_id,
+            actor_id=filters.get("actor_id"),
+            target_type=filters.get("target_type"),
+            target_id=filters.get("target_id"),
             since=None if since is None else parse_time(since, field_name="since"),
             until=None if until is None else parse_time(until, field_name="until"),
-            text=text or None,
+            text=filters.get("text") or None,
             # One more than asked: tells whether a next page exists without a second query.
             limit=limit + 1,
             after=decode_cursor(cursor) if cursor else None,
+        )
+
+    def _list_op(self, limit: int, cursor: str | None, filters: Filters) -> Op[Page]:
+        rows = yield query_call(self._list_query(limit, cursor, filters))
+        return self._page(rows, limit)
+
+    def _iter_op(self, page_size: int, cursor: str | None, filters: Filters) -> Op[None]:
+        while True:
+            page = yield from self._list_op(page_size, cursor, filters)
+            for event in page.events:
+                yield Out(event)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def _get_op(self, uid: str, workspace: str | None, missing_ok: bool) -> Op[Event | None]:
+        if not isinstance(uid, str) or not uid:
+            raise AuditValidationError([Problem("uid", "required: the event's uid")])
+        rows = yield query_call(Query(workspace=self._ws(workspace), uid=uid, limit=1))
+        if rows:
+            return self._decode(rows)[0]
+        if missing_ok:
+            return None
+        raise NotFound(
+            f"no event {uid!r} in workspace {self._ws(workspace)!r}; check the uid and the workspace"
         )
 
     def _page(self, rows: list[Row], limit: int) -> Page:
@@ -154,59 +247,30 @@ class LogCore:
         next_cursor = encode_cursor(rows[-1].timestamp, rows[-1].uid) if more and rows else None
         return Page(events, next_cursor)
 
-    @staticmethod
-    def _check_revision_support(store: object) -> None:
-        if not getattr(store, "supports_expected_revision", False):
-            raise UnsupportedOperation(
-                f"{type(store).__name__} cannot guarantee expected_revision (no atomic "
-                "check-and-append); use the SQLite store for event-sourced writers"
-            )
-
-    @staticmethod
-    def _store_histogram(store: object) -> Any:
-        fn = getattr(store, "histogram", None)
-        if fn is None:
-            raise UnsupportedOperation(f"{type(store).__name__} cannot count events over time")
-        return fn
-
-    def _histogram_query(
-        self, buckets: int, since: TimeArg, until: TimeArg, filters: dict[str, Any]
-    ) -> tuple[Query, int]:
-        if not isinstance(buckets, int) or not 1 <= buckets <= 1_000:
+    def _histogram_op(self, buckets: int, filters: Filters) -> Op[Histogram]:
+        if not isinstance(buckets, int) or isinstance(buckets, bool) or not 1 <= buckets <= 1_000:
             raise AuditValidationError([Problem("buckets", "must be an integer from 1 to 1000")])
+        since, until = filters.get("since"), filters.get("until")
         # +1: `until` is exclusive, and an event of this very millisecond belongs in the chart.
         end = now_ms() + 1 if until is None else parse_time(until, field_name="until")
         start = end - 86_400_000 if since is None else parse_time(since, field_name="since")
         if start >= end:
             raise AuditValidationError([Problem("since", "must be before `until`")])
         bucket_ms = max(1, -(-(end - start) // buckets))
-        q = self._list_query(
-            since=start,
-            until=end,
-            limit=1,
-            cursor=None,
-            workspace=filters.pop("workspace", None),
-            **{k: filters.get(k) for k in _FILTERS},
-        )
-        unknown = set(filters) - set(_FILTERS)
-        if unknown:
-            raise AuditValidationError([Problem(k, "unknown filter") for k in sorted(unknown)])
-        return replace(q, limit=None), bucket_ms
-
-    @staticmethod
-    def _histogram(q: Query, bucket_ms: int, rows: list[tuple[int, str, int]]) -> Histogram:
-        assert q.since is not None and q.until is not None
-        n = -(-(q.until - q.since) // bucket_ms)
-        starts = [q.since + i * bucket_ms for i in range(n)]
-        counts: list[dict[str, int]] = [{} for _ in range(n)]
-        for bucket, action_name, count in rows:
-            i = (bucket - q.since) // bucket_ms if bucket >= q.since else 0
-            i = min(max(i, 0), n - 1)
-            counts[i][action_name] = counts[i].get(action_name, 0) + count
-        return Histogram(bucket_ms, starts, counts)
+        q = replace(self._list_query(1, None, {**filters, "since": start, "until": end}), limit=None)
+        rows = yield Call(HistogramStore, lambda store: store.histogram(q, bucket_ms))
+        return _histogram(start, end, bucket_ms, rows)
 
 
-_FILTERS = ("action", "actor_id", "target_type", "target_id", "event_id", "text")
+def _histogram(start: int, end: int, bucket_ms: int, rows: list[tuple[int, str, int]]) -> Histogram:
+    n = -(-(end - start) // bucket_ms)
+    starts = [start + i * bucket_ms for i in range(n)]
+    counts: list[dict[str, int]] = [{} for _ in range(n)]
+    for bucket, action_name, count in rows:
+        i = (bucket - start) // bucket_ms if bucket >= start else 0
+        i = min(max(i, 0), n - 1)
+        counts[i][action_name] = counts[i].get(action_name, 0) + count
+    return Histogram(bucket_ms, starts, counts)
 
 
 def _check_limit(limit: int) -> None:

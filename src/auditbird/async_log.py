@@ -1,57 +1,56 @@
-"""``AsyncAuditLog``: the same methods as :class:`AuditLog`, as coroutines."""
+"""``AsyncAuditLog``: every method of :class:`~auditbird.AuditLog`, as coroutines.
+
+Both facades drive the same operations (:class:`~auditbird._facade.LogCore`); this one awaits
+each store call. A blocking store runs in worker threads (:func:`~auditbird.stores.threaded.threaded`,
+keeping every tier it declares); stores with a native async client (Tinybird, the service)
+hand over their async twin. There is no hidden blocking log behind event sourcing.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, TypeVar
+import threading
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, Unpack
 
-from ._errors import UnsupportedOperation
-from ._facade import Histogram, LogCore, Page, TimeArg
+from ._facade import Filters, Histogram, LogCore, Page, TimeArg
+from ._ops import aiterate, arun
 from .actions import ActionRegistry
 from .event import Event
-from .log import AuditLog, _resolve_store
+from .history import PAGE_SIZE, Recorded
+from .log import resolve_store
 from .projections import Projection
-from .query import Query
-from .stores.base import AsyncStore, Row, Store
+from .stores.base import AsyncStore, Store
+from .stores.capabilities import AsyncSnapshotStoreTier, AsyncTwinStore, supports
+from .stores.threaded import ThreadedStore, threaded
 from .tinybird.config import Tinybird
 from .validation import DEFAULT_LIMITS, Limits
 
-__all__ = ["AsyncAuditLog"]
+__all__ = ["AsyncAuditLog", "ThreadedStore", "as_async_store"]
 
 P = TypeVar("P", bound=Projection)
 
 
-class ThreadedStore:
-    """An async face on a blocking store: each call runs in a worker thread."""
-
-    def __init__(self, store: Store) -> None:
-        self.sync = store
-
-    async def append(self, rows: Sequence[Row]) -> None:
-        await asyncio.to_thread(self.sync.append, rows)
-
-    async def query(self, query: Query) -> list[Row]:
-        return await asyncio.to_thread(self.sync.query, query)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.sync.close)
-
-
-def _as_async(store: Any) -> AsyncStore:
-    if hasattr(store, "aclose"):
+def as_async_store(store: Any) -> AsyncStore:
+    """An async store for ``store``: itself, its native async twin, or a threaded face."""
+    if isinstance(store, AsyncStore):
         return store
-    twin = getattr(store, "async_twin", None)
-    if callable(twin):  # stores with a native async client (Tinybird, the service) offer one
-        return twin()
-    return ThreadedStore(store)
+    if supports(store, AsyncTwinStore):
+        twin: AsyncStore = store.async_twin()
+        return twin
+    return threaded(store)
 
 
 class AsyncAuditLog(LogCore):
-    """The async twin of :class:`AuditLog`.
+    """The async twin of :class:`~auditbird.AuditLog`: the same methods, awaited.
 
-    >>> async with AsyncAuditLog("sqlite:///audit.db") as log:
-    ...     await log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
+    >>> import asyncio
+    >>> from auditbird.testing import MemoryStore
+    >>> async def main():
+    ...     async with AsyncAuditLog(MemoryStore()) as log:
+    ...         await log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
+    ...         return [e.action async for e in log.history("monitor:1")]
+    >>> asyncio.run(main())
+    ['monitor.down']
     """
 
     def __init__(
@@ -66,141 +65,155 @@ class AsyncAuditLog(LogCore):
         **store_options: Any,
     ) -> None:
         super().__init__(workspace=workspace, strict=strict, registry=registry, limits=limits)
-        if isinstance(store, AsyncStore):
-            self.store: AsyncStore = store
-        else:
-            self.store = _as_async(_resolve_store(store, tb, store_options))
+        self.store: AsyncStore = as_async_store(resolve_store(store, tb, store_options))
+
+    # -- writes ---------------------------------------------------------------------------
 
     async def publish_audit_log(
         self, event: Mapping[str, Any] | Event, *, expected_revision: int | None = None
     ) -> Event:
-        stored, row = self._prepare_one(event)
-        await self._append([row], expected_revision)
-        return stored
+        """:meth:`AuditLog.publish_audit_log <auditbird.AuditLog.publish_audit_log>`, awaited."""
+        return await arun(self.store, self._publish_op(event, expected_revision))
 
     publish = publish_audit_log
 
     async def publish_many(
         self, events: Sequence[Mapping[str, Any] | Event], *, expected_revision: int | None = None
     ) -> list[Event]:
-        stored, rows = self._prepare_many(events)
-        await self._append(rows, expected_revision)
-        return stored
+        """:meth:`AuditLog.publish_many <auditbird.AuditLog.publish_many>`, awaited."""
+        return await arun(self.store, self._publish_many_op(events, expected_revision))
 
-    def _sync_store(self) -> Any:
-        """The blocking store behind a :class:`ThreadedStore` (for optional store features)."""
-        return self.store.sync if isinstance(self.store, ThreadedStore) else self.store
-
-    async def _append(self, rows: list[Row], expected_revision: int | None) -> None:
-        if expected_revision is None:
-            await self.store.append(rows)
-            return
-        sync = self._sync_store()
-        self._check_revision_support(sync)
-        await asyncio.to_thread(sync.append, rows, expected_revision=expected_revision)
+    async def publish_change(
+        self,
+        action: str,
+        event_id: str,
+        *,
+        before: Any = None,
+        after: Any = None,
+        actor: Mapping[str, Any] | None = None,
+        targets: list[Mapping[str, Any]] | None = None,
+        mask: Iterable[str] = (),
+        drop: Iterable[str] = (),
+        expected_revision: int | None = None,
+        **fields: Any,
+    ) -> Event | None:
+        """:meth:`AuditLog.publish_change <auditbird.AuditLog.publish_change>`, awaited."""
+        op = self._publish_change_op(
+            action,
+            event_id,
+            before=before,
+            after=after,
+            actor=actor,
+            targets=targets,
+            mask=mask,
+            drop=drop,
+            expected_revision=expected_revision,
+            **fields,
+        )
+        return await arun(self.store, op)
 
     async def revision(self, event_id: str, *, workspace: str | None = None) -> int:
-        sync = self._sync_store()
-        self._check_revision_support(sync)
-        ws = self.workspace if workspace is None else workspace
-        return int(await asyncio.to_thread(sync.revision, ws, event_id))
+        """:meth:`AuditLog.revision <auditbird.AuditLog.revision>`, awaited."""
+        return await arun(self.store, self._revision_op(event_id, workspace))
 
-    async def histogram(
-        self, *, buckets: int = 60, since: TimeArg = None, until: TimeArg = None, **filters: Any
-    ) -> Histogram:
-        q, bucket_ms = self._histogram_query(buckets, since, until, filters)
-        fn = self._store_histogram(self._sync_store())
-        return self._histogram(q, bucket_ms, await asyncio.to_thread(fn, q, bucket_ms))
+    # -- reads ----------------------------------------------------------------------------
 
     async def get_audit_log(
         self, event_id: str, *, workspace: str | None = None, limit: int | None = None
     ) -> list[Event]:
-        rows = await self.store.query(self._stream_query(event_id, workspace, limit))
-        return self._decode(rows)
+        """:meth:`AuditLog.get_audit_log <auditbird.AuditLog.get_audit_log>`, awaited."""
+        return await arun(self.store, self._stream_op(event_id, workspace, limit))
 
-    async def list(
-        self,
-        *,
-        action: str | Sequence[str] | None = None,
-        actor_id: str | None = None,
-        target_type: str | None = None,
-        target_id: str | None = None,
-        since: TimeArg = None,
-        until: TimeArg = None,
-        workspace: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        event_id: str | None = None,
-        text: str | None = None,
-    ) -> Page:
-        q = self._list_query(
-            action=action,
-            actor_id=actor_id,
-            target_type=target_type,
-            target_id=target_id,
-            since=since,
-            until=until,
-            workspace=workspace,
-            limit=limit,
-            cursor=cursor,
-            event_id=event_id,
-            text=text,
-        )
-        return self._page(await self.store.query(q), limit)
+    async def list(self, *, limit: int = 50, cursor: str | None = None, **filters: Unpack[Filters]) -> Page:
+        """:meth:`AuditLog.list <auditbird.AuditLog.list>`, awaited."""
+        return await arun(self.store, self._list_op(limit, cursor, filters))
 
-    async def iter_events(self, *, page_size: int = 1_000, **filters: Any) -> AsyncIterator[Event]:
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = await self.list(limit=page_size, cursor=cursor, **filters)
-            for event in page.events:
-                yield event
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+    def iter_events(
+        self, *, page_size: int = 1_000, cursor: str | None = None, **filters: Unpack[Filters]
+    ) -> AsyncIterator[Event]:
+        """:meth:`AuditLog.iter_events <auditbird.AuditLog.iter_events>`, as an async iterator."""
+        return aiterate(self.store, self._iter_op(page_size, cursor, filters))
 
     async def get(self, uid: str, *, workspace: str | None = None) -> Event | None:
-        rows = await self.store.query(
-            Query(workspace=self.workspace if workspace is None else workspace, uid=uid, limit=1)
+        """:meth:`AuditLog.get <auditbird.AuditLog.get>`, awaited."""
+        return await arun(self.store, self._get_op(uid, workspace, missing_ok=True))
+
+    async def event(self, uid: str, *, workspace: str | None = None) -> Event:
+        """:meth:`AuditLog.event <auditbird.AuditLog.event>`, awaited (raises NotFound)."""
+        found = await arun(self.store, self._get_op(uid, workspace, missing_ok=False))
+        assert found is not None
+        return found
+
+    async def histogram(self, *, buckets: int = 60, **filters: Unpack[Filters]) -> Histogram:
+        """:meth:`AuditLog.histogram <auditbird.AuditLog.histogram>`, awaited."""
+        return await arun(self.store, self._histogram_op(buckets, filters))
+
+    # -- event sourcing -------------------------------------------------------------------
+
+    def history(
+        self,
+        event_id: str,
+        *,
+        after_revision: int | None = None,
+        as_of: TimeArg = None,
+        workspace: str | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[Event]:
+        """:meth:`AuditLog.history <auditbird.AuditLog.history>`, as an async iterator."""
+        return aiterate(self.store, self._history_op(event_id, after_revision, as_of, workspace, page_size))
+
+    async def project(
+        self,
+        event_id: str,
+        projection: type[P],
+        *,
+        as_of: TimeArg = None,
+        workspace: str | None = None,
+        snapshots: bool = True,
+    ) -> P:
+        """:meth:`AuditLog.project <auditbird.AuditLog.project>`, awaited."""
+        op = self._project_op(event_id, projection, as_of=as_of, workspace=workspace, snapshots=snapshots)
+        return await arun(self.store, op)
+
+    async def snapshot(self, event_id: str, projection: type[P], *, workspace: str | None = None) -> P:
+        """:meth:`AuditLog.snapshot <auditbird.AuditLog.snapshot>`, awaited."""
+        op = self._project_op(event_id, projection, workspace=workspace, save_snapshot=True)
+        return await arun(self.store, op)
+
+    @property
+    def snapshots(self) -> AsyncSnapshotStoreTier | None:
+        """The store, if it keeps projection snapshots (the snapshot tier), else None."""
+        return self.store if supports(self.store, AsyncSnapshotStoreTier) else None  # type: ignore[return-value]
+
+    def follow(
+        self,
+        after: int = 0,
+        *,
+        event_id: str | None = None,
+        action: str | Sequence[str] | None = None,
+        workspace: str | None = None,
+        batch: int = 500,
+        poll_interval: float = 0.2,
+        idle_timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> AsyncIterator[Recorded]:
+        """:meth:`AuditLog.follow <auditbird.AuditLog.follow>`, as an async iterator."""
+        op = self._follow_op(
+            after,
+            event_id=event_id,
+            action=action,
+            workspace=workspace,
+            batch=batch,
+            poll_interval=poll_interval,
+            idle_timeout=idle_timeout,
+            stop=stop,
         )
-        return self._decode(rows)[0] if rows else None
+        return aiterate(self.store, op)
 
-    # -- event sourcing: the blocking implementation, run in a worker thread ------------------
-
-    def _sync_log(self) -> AuditLog:
-        log = self.__dict__.get("_sync_twin")
-        if log is None:
-            if not isinstance(self.store, ThreadedStore):
-                raise UnsupportedOperation(
-                    f"{type(self.store).__name__} has no blocking twin for event sourcing; "
-                    "use AuditLog, or AsyncAuditLog over a SQLite store"
-                )
-            log = AuditLog(
-                self.store.sync,
-                workspace=self.workspace,
-                strict=self.strict,
-                registry=self.registry,
-                limits=self.limits,
-            )
-            self.__dict__["_sync_twin"] = log
-        return log
-
-    async def project(self, event_id: str, projection: type[P], **options: Any) -> P:
-        """:meth:`AuditLog.project`, as a coroutine."""
-        log = self._sync_log()
-        return await asyncio.to_thread(lambda: log.project(event_id, projection, **options))
-
-    async def publish_change(self, action: str, subject: str, **options: Any) -> Event | None:
-        """:meth:`AuditLog.publish_change`, as a coroutine."""
-        return await asyncio.to_thread(self._sync_log().publish_change, action, subject, **options)
-
-    async def history(self, event_id: str, **options: Any) -> AsyncIterator[Event]:
-        """:meth:`AuditLog.history` (oldest first, constant memory), as an async iterator."""
-        pages = self._sync_log().history(event_id, **options)
-        done = object()
-        while (event := await asyncio.to_thread(next, pages, done)) is not done:
-            yield event  # type: ignore[misc]
+    # -- lifecycle ------------------------------------------------------------------------
 
     async def close(self) -> None:
+        """Close the store."""
         await self.store.aclose()
 
     async def __aenter__(self) -> AsyncAuditLog:

@@ -1,7 +1,8 @@
 """Change tracking: an event that records a resource's state before and after a change.
 
 The metadata of a change event always has exactly three keys, so a viewer can lay the two
-snapshots side by side and highlight what moved::
+states side by side and highlight what moved (a *state* here; "snapshot" in
+auditbird means only a projection snapshot, :mod:`auditbird.snapshots`)::
 
     {"before": {...} | None, "after": {...} | None, "changed": ["name", "url"]}
 
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._errors import AuditValidationError, Problem
 
-__all__ = ["ChangeSet", "change_event", "snapshot", "MASK", "SECRET_KEY_PATTERN"]
+__all__ = ["ChangeSet", "change_event", "capture_state", "MASK", "SECRET_KEY_PATTERN"]
 
 MASK = "[masked]"
 # Keys masked whatever the caller configures: a token in an audit log is a leaked token.
@@ -44,11 +45,15 @@ class ChangeSet(BaseModel):
     changed: list[str] = []
 
 
-def snapshot(
+def capture_state(
     value: Any, *, mask: Iterable[str] = (), drop: Iterable[str] = (), mask_secrets: bool = True
 ) -> dict[str, Any] | None:
     """A JSON-ready copy of ``value`` (a mapping, pydantic model or dataclass) with the
-    ``drop`` fields removed and the ``mask`` fields (and secret-looking keys) masked."""
+    ``drop`` fields removed and the ``mask`` fields (and secret-looking keys) masked.
+
+    >>> capture_state({"url": "https://x", "api_key": "s3cret", "notes": "n"}, drop=["notes"])
+    {'url': 'https://x', 'api_key': '[masked]'}
+    """
     if value is None:
         return None
     data = _as_dict(value)
@@ -57,7 +62,7 @@ def snapshot(
 
 def change_event(
     action: str,
-    subject: str,
+    event_id: str,
     *,
     before: Any = None,
     after: Any = None,
@@ -71,7 +76,12 @@ def change_event(
     """The event dict for a change, or None for an update that changes nothing.
 
     ``fields`` (``timestamp``, ``workspace``, ``uid``, ...) go on the event as given. Targets
-    default to the subject (``monitor:1`` -> ``[{"id": "1", "type": "monitor"}]``).
+    default to the stream the event_id names (``monitor:1`` -> ``[{"id": "1", "type": "monitor"}]``).
+
+    >>> change_event("monitor.updated", "monitor:1", before={"url": "a"}, after={"url": "b"})["metadata"]
+    {'before': {'url': 'a'}, 'after': {'url': 'b'}, 'changed': ['url']}
+    >>> change_event("monitor.updated", "monitor:1", before={"url": "a"}, after={"url": "a"}) is None
+    True
     """
     verb = action.rsplit(".", 1)[-1]
     missing = []
@@ -91,7 +101,7 @@ def change_event(
     if raw_before is not None and raw_after is not None and not changed:
         return None
     event: dict[str, Any] = {
-        "id": subject,
+        "id": event_id,
         "action": action,
         "metadata": {
             "before": None if raw_before is None else _scrub(raw_before, mask, drop, mask_secrets, ""),
@@ -104,8 +114,8 @@ def change_event(
         event["actor"] = dict(actor)
     if targets is not None:
         event["targets"] = list(targets)
-    elif ":" in subject:
-        kind, _, ident = subject.partition(":")
+    elif ":" in event_id:
+        kind, _, ident = event_id.partition(":")
         if kind and ident:
             event["targets"] = [{"id": ident, "type": kind}]
     return event
@@ -128,7 +138,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
         [
             Problem(
                 "before/after",
-                f"a snapshot is a mapping, pydantic model or dataclass, not {type(value).__name__}",
+                f"a before/after state is a mapping, pydantic model or dataclass, not {type(value).__name__}",
             )
         ]
     )

@@ -16,16 +16,9 @@ from pydantic_core import PydanticSerializationError, to_json
 from ._errors import AuditValidationError, Problem
 from .actions import ActionRegistry
 from .event import Event
-from .stores.base import Row
+from .row import Row, dumps, row_from_json, row_to_json, row_to_wire
 
-__all__ = ["encode", "decode", "dumps", "row_to_json", "row_from_json"]
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, as stored in every store's JSON columns."""
-    return _dumps(value)
+__all__ = ["encode", "decode", "dumps", "row_to_json", "row_from_json", "row_to_wire"]
 
 
 def encode(event: Event) -> Row:
@@ -170,35 +163,3 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text  # not JSON at all: keep the raw text, the event will be marked
-
-
-def row_to_json(row: Row) -> dict[str, Any]:
-    """A row as the JSON object of the wire (HTTP APIs, NDJSON): JSON columns parsed, no schema
-    applied. Use :func:`decode` for a typed event."""
-    return {
-        "uid": row.uid,
-        "workspace": row.workspace,
-        "id": row.id,
-        "action": row.action,
-        "actor": json.loads(row.actor) if row.actor else {},
-        "targets": json.loads(row.targets) if row.targets else [],
-        "metadata": json.loads(row.metadata) if row.metadata else None,
-        "timestamp": row.timestamp,
-        "version": row.version,
-    }
-
-
-def row_from_json(data: dict[str, Any]) -> Row:
-    """The inverse of :func:`row_to_json` (a wire event back to a row), without validation."""
-    metadata = data.get("metadata")
-    return Row(
-        data["uid"],
-        data.get("workspace", ""),
-        data["id"],
-        data["action"],
-        _dumps(data.get("actor") or {"id": "", "name": "system"}),
-        _dumps(data.get("targets") or []),
-        None if metadata is None else _dumps(metadata),
-        data["timestamp"],
-        data.get("version", 1),
-    )

@@ -25,7 +25,7 @@ from ._errors import AuditError, StoreUnavailable, UnsupportedOperation
 from .actions import ActionRegistry, default_registry
 from .codec import encode
 from .event import Event
-from .stores.sqlite import MIGRATIONS, SCHEMA_VERSION, _statements, write_rows
+from .stores.sqlite import migrate, write_rows
 from .validation import DEFAULT_LIMITS, Limits, validate_event
 
 __all__ = ["emit", "ensure_schema"]
@@ -65,29 +65,9 @@ def emit(
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Bring ``conn``'s database to the SQLite store's schema (same migrations, same result)."""
-    has_meta = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'auditbird_meta'"
-    ).fetchone()
-    current = 0
-    if has_meta:
-        found = conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
-        current = int(found[0]) if found else 0
-    if current == SCHEMA_VERSION:
-        return
-    if current > SCHEMA_VERSION:
-        raise StoreUnavailable(
-            f"the database has auditbird schema version {current}, newer than this auditbird "
-            f"understands ({SCHEMA_VERSION}); upgrade auditbird"
-        )
-    conn.execute("CREATE TABLE IF NOT EXISTS auditbird_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for script in MIGRATIONS[current:]:
-        for statement in _statements(script):
-            conn.execute(statement)
-    conn.execute(
-        "INSERT OR REPLACE INTO auditbird_meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
-    )
+    """Bring ``conn``'s database to the SQLite store's schema: the store's own migrations
+    (:func:`auditbird.stores.sqlite.migrate`), in the caller's transaction."""
+    migrate(conn)
 
 
 def _sqlite_connection(connection: Any) -> sqlite3.Connection:
@@ -104,7 +84,9 @@ def _sqlite_connection(connection: Any) -> sqlite3.Connection:
 def _from_sqlalchemy(obj: Any) -> sqlite3.Connection:
     # Session.connection() begins the session's transaction (if it has not) and binds the
     # connection to it; the DBAPI connection underneath is the one that transaction uses.
-    conn = obj.connection() if hasattr(obj, "connection") and callable(obj.connection) else obj
+    from sqlalchemy.orm import Session  # importable: `obj` comes from sqlalchemy
+
+    conn = obj.connection() if isinstance(obj, Session) else obj
     dialect = conn.dialect.name
     if dialect != "sqlite":
         raise UnsupportedOperation(

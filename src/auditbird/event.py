@@ -1,4 +1,4 @@
-"""The event: the one contract every layer shares (DESIGN.md, "The event")."""
+"""The event: the one contract every layer shares (ARCHITECTURE.md, "The event")."""
 
 from __future__ import annotations
 

@@ -26,23 +26,21 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from ._errors import AuditError
+from ._errors import ProjectionError
+from ._ops import Call, Op, Supports
 from .actions import ActionRegistry
 from .codec import decode
 from .event import Event
-from .history import stream_rows
-from .snapshots import Snapshot, SnapshotStore
-from .stores.base import Row
+from .history import PAGE_SIZE, StreamWalk
+from .row import Row
+from .snapshots import Snapshot
+from .stores.capabilities import SnapshotStoreTier
 
-__all__ = ["Projection", "on", "ProjectionError", "project", "fold_rows"]
+__all__ = ["Projection", "on", "ProjectionError", "project_op", "fold_rows"]
 
 P = TypeVar("P", bound="Projection")
 H = TypeVar("H", bound=Callable[..., Any])
 _HANDLES = "__auditbird_handles__"
-
-
-class ProjectionError(AuditError):
-    """An event a handler needs cannot be read as its schema says (see ``Event.schema_error``)."""
 
 
 def on(*actions: str) -> Callable[[H], H]:
@@ -105,6 +103,7 @@ class Projection(BaseModel):
 
     @classmethod
     def handled_actions(cls) -> frozenset[str]:
+        """The actions this projection has handlers for."""
         return frozenset(cls._handlers)
 
     def apply(self, event: Event, position: int | None = None) -> None:
@@ -131,6 +130,7 @@ class Projection(BaseModel):
 
     @classmethod
     def projection_name(cls) -> str:
+        """The snapshot key: ``__projection_name__``, else ``module.qualname``."""
         return cls.__projection_name__ or f"{cls.__module__}.{cls.__qualname__}"
 
     @classmethod
@@ -160,6 +160,8 @@ def _code_bytes(code: types.CodeType) -> bytes:
 
 @dataclass
 class FoldResult:
+    """What one :func:`fold_rows` call did: events replayed, latest timestamp folded in."""
+
     replayed: int = 0
     max_timestamp: int = 0
 
@@ -193,30 +195,35 @@ def fold_rows(state: Projection, rows: Iterable[Row], registry: ActionRegistry) 
     return result
 
 
-def project(
-    store: Any,
+def project_op(
     registry: ActionRegistry,
     workspace: str,
-    stream: str,
+    event_id: str,
     cls: type[P],
     *,
     as_of: int | None = None,
-    snapshots: SnapshotStore | None = None,
+    snapshots: bool = True,
     save_snapshot: bool | None = None,
-    page_size: int = 2_000,
-) -> P:
+    page_size: int = PAGE_SIZE,
+) -> Op[P]:
     """The state of ``stream`` now (or ``as_of`` ms, inclusive), from the latest usable snapshot.
 
+    ``snapshots``: use the store's snapshots when it keeps them (the snapshot tier).
     ``save_snapshot``: None saves one when ``cls.snapshot_every`` events or more were replayed,
     True always (when there is something to save), False never. Never for ``as_of`` folds.
     """
     code_version = cls.code_version(registry)
     name = cls.projection_name()
+    keeps = snapshots and (yield Supports(SnapshotStoreTier))
+    if save_snapshot and not keeps:
+        yield Call(SnapshotStoreTier, lambda store: None)  # raises UnsupportedOperation, naming the store
     state: P | None = None
     after: int | None = None
     max_ts = 0
-    if snapshots is not None:
-        snap = snapshots.load(workspace, stream, name, code_version)
+    if keeps:
+        snap: Snapshot | None = yield Call(
+            SnapshotStoreTier, lambda store: store.load_snapshot(workspace, event_id, name, code_version)
+        )
         # A snapshot holding an event later than as_of knows too much: replay from the start.
         if snap is not None and (as_of is None or snap.max_timestamp <= as_of):
             state = cls.model_validate_json(snap.state)
@@ -224,32 +231,34 @@ def project(
             after, max_ts = snap.position, snap.max_timestamp
     if state is None:
         state = cls()
-    rows = stream_rows(
-        store,
+    walk = StreamWalk(
         workspace,
-        stream,
+        event_id,
         after_position=after,
         until=None if as_of is None else as_of + 1,
         page_size=page_size,
     )
-    result = fold_rows(state, rows, registry)
+    replayed = 0
+    while rows := (yield from walk.next_page()):
+        result = fold_rows(state, rows, registry)
+        replayed += result.replayed
+        max_ts = max(max_ts, result.max_timestamp)
     if (
-        snapshots is not None
+        keeps
         and as_of is None
         and state._position is not None
         and save_snapshot is not False
-        and (result.replayed >= cls.snapshot_every or (save_snapshot and result.replayed))
+        and (replayed >= cls.snapshot_every or (save_snapshot and replayed))
     ):
-        snapshots.save(
-            Snapshot(
-                workspace,
-                stream,
-                name,
-                code_version,
-                state._position,
-                state._revision,
-                max(max_ts, result.max_timestamp),
-                state.model_dump_json(),
-            )
+        snapshot = Snapshot(
+            workspace,
+            event_id,
+            name,
+            code_version,
+            state._position,
+            state._revision,
+            max_ts,
+            state.model_dump_json(),
         )
+        yield Call(SnapshotStoreTier, lambda store: store.save_snapshot(snapshot))
     return state

@@ -118,8 +118,9 @@ class Relay:
         else:
             self.name = name or f"{type(destination).__name__}"
             self.destination = destination
-        dest_path = getattr(self.destination, "path", None)
-        if isinstance(dest_path, str) and os.path.realpath(dest_path) == os.path.realpath(self.source.path):
+        if isinstance(self.destination, SQLiteStore) and os.path.realpath(
+            self.destination.path
+        ) == os.path.realpath(self.source.path):
             self.destination.close()
             raise ValueError("the relay's destination is its source; name another store")
         self.batch = batch

@@ -1,7 +1,11 @@
 """Projection snapshots: the folded state of a stream at a position, so a long stream does
-not replay from the start. Kept in the SQLite file beside the events, in their own table.
+not replay from the start. In auditbird "snapshot" means only this; the before/after copies of
+a change event are its *states* (:mod:`auditbird.changes`).
 
-A snapshot is keyed by (workspace, stream, projection) and remembers the projection's code
+Stores of the snapshot tier keep them (:class:`~auditbird.stores.capabilities.SnapshotStoreTier`):
+the SQLite store in its own file, in their own table (this module's :class:`SnapshotStore`).
+
+A snapshot is keyed by (workspace, event_id, projection) and remembers the projection's code
 version: a snapshot made by other code is ignored (and replaced on the next save).
 """
 
@@ -19,7 +23,7 @@ __all__ = ["Snapshot", "SnapshotStore"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS auditbird_snapshot (
     workspace     TEXT    NOT NULL,
-    stream        TEXT    NOT NULL,
+    stream        TEXT    NOT NULL,  -- the event_id (a column name shipped in existing files)
     projection    TEXT    NOT NULL,
     code_version  TEXT    NOT NULL,
     position      INTEGER NOT NULL,  -- the last event folded in
@@ -34,8 +38,14 @@ CREATE TABLE IF NOT EXISTS auditbird_snapshot (
 
 @dataclass(frozen=True)
 class Snapshot:
+    """A projection's state (JSON) after folding ``revision`` events, the last at ``position``.
+
+    >>> Snapshot("", "monitor:1", "app.MonitorState", "1:ab:cd", 10, 10, 1_700_000_000_000, "{}").revision
+    10
+    """
+
     workspace: str
-    stream: str
+    event_id: str
     projection: str
     code_version: str
     position: int
@@ -45,7 +55,15 @@ class Snapshot:
 
 
 class SnapshotStore:
-    """Snapshots in a SQLite file (usually the events' own file)."""
+    """Snapshots in a SQLite file (usually the events' own file).
+
+    >>> import os, tempfile
+    >>> keeper = SnapshotStore(os.path.join(tempfile.mkdtemp(), "audit.db"))
+    >>> keeper.save(Snapshot("", "m:1", "p", "v1", 3, 3, 0, "{}"))
+    >>> keeper.load("", "m:1", "p", "v1").position, keeper.load("", "m:1", "p", "v2")
+    (3, None)
+    >>> keeper.close()
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 30_000) -> None:
         self.path = str(path)
@@ -57,25 +75,27 @@ class SnapshotStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(_SCHEMA)
 
-    def load(self, workspace: str, stream: str, projection: str, code_version: str) -> Snapshot | None:
+    def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
+        """The snapshot of ``projection`` for the stream, if ``code_version`` made it."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot "
                 "WHERE workspace = ? AND stream = ? AND projection = ? AND code_version = ?",
-                (workspace, stream, projection, code_version),
+                (workspace, event_id, projection, code_version),
             ).fetchone()
         if row is None:
             return None
-        return Snapshot(workspace, stream, projection, code_version, row[0], row[1], row[2], row[3])
+        return Snapshot(workspace, event_id, projection, code_version, row[0], row[1], row[2], row[3])
 
     def save(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot``, replacing the projection's previous one for the stream."""
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO auditbird_snapshot (workspace, stream, projection, code_version, "
                 "position, revision, max_timestamp, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     snapshot.workspace,
-                    snapshot.stream,
+                    snapshot.event_id,
                     snapshot.projection,
                     snapshot.code_version,
                     snapshot.position,
@@ -86,9 +106,10 @@ class SnapshotStore:
                 ),
             )
 
-    def delete(self, workspace: str, stream: str, projection: str | None = None) -> int:
+    def delete(self, workspace: str, event_id: str, projection: str | None = None) -> int:
+        """Forget a stream's snapshots (of one projection, or all); how many were deleted."""
         sql = "DELETE FROM auditbird_snapshot WHERE workspace = ? AND stream = ?"
-        params: list[str] = [workspace, stream]
+        params: list[str] = [workspace, event_id]
         if projection is not None:
             sql += " AND projection = ?"
             params.append(projection)
@@ -96,5 +117,6 @@ class SnapshotStore:
             return self._conn.execute(sql, params).rowcount
 
     def close(self) -> None:
+        """Close the connection."""
         with self._lock:
             self._conn.close()

@@ -1,70 +1,71 @@
-"""Event-sourcing methods of :class:`AuditLog` (history, projections, change tracking,
-subscriptions). Kept apart from the facade's core so the two grow independently; each
-method delegates to the module of its concept."""
+"""The event-sourcing operations of both facades: history, projections, snapshots, change
+tracking and subscriptions. Each is written once here, as an operation (:mod:`auditbird._ops`)
+that :class:`~auditbird.AuditLog` runs and :class:`~auditbird.AsyncAuditLog` awaits; each
+delegates to the module of its concept.
+
+>>> from auditbird import AuditLog
+>>> from auditbird.projections import Projection, on
+>>> from auditbird.testing import MemoryStore
+>>> class Status(Projection):
+...     status: str = "unknown"
+...     @on("monitor.down")
+...     def _down(self, event): self.status = "down"
+>>> log = AuditLog(MemoryStore())
+>>> _ = log.publish_audit_log({"id": "monitor:1", "action": "monitor.down"})
+>>> state = log.project("monitor:1", Status)
+>>> state.status, state.revision
+('down', 1)
+>>> change = log.publish_change("monitor.updated", "monitor:1", before={"url": "a"}, after={"url": "b"})
+>>> change.metadata["changed"]
+['url']
+"""
 
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import UnsupportedOperation
+from ._ops import Op
 from .changes import change_event
-from .history import Recorded, iter_history
-from .projections import Projection, project
+from .history import PAGE_SIZE, Recorded, history_op
+from .projections import Projection, project_op
 from .query import parse_time
-from .snapshots import SnapshotStore
-from .subscriptions import follow
+from .subscriptions import follow_op
 
 if TYPE_CHECKING:
     from .actions import ActionRegistry
     from .event import Event
 
-__all__ = ["EventSourcingMixin", "Recorded"]
+__all__ = ["SourcingCore", "Recorded"]
 
 P = TypeVar("P", bound=Projection)
 _TimeArg = int | str | datetime | None
 
 
-class EventSourcingMixin:
-    """Mixed into :class:`auditbird.AuditLog`.
+class SourcingCore:
+    """Mixed into :class:`~auditbird._facade.LogCore`: the event-sourcing operations."""
 
-    >>> for event in log.history("monitor:1"):            # oldest first, constant memory
-    ...     ...
-    >>> log.project("monitor:1", MonitorState, as_of="2026-01-31T02:00:00Z").status
-    >>> log.publish_change("monitor.updated", "monitor:1", before=old, after=new, actor=user)
-    >>> for position, event in log.follow(after=checkpoint): ...
-    """
-
-    # Provided by AuditLog / LogCore.
-    store: Any
+    # Provided by LogCore.
     registry: ActionRegistry
     workspace: str
 
     if TYPE_CHECKING:
 
-        def publish_audit_log(
-            self, event: Mapping[str, Any] | Event, *, expected_revision: int | None = None
-        ) -> Event: ...
+        def _publish_op(
+            self, event: Mapping[str, Any] | Event, expected_revision: int | None
+        ) -> Op[Event]: ...
 
-    def history(
+    def _history_op(
         self,
         event_id: str,
-        *,
-        after_revision: int | None = None,
-        as_of: _TimeArg = None,
-        workspace: str | None = None,
-        page_size: int = 2_000,
-    ) -> Iterator[Event]:
-        """A stream's events oldest first (commit order), page by page in constant memory.
-
-        ``after_revision=n`` starts after the stream's first ``n`` events; ``as_of`` (ms, ISO
-        8601, ``2h`` ago, datetime) keeps the events that had happened by then.
-        """
-        return iter_history(
-            self.store,
+        after_revision: int | None,
+        as_of: _TimeArg,
+        workspace: str | None,
+        page_size: int = PAGE_SIZE,
+    ) -> Op[None]:
+        return history_op(
             self.registry,
             self.workspace if workspace is None else workspace,
             event_id,
@@ -73,7 +74,7 @@ class EventSourcingMixin:
             page_size=page_size,
         )
 
-    def project(
+    def _project_op(
         self,
         event_id: str,
         projection: type[P],
@@ -81,57 +82,22 @@ class EventSourcingMixin:
         as_of: _TimeArg = None,
         workspace: str | None = None,
         snapshots: bool = True,
-    ) -> P:
-        """The state of a stream folded by ``projection`` (now, or ``as_of``).
-
-        With ``snapshots`` (SQLite stores), the fold starts from the projection's latest
-        snapshot, and a fold that replayed ``projection.snapshot_every`` events or more saves
-        a new one. ``state.revision`` is the ``expected_revision`` for a write decided on it.
-        """
-        return project(
-            self.store,
+        save_snapshot: bool | None = None,
+    ) -> Op[P]:
+        return project_op(
             self.registry,
             self.workspace if workspace is None else workspace,
             event_id,
             projection,
             as_of=None if as_of is None else parse_time(as_of, field_name="as_of"),
-            snapshots=self.snapshots if snapshots else None,
+            snapshots=snapshots,
+            save_snapshot=save_snapshot,
         )
 
-    def snapshot(self, event_id: str, projection: type[P], *, workspace: str | None = None) -> P:
-        """Fold the stream now and save a snapshot of the result (if it moved since the last)."""
-        if self.snapshots is None:
-            raise UnsupportedOperation(f"{type(self.store).__name__} keeps no snapshots (use a SQLite store)")
-        return project(
-            self.store,
-            self.registry,
-            self.workspace if workspace is None else workspace,
-            event_id,
-            projection,
-            snapshots=self.snapshots,
-            save_snapshot=True,
-        )
-
-    @property
-    def snapshots(self) -> SnapshotStore | None:
-        """Where projection snapshots live: a table in the SQLite file (None on other stores)."""
-        cache = self.__dict__.get("_auditbird_snapshots")
-        if cache is None:
-            path = getattr(self.store, "path", None)
-            if not isinstance(path, str) or path == ":memory:" or not hasattr(self.store, "read_committed"):
-                return None
-            with _SNAPSHOT_LOCK:
-                cache = self.__dict__.get("_auditbird_snapshots")
-                if cache is None:
-                    cache = SnapshotStore(path)
-                    weakref.finalize(self, cache.close)
-                    self.__dict__["_auditbird_snapshots"] = cache
-        return cache
-
-    def publish_change(
+    def _publish_change_op(
         self,
         action: str,
-        subject: str,
+        event_id: str,
         *,
         before: Any = None,
         after: Any = None,
@@ -141,17 +107,10 @@ class EventSourcingMixin:
         drop: Iterable[str] = (),
         expected_revision: int | None = None,
         **fields: Any,
-    ) -> Event | None:
-        """Record a change of ``subject`` with its before/after snapshots and changed fields.
-
-        ``*.create`` needs ``after``, ``*.delete`` needs ``before``, ``*.update`` needs both;
-        an update that changes nothing is not recorded and returns None. ``mask`` fields are
-        stored as ``"[masked]"`` and ``drop`` fields not at all (secret-looking keys such as
-        ``token``/``password`` are always masked).
-        """
+    ) -> Op[Event | None]:
         event = change_event(
             action,
-            subject,
+            event_id,
             before=before,
             after=after,
             actor=actor,
@@ -162,28 +121,22 @@ class EventSourcingMixin:
         )
         if event is None:
             return None
-        return self.publish_audit_log(event, expected_revision=expected_revision)
+        return (yield from self._publish_op(event, expected_revision))
 
-    def follow(
+    def _follow_op(
         self,
-        after: int = 0,
+        after: int,
         *,
-        event_id: str | None = None,
-        action: str | Sequence[str] | None = None,
-        workspace: str | None = None,
-        batch: int = 500,
-        poll_interval: float = 0.2,
-        idle_timeout: float | None = None,
-        stop: threading.Event | None = None,
-    ) -> Iterator[Recorded]:
-        """``(position, event)`` for every event committed after ``after``, as it commits.
-
-        Runs until ``stop`` is set, or until nothing new arrived for ``idle_timeout`` seconds.
-        Store the position of the last event you handled and pass it back to resume.
-        """
+        event_id: str | None,
+        action: str | Sequence[str] | None,
+        workspace: str | None,
+        batch: int,
+        poll_interval: float,
+        idle_timeout: float | None,
+        stop: threading.Event | None,
+    ) -> Op[None]:
         actions = (action,) if isinstance(action, str) else tuple(action or ())
-        return follow(
-            self.store,
+        return follow_op(
             self.registry,
             self.workspace if workspace is None else workspace,
             after=after,
@@ -194,6 +147,3 @@ class EventSourcingMixin:
             idle_timeout=idle_timeout,
             stop=stop,
         )
-
-
-_SNAPSHOT_LOCK = threading.Lock()

@@ -4,30 +4,38 @@
         read_model.apply(event)
         checkpoint = position             # store it with the read model, resume from it
 
-Polls by commit position: on SQLite positions are durable and gap-free (a row is visible only
-once every earlier position is), so a consumer that resumes after its last position misses
-nothing and sees nothing twice.
+Polls by commit position, on stores of the follow tier
+(:class:`~auditbird.stores.capabilities.FollowStore`): positions are durable and gap-free (a
+row is visible only once every earlier position is), so a consumer that resumes after its
+last position misses nothing and sees nothing twice.
+
+>>> from auditbird import AuditLog
+>>> from auditbird.testing import MemoryStore
+>>> log = AuditLog(MemoryStore())
+>>> _ = log.publish_many([{"id": "m:1", "action": "monitor.down"}, {"id": "m:2", "action": "monitor.up"}])
+>>> [(r.position, r.event.id) for r in log.follow(after=1, idle_timeout=0)]
+[(2, 'm:2')]
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
-from ._errors import UnsupportedOperation
+from ._errors import AuditValidationError, Problem
+from ._ops import Op, Out, Sleep
 from .actions import ActionRegistry
 from .codec import decode
-from .history import Recorded
+from .history import Recorded, query_call
 from .query import Query
+from .stores.capabilities import FollowStore
 
-__all__ = ["follow", "Recorded"]
+__all__ = ["follow_op", "Recorded"]
 
 
-def follow(
-    store: Any,
+def follow_op(
     registry: ActionRegistry,
     workspace: str,
     *,
@@ -38,9 +46,11 @@ def follow(
     poll_interval: float = 0.2,
     idle_timeout: float | None = None,
     stop: threading.Event | None = None,
-) -> Iterator[Recorded]:
-    """Yield :class:`Recorded` ``(position, event)`` pairs committed after ``after``, forever,
-    or until ``stop`` is set or nothing new arrived for ``idle_timeout`` seconds."""
+) -> Op[None]:
+    """:class:`Recorded` ``(position, event)`` pairs committed after ``after``, forever, or
+    until ``stop`` is set or nothing new arrived for ``idle_timeout`` seconds."""
+    if not isinstance(batch, int) or not 1 <= batch <= 10_000:
+        raise AuditValidationError([Problem("batch", "must be an integer from 1 to 10000")])
     q = Query(
         workspace=workspace,
         event_id=event_id,
@@ -51,11 +61,9 @@ def follow(
     )
     idle_since = time.monotonic()
     while stop is None or not stop.is_set():
-        rows = store.query(q)
+        rows = yield query_call(q, FollowStore)
         for row in rows:
-            if row.position is None:
-                raise UnsupportedOperation(f"{type(store).__name__} keeps no commit positions to follow")
-            yield Recorded(row.position, decode(row, registry))
+            yield Out(Recorded(row.position, decode(row, registry)))
             q = replace(q, after_position=row.position)
         if len(rows) == batch:
             continue
@@ -64,7 +72,4 @@ def follow(
             idle_since = now
         if idle_timeout is not None and now - idle_since >= idle_timeout:
             return  # caught up, and quiet for long enough (idle_timeout=0: as soon as caught up)
-        if stop is not None:
-            stop.wait(poll_interval)
-        else:
-            time.sleep(poll_interval)
+        yield Sleep(poll_interval, stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._errors import AuditError
+from .._errors import AuthenticationError as _AuthenticationError
 
 __all__ = [
     "TinybirdError",
@@ -20,7 +21,7 @@ class TinybirdError(AuditError):
     """Tinybird refused a request in a way that retrying will not fix."""
 
 
-class AuthenticationError(TinybirdError, PermissionError):
+class AuthenticationError(TinybirdError, _AuthenticationError):
     """The token was rejected (401/403): wrong token, wrong workspace or a missing scope."""
 
 

@@ -1,65 +1,61 @@
-"""What a store is: a transport for rows. It knows nothing of actions or schemas."""
+"""What a store is: a transport for rows. It knows nothing of actions or schemas.
+
+The base tier is :class:`Store` (and its async twin :class:`AsyncStore`); the wider tiers a
+store may declare (streams, following, histograms, snapshots) are in
+:mod:`auditbird.stores.capabilities`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..query import Query
+from ..row import COLUMNS, Row
 
 __all__ = ["Row", "Store", "AsyncStore", "COLUMNS"]
-
-COLUMNS = (
-    "uid",
-    "workspace",
-    "id",
-    "action",
-    "actor",
-    "targets",
-    "metadata",
-    "timestamp",
-    "version",
-)
-
-
-class Row(NamedTuple):
-    """A stored event: the same columns in every store (DESIGN.md). JSON fields are strings."""
-
-    uid: str
-    workspace: str
-    id: str
-    action: str
-    actor: str  # JSON object
-    targets: str  # JSON array, '[]' when empty, never NULL
-    metadata: str | None  # JSON object or NULL
-    timestamp: int  # ms since epoch, UTC
-    version: int
-    position: int | None = None  # commit order, on stores that have one
 
 
 @runtime_checkable
 class Store(Protocol):
-    """A few methods, like an httpx transport; the :class:`AuditLog` facade holds the rest.
+    """The base tier, a few methods like an httpx transport; the :class:`AuditLog` facade
+    holds the rest.
 
-    ``append`` stores all rows or none; a row whose ``uid`` is already stored is skipped
-    (a retried publish stores nothing twice). It returns once the rows are durable.
-    ``query`` answers newest first (``timestamp`` desc, ``uid`` desc) unless the query
-    asks otherwise.
+    ``append`` stores all rows or none; a row whose ``uid`` is already stored in its
+    workspace is skipped (a retried publish stores nothing twice: the first copy wins). It
+    returns once the rows are durable. ``query`` answers newest first (``timestamp`` desc,
+    ``uid`` desc) with the keyset ``after``; other orders belong to wider tiers.
+
+    >>> from auditbird.testing import MemoryStore
+    >>> isinstance(MemoryStore(), Store)
+    True
     """
 
-    def append(self, rows: Sequence[Row]) -> None: ...
+    def append(self, rows: Sequence[Row]) -> None:
+        """Store ``rows`` durably, all or none; a uid already stored in its workspace is skipped."""
+        ...
 
-    def query(self, query: Query) -> list[Row]: ...
+    def query(self, query: Query) -> list[Row]:
+        """The rows ``query`` matches, newest first, strictly after ``query.after``, up to its limit."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections (a buffered store sends what it holds first)."""
+        ...
 
 
 @runtime_checkable
 class AsyncStore(Protocol):
-    """The async twin of :class:`Store`."""
+    """The async twin of :class:`Store`: ``append``, ``query`` and ``aclose`` coroutines."""
 
-    async def append(self, rows: Sequence[Row]) -> None: ...
+    async def append(self, rows: Sequence[Row]) -> None:
+        """:meth:`Store.append`, awaited."""
+        ...
 
-    async def query(self, query: Query) -> list[Row]: ...
+    async def query(self, query: Query) -> list[Row]:
+        """:meth:`Store.query`, awaited."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """:meth:`Store.close`, awaited."""
+        ...

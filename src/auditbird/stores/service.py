@@ -21,14 +21,15 @@ import httpx
 from .._errors import (
     AuditError,
     AuditValidationError,
+    AuthenticationError,
     ConflictError,
     Problem,
     StoreUnavailable,
     UnsupportedOperation,
 )
-from ..codec import dumps, row_from_json, row_to_json
 from ..query import Query, encode_cursor
-from .base import Row
+from ..row import Row, row_from_json, row_to_wire
+from .capabilities import AsyncTwinStore
 
 __all__ = ["ServiceStore", "AsyncServiceStore"]
 
@@ -49,7 +50,8 @@ class _Common:
 
     @staticmethod
     def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
-        body = "[" + ",".join(dumps(_wire(r)) for r in rows) + "]"
+        # A row without a workspace is sent without one, so the server files it in the key's.
+        body = "[" + ",".join(row_to_wire(r, omit_empty_workspace=True) for r in rows) + "]"
         return body.encode(), {"Content-Type": "application/json", "Prefer": "return=minimal"}
 
     @staticmethod
@@ -126,9 +128,9 @@ class _Common:
             ] or [Problem("", str(detail))]
             raise AuditValidationError(problems, write=response.request.method == "POST")
         if status == 401:
-            raise AuditError(f"{where}: the service refused the API key ({detail})")
+            raise AuthenticationError(f"{where}: the service refused the API key ({detail})")
         if status == 403:
-            raise AuditError(f"{where}: the API key may not do this ({detail})")
+            raise AuthenticationError(f"{where}: the API key may not do this ({detail})")
         if status == 409:
             raise ConflictError(str(detail))
         if status == 429:
@@ -141,15 +143,7 @@ class _Common:
         raise AuditError(f"{where}: the service answered {status}: {detail}")
 
 
-def _wire(row: Row) -> dict[str, Any]:
-    """A row as sent: without a workspace when it has none, so the server files it in the key's."""
-    data = row_to_json(row)
-    if not data["workspace"]:
-        del data["workspace"]
-    return data
-
-
-class ServiceStore(_Common):
+class ServiceStore(_Common, AsyncTwinStore):
     """A :class:`~auditbird.stores.base.Store` over the auditbird REST API (httpx, keep-alive)."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:

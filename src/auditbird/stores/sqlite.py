@@ -13,9 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 from .._errors import ConflictError, StoreUnavailable
 from ..query import Query
 from .base import Row
+from .capabilities import FollowStore, HistogramStore, ReplayStore, StreamStore
 from .sqlite_query import COLUMNS_SQL, build_select, where_clause
+from .sqlite_snapshots import FileSnapshots
 
-__all__ = ["SQLiteStore", "SCHEMA_VERSION", "build_select", "write_rows"]
+__all__ = ["SQLiteStore", "SCHEMA_VERSION", "build_select", "write_rows", "migrate"]
 
 # Each entry migrates the file from version i to i+1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -78,8 +80,8 @@ _INSERT_TARGET = (
 )
 
 
-class SQLiteStore:
-    """Events in one SQLite file.
+class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, HistogramStore):
+    """Events in one SQLite file. Every tier (:mod:`auditbird.stores.capabilities`).
 
     >>> store = SQLiteStore("audit.db")          # or SQLiteStore.from_url("sqlite:///audit.db")
 
@@ -133,24 +135,7 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         with self._lock, self._write() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS auditbird_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-            )
-            found = conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
-            current = int(found[0]) if found else 0
-            if current > SCHEMA_VERSION:
-                raise StoreUnavailable(
-                    f"{self.path} has schema version {current}, newer than this auditbird "
-                    f"understands ({SCHEMA_VERSION}); upgrade auditbird"
-                )
-            for script in MIGRATIONS[current:]:
-                for statement in _statements(script):
-                    conn.execute(statement)
-            if current != SCHEMA_VERSION:
-                conn.execute(
-                    "INSERT OR REPLACE INTO auditbird_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+            migrate(conn, where=self.path)
 
     def schema_version(self) -> int:
         row = self._conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
@@ -160,8 +145,6 @@ class SQLiteStore:
 
     def _write(self) -> _Transaction:
         return _Transaction(self._conn)
-
-    supports_expected_revision = True
 
     def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
         """Store ``rows`` in one transaction. With ``expected_revision`` (all rows of one
@@ -268,6 +251,27 @@ class _Transaction:
         self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError):
             raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+
+
+def migrate(conn: sqlite3.Connection, *, where: str = "the database") -> None:
+    """Bring ``conn``'s database to this store's schema, inside the caller's open transaction
+    (the store's own, or the application's for ``auditbird.emit``)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS auditbird_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    found = conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
+    current = int(found[0]) if found else 0
+    if current > SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"{where} has schema version {current}, newer than this auditbird "
+            f"understands ({SCHEMA_VERSION}); upgrade auditbird"
+        )
+    for script in MIGRATIONS[current:]:
+        for statement in _statements(script):
+            conn.execute(statement)
+    if current != SCHEMA_VERSION:
+        conn.execute(
+            "INSERT OR REPLACE INTO auditbird_meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 def _statements(script: str) -> list[str]:

@@ -31,6 +31,7 @@ from ._tinybird_http import (
     run_sync,
 )
 from .base import Row
+from .capabilities import AsyncReplayStore, AsyncTwinStore, ReplayStore
 from .spool import BufferedWriter, Spool
 
 __all__ = [
@@ -68,7 +69,7 @@ def default_spool_path(tb: Tinybird) -> Path:
     return Path(root) / f"tinybird-{tb.datasource}-{digest}.spool"
 
 
-class TinybirdStore:
+class TinybirdStore(ReplayStore, AsyncTwinStore):
     """Events in a Tinybird datasource; reads through the shipped pipes.
 
     >>> store = TinybirdStore(Tinybird(token=os.environ["TINYBIRD_TOKEN"], host="us-east"))
@@ -213,7 +214,7 @@ class TinybirdStore:
         return AsyncTinybirdStore(self)
 
 
-class AsyncTinybirdStore:
+class AsyncTinybirdStore(AsyncReplayStore):
     """The async twin of :class:`TinybirdStore`: ``append``, ``query`` and ``aclose`` coroutines.
 
     >>> async with AsyncAuditLog(tb=Tinybird(token=...)) as log: ...

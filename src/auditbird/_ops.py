@@ -1,0 +1,178 @@
+"""Operations written once, run by two thin drivers (blocking and async).
+
+An operation (a read, a history walk, a fold, a follow loop) is a generator that *yields
+steps* and receives their results, without doing I/O itself: the sans-I/O shape the Tinybird
+HTTP client already uses. :func:`run` / :func:`iterate` perform the steps on a blocking
+store, :func:`arun` / :func:`aiterate` on an async one; ``AuditLog`` and ``AsyncAuditLog``
+are the two drivers of the same operations, so the two facades cannot drift.
+
+Steps:
+
+- :class:`Call`: call the store, needing a tier (checked by :func:`~.stores.capabilities.require`);
+  ``fn(store)`` returns the result (blocking) or an awaitable of it (async).
+- :class:`Supports`: does the store declare a tier (the async driver asks for its twin)?
+- :class:`Sleep`: wait (a follow loop polling); ``stop`` ends the wait early.
+- :class:`Out`: an item for the caller of an iterating operation.
+
+>>> from auditbird.testing import MemoryStore
+>>> from auditbird.query import Query
+>>> from auditbird.stores.base import Store
+>>> def count(workspace):
+...     rows = yield Call(Store, lambda s: s.query(Query(workspace=workspace, limit=None)))
+...     return len(rows)
+>>> run(MemoryStore(), count(""))
+0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from typing import Any, NamedTuple, TypeVar
+
+from .stores.capabilities import async_tier, require, supports
+
+__all__ = ["Call", "Supports", "Sleep", "Out", "Step", "Op", "run", "iterate", "arun", "aiterate"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class Call(NamedTuple):
+    """Call the store; it must declare ``tier`` (a blocking tier; the async driver checks its twin)."""
+
+    tier: type
+    fn: Callable[[Any], Any]
+
+
+class Supports(NamedTuple):
+    """Ask whether the store declares ``tier``; the answer is a bool."""
+
+    tier: type
+
+
+class Sleep(NamedTuple):
+    """Wait ``seconds`` (or until ``stop`` is set)."""
+
+    seconds: float
+    stop: threading.Event | None = None
+
+
+class Out(NamedTuple):
+    """An item an iterating operation hands to its caller."""
+
+    value: Any
+
+
+Step = Call | Supports | Sleep | Out
+Op = Generator[Step, Any, R]
+
+
+def _sync_step(store: Any, step: Step) -> Any:
+    if isinstance(step, Call):
+        return step.fn(require(store, step.tier))
+    if isinstance(step, Supports):
+        return supports(store, step.tier)
+    if isinstance(step, Sleep):
+        if step.stop is not None:
+            step.stop.wait(step.seconds)
+        else:
+            time.sleep(step.seconds)
+        return None
+    raise TypeError(f"{step!r} is not a step for run(); iterate() takes Out")
+
+
+async def _async_step(store: Any, step: Step) -> Any:
+    if isinstance(step, Call):
+        return await step.fn(require(store, async_tier(step.tier)))
+    if isinstance(step, Supports):
+        return supports(store, async_tier(step.tier))
+    if isinstance(step, Sleep):
+        # A threading.Event cannot be awaited: sleep in short slices and look at it between.
+        deadline = time.monotonic() + step.seconds
+        while (left := deadline - time.monotonic()) > 0 and not (step.stop and step.stop.is_set()):
+            await asyncio.sleep(min(left, 0.05))
+        return None
+    raise TypeError(f"{step!r} is not a step for arun(); aiterate() takes Out")
+
+
+def run(store: Any, op: Op[R]) -> R:
+    """Drive ``op`` against a blocking store; its return value."""
+    # The hot path of every publish and read: kept to one send per step.
+    try:
+        step = op.send(None)
+        while True:
+            try:
+                if type(step) is Call:
+                    value = step.fn(require(store, step.tier))
+                else:
+                    value = _sync_step(store, step)
+            except Exception as exc:  # handed to the operation: it may fall back or clean up
+                step = op.throw(exc)
+                continue
+            step = op.send(value)
+    except StopIteration as done:
+        result: R = done.value
+        return result
+
+
+def iterate(store: Any, op: Op[None]) -> Iterator[Any]:
+    """Drive an iterating ``op`` against a blocking store, yielding its :class:`Out` items."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = op.throw(error) if error is not None else op.send(value)
+            except StopIteration:
+                return
+            value, error = None, None
+            if isinstance(step, Out):
+                yield step.value
+                continue
+            try:
+                value = _sync_step(store, step)
+            except Exception as exc:
+                error = exc
+    finally:
+        op.close()
+
+
+async def arun(store: Any, op: Op[R]) -> R:
+    """Drive ``op`` against an async store; its return value."""
+    try:
+        step = op.send(None)
+        while True:
+            try:
+                value = await _async_step(store, step)
+            except Exception as exc:
+                step = op.throw(exc)
+                continue
+            step = op.send(value)
+    except StopIteration as done:
+        result: R = done.value
+        return result
+
+
+async def aiterate(store: Any, op: Op[None]) -> AsyncIterator[Any]:
+    """Drive an iterating ``op`` against an async store, yielding its :class:`Out` items."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = op.throw(error) if error is not None else op.send(value)
+            except StopIteration:
+                return
+            value, error = None, None
+            if isinstance(step, Out):
+                yield step.value
+                continue
+            try:
+                value = await _async_step(store, step)
+            except Exception as exc:
+                error = exc
+    finally:
+        op.close()

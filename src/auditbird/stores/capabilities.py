@@ -1,0 +1,301 @@
+"""Store capabilities as tiers: protocols a store declares, checked in this one place.
+
+Every store is a :class:`~auditbird.stores.base.Store` (append, query newest first, close).
+Wider contracts are tiers, as eventsourcing tiers its recorders; a store *declares* a tier by
+inheriting its protocol, and the facade, the event-sourcing layer, the relay and the service
+ask :func:`require` / :func:`supports` here instead of probing attributes:
+
+=====================  =========================================================  ==========================
+tier                   adds                                                       stores
+=====================  =========================================================  ==========================
+:class:`Store`         ``append``, ``query`` (newest first, keyset), ``close``    every store
+:class:`ReplayStore`   ``query(order="asc")``: history oldest first, in pages     sqlite, tinybird, memory
+:class:`StreamStore`   ``revision``, ``append(expected_revision=)``,              sqlite, memory
+                       ``query(order="position")`` of one stream
+:class:`FollowStore`   ``query(order="position")`` over a workspace,              sqlite, memory
+                       ``read_committed``, ``last_position``
+:class:`HistogramStore` ``histogram(query, bucket_ms)``                           sqlite, memory
+:class:`SnapshotStoreTier` ``load_snapshot``, ``save_snapshot``                   sqlite, memory
+=====================  =========================================================  ==========================
+
+Each tier has an async twin (``AsyncStreamStore`` ...) with the same methods as coroutines.
+The contract suite of each tier is in :mod:`auditbird.testing.contract`.
+
+>>> from auditbird.testing import MemoryStore
+>>> store = require(MemoryStore(), StreamStore)          # returns the store, typed
+>>> supports(store, HistogramStore)
+True
+>>> class AppendOnly:
+...     def append(self, rows): ...
+...     def query(self, query): return []
+...     def close(self): ...
+>>> require(AppendOnly(), StreamStore)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+  ...
+auditbird._errors.UnsupportedOperation: AppendOnly does not support stream revisions and ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from .._errors import UnsupportedOperation
+from ..query import Query
+from ..row import Row
+from .base import AsyncStore, Store
+
+if TYPE_CHECKING:
+    from ..snapshots import Snapshot
+
+__all__ = [
+    "Store",
+    "AsyncStore",
+    "ReplayStore",
+    "StreamStore",
+    "FollowStore",
+    "HistogramStore",
+    "SnapshotStoreTier",
+    "AsyncTwinStore",
+    "AsyncReplayStore",
+    "AsyncStreamStore",
+    "AsyncFollowStore",
+    "AsyncHistogramStore",
+    "AsyncSnapshotStoreTier",
+    "TIERS",
+    "require",
+    "supports",
+    "tiers_of",
+    "async_tier",
+    "store_name",
+]
+
+T = TypeVar("T")
+
+# -- the blocking tiers ----------------------------------------------------------------------
+
+
+class ReplayStore(Store, Protocol):
+    """``query`` also answers ``order="asc"`` (oldest first, keyset ``after``), so a stream's
+    history is read page by page in constant memory."""
+
+
+class StreamStore(Store, Protocol):
+    """Streams in commit order: optimistic concurrency and positional history.
+
+    ``append(rows, expected_revision=n)`` stores the rows (all of one stream) only if the
+    stream holds exactly ``n`` events, atomically, else raises :class:`ConflictError`;
+    ``revision`` counts a stream's events; ``query(order="position", event_id=...)`` reads a
+    stream in commit order, keyed by ``after_position``, every row with its ``position``.
+    """
+
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+        """:meth:`Store.append`; with ``expected_revision``, only if the stream holds that many."""
+        ...
+
+    def revision(self, workspace: str, event_id: str) -> int:
+        """How many events the stream holds (the next append's ``expected_revision``)."""
+        ...
+
+
+class FollowStore(Store, Protocol):
+    """Durable, gap-free commit positions over the whole log.
+
+    ``query(order="position", after_position=p)`` answers a workspace's rows committed after
+    ``p`` (with any filter); ``read_committed`` every workspace's (the outbox relay);
+    ``last_position`` the newest position (0 when empty).
+    """
+
+    def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
+        """Every workspace's rows committed after ``after_position``, in commit order."""
+        ...
+
+    def last_position(self) -> int:
+        """The position of the newest committed row (0 when empty)."""
+        ...
+
+
+class HistogramStore(Store, Protocol):
+    """``histogram(query, bucket_ms)``: ``(bucket_start_ms, action, count)`` rows for the
+    events a query matches (no limit); buckets start at ``query.since``."""
+
+    def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """``(bucket_start_ms, action, count)`` for the events ``query`` matches."""
+        ...
+
+
+class SnapshotStoreTier(Store, Protocol):
+    """Keeps projection snapshots (the folded state of a stream at a position) beside the
+    events, keyed by ``(workspace, stream, projection)`` and the projection's code version."""
+
+    def load_snapshot(
+        self, workspace: str, event_id: str, projection: str, code_version: str
+    ) -> Snapshot | None:
+        """The projection's snapshot of the stream, if one made by ``code_version`` exists."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot``, replacing the projection's previous one for the stream."""
+        ...
+
+
+class AsyncTwinStore(Store, Protocol):
+    """A blocking store with a native async client: ``async_twin()`` is the same store as an
+    :class:`AsyncStore` (``AsyncAuditLog`` uses it instead of worker threads)."""
+
+    def async_twin(self) -> AsyncStore:
+        """The same store as an :class:`AsyncStore` (its own async client)."""
+        ...
+
+
+# -- the async twins -------------------------------------------------------------------------
+
+
+class AsyncReplayStore(AsyncStore, Protocol):
+    """The async twin of :class:`ReplayStore`."""
+
+
+class AsyncStreamStore(AsyncStore, Protocol):
+    """The async twin of :class:`StreamStore`."""
+
+    async def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+        """:meth:`StreamStore.append`, awaited."""
+        ...
+
+    async def revision(self, workspace: str, event_id: str) -> int:
+        """:meth:`StreamStore.revision`, awaited."""
+        ...
+
+
+class AsyncFollowStore(AsyncStore, Protocol):
+    """The async twin of :class:`FollowStore`."""
+
+    async def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
+        """:meth:`FollowStore.read_committed`, awaited."""
+        ...
+
+    async def last_position(self) -> int:
+        """:meth:`FollowStore.last_position`, awaited."""
+        ...
+
+
+class AsyncHistogramStore(AsyncStore, Protocol):
+    """The async twin of :class:`HistogramStore`."""
+
+    async def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
+        """:meth:`HistogramStore.histogram`, awaited."""
+        ...
+
+
+class AsyncSnapshotStoreTier(AsyncStore, Protocol):
+    """The async twin of :class:`SnapshotStoreTier`."""
+
+    async def load_snapshot(
+        self, workspace: str, event_id: str, projection: str, code_version: str
+    ) -> Snapshot | None:
+        """:meth:`SnapshotStoreTier.load_snapshot`, awaited."""
+        ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """:meth:`SnapshotStoreTier.save_snapshot`, awaited."""
+        ...
+
+
+#: The wider tiers, blocking -> async twin.
+TIERS: dict[type, type] = {
+    ReplayStore: AsyncReplayStore,
+    StreamStore: AsyncStreamStore,
+    FollowStore: AsyncFollowStore,
+    HistogramStore: AsyncHistogramStore,
+    SnapshotStoreTier: AsyncSnapshotStoreTier,
+}
+_SYNC_OF = {a: s for s, a in TIERS.items()}
+
+# What each tier means to a user, and what to do when a store lacks it.
+_MEANING: dict[type, tuple[str, str]] = {
+    Store: ("append/query/close", "pass a store object or a store URL such as sqlite:///audit.db"),
+    ReplayStore: (
+        "reading oldest first (history in pages)",
+        "the history is read newest first and reversed instead; use the SQLite or Tinybird store "
+        "for long streams",
+    ),
+    StreamStore: (
+        "stream revisions and expected_revision",
+        "it has no atomic check-and-append; use the SQLite store (or auditbird.testing.MemoryStore "
+        "in tests) for event-sourced writers",
+    ),
+    FollowStore: (
+        "commit positions (follow, read_committed)",
+        "follow a SQLite store and relay it to this one (`auditbird relay`)",
+    ),
+    HistogramStore: ("counting events over time (histogram)", "use the SQLite store, or count with list()"),
+    SnapshotStoreTier: (
+        "projection snapshots",
+        "project with snapshots=False, or keep the events in a SQLite file",
+    ),
+}
+
+
+def async_tier(tier: type) -> type:
+    """The async twin of a blocking tier (``Store`` -> ``AsyncStore``).
+
+    >>> async_tier(StreamStore) is AsyncStreamStore
+    True
+    """
+    if tier is Store:
+        return AsyncStore
+    return TIERS[tier]
+
+
+def tiers_of(store: object) -> frozenset[type]:
+    """The wider tiers a store declares (blocking or async, as its class inherits them).
+
+    >>> from auditbird.testing import MemoryStore
+    >>> sorted(t.__name__ for t in tiers_of(MemoryStore()))
+    ['FollowStore', 'HistogramStore', 'ReplayStore', 'SnapshotStoreTier', 'StreamStore']
+    """
+    mro = type(store).__mro__
+    return frozenset(t for t in (*TIERS, *TIERS.values()) if t in mro)
+
+
+def supports(store: object, tier: type) -> bool:
+    """Whether ``store`` declares ``tier`` (the base tiers: whether it has their methods).
+
+    Declared, not discovered: a store with a ``revision`` method that does not inherit
+    :class:`StreamStore` does not support it, because nobody promised its semantics."""
+    cls: Any = type(store)
+    return _supports(cls, tier)
+
+
+@lru_cache(maxsize=1_024)
+def _supports(cls: type, tier: type) -> bool:
+    # Per class, not per call: a runtime-checkable isinstance costs ~10 µs, a publish ~15 µs.
+    if tier is Store or tier is AsyncStore:
+        return all(callable(getattr(cls, name, None)) for name in _BASE_METHODS[tier])
+    return tier in cls.__mro__
+
+
+_BASE_METHODS = {Store: ("append", "query", "close"), AsyncStore: ("append", "query", "aclose")}
+
+
+def require(store: T, tier: type) -> T:
+    """``store`` if it declares ``tier``, else :class:`UnsupportedOperation` naming the store,
+    the capability and what to do instead. The one place capabilities are checked."""
+    if supports(store, tier):
+        return store
+    key = _SYNC_OF.get(tier, Store if tier is AsyncStore else tier)
+    what, advice = _MEANING.get(key, (tier.__name__, "use a store that declares it"))
+    raise UnsupportedOperation(f"{store_name(store)} does not support {what}: {advice}")
+
+
+def store_name(store: Any) -> str:
+    """The class name of a store, for messages; a wrapper names what it wraps.
+
+    >>> from auditbird.stores.threaded import threaded
+    >>> from auditbird.testing import MemoryStore
+    >>> store_name(MemoryStore()), store_name(threaded(MemoryStore()))
+    ('MemoryStore', 'ThreadedStore(MemoryStore)')
+    """
+    inner = getattr(store, "sync", None)  # ThreadedStore and the native async twins keep one
+    return type(store).__name__ if inner is None else f"{type(store).__name__}({type(inner).__name__})"

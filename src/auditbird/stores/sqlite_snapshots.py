@@ -1,0 +1,69 @@
+"""The snapshot tier of the SQLite store: projection snapshots in the events' own file.
+
+A mixin, so the store declares the tier by inheriting it
+(``class SQLiteStore(FileSnapshots, ...)``). Snapshots get their own connection (they are
+a cache beside the events, never part of an event's transaction); an in-memory database
+keeps them in a dict.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from ..snapshots import Snapshot, SnapshotStore
+from .capabilities import SnapshotStoreTier
+
+__all__ = ["FileSnapshots"]
+
+
+class _MemorySnapshots:
+    """Snapshots of a ``:memory:`` database: a dict, as the events vanish with the process."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str, str], Snapshot] = {}
+
+    def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
+        """The snapshot, if ``code_version`` made it."""
+        found = self._data.get((workspace, event_id, projection))
+        return found if found is not None and found.code_version == code_version else None
+
+    def save(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot``."""
+        self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
+
+    def close(self) -> None:
+        """Forget them all."""
+        self._data.clear()
+
+
+_OPEN_LOCK = threading.Lock()
+
+
+class FileSnapshots(SnapshotStoreTier):
+    """``load_snapshot`` / ``save_snapshot`` in the ``auditbird_snapshot`` table of ``self.path``."""
+
+    path: str
+
+    def _snapshots(self) -> SnapshotStore | _MemorySnapshots:
+        keeper: Any = self.__dict__.get("_auditbird_snapshots")
+        if keeper is None:
+            with _OPEN_LOCK:
+                keeper = self.__dict__.get("_auditbird_snapshots")
+                if keeper is None:
+                    keeper = _MemorySnapshots() if self.path == ":memory:" else SnapshotStore(self.path)
+                    weakref.finalize(self, keeper.close)
+                    self.__dict__["_auditbird_snapshots"] = keeper
+        snapshots: SnapshotStore | _MemorySnapshots = keeper
+        return snapshots
+
+    def load_snapshot(
+        self, workspace: str, event_id: str, projection: str, code_version: str
+    ) -> Snapshot | None:
+        """The projection's snapshot of the stream, if ``code_version`` made it."""
+        return self._snapshots().load(workspace, event_id, projection, code_version)
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` in the file, replacing the projection's previous one."""
+        self._snapshots().save(snapshot)
