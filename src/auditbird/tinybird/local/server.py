@@ -247,7 +247,7 @@ class SqlHandler(_Base):
             sql = render(query, params) if is_templated(query) else query
             guarded = await self.blocking(self.state.guard.check, sql, tables, FORMATS)
             fmt = guarded.fmt
-            output = await self.blocking(engine.run, guarded.sql, fmt or "JSON")
+            output = await self.blocking(self.state.guard.run, guarded, fmt or "JSON")
         except GuardError as exc:
             return self.fail(exc.status, str(exc))
         except (ParameterError, TemplateError, QueryError) as exc:
@@ -292,7 +292,7 @@ class HealthHandler(_Base):
 def _run_pipe(engine: Engine, guard: SqlGuard, name: str, params: dict[str, str], fmt: str) -> bytes:
     sql = engine.pipe_sql(name, params)
     tables = {*engine.datasources, *(f"{ds}_quarantine" for ds in engine.datasources), *engine.pipes}
-    output = engine.run(guard.check(sql, tables).sql, fmt)
+    output = guard.run(guard.check(sql, tables), fmt)
     if fmt != "JSON":
         return output
     doc = json.loads(output)

@@ -330,6 +330,19 @@ class SqlGuard:
         """The SQL of a checked tree, as ClickHouse writes it."""
         return self._query("SELECT formatQueryFromJSON({j:String})", {"j": _tsv_escape(json.dumps(tree))})
 
+    def run(self, query: GuardedQuery, fmt: str) -> bytes:
+        """Run a checked query on the engine (``fmt``: the output format)."""
+        from .engine import QueryError
+
+        try:
+            return bytes(self._engine.run(query.sql, fmt))
+        except QueryError:
+            # chDB keeps the header a JSON-like format already wrote when a query fails mid-way (a
+            # result limit) and hands it out as the NEXT query's result: drain it here, on the same
+            # worker thread, before anything else runs.
+            self._query("SELECT 1")
+            raise
+
     # -- the check -----------------------------------------------------------------------------
 
     def check(self, sql: str, tables: Iterable[str], formats: Iterable[str] = ()) -> GuardedQuery:
@@ -353,11 +366,9 @@ class SqlGuard:
                 raise GuardError(
                     f"format {format_ast.get('name')} is not supported; use one of {', '.join(formats)}"
                 )
-        body = self.write(tree)
-        if len(tree.get("list_of_selects", {}).get("children", [])) != 1:
-            # A trailing SETTINGS clause binds to the last SELECT of a UNION: wrap it so the limits
-            # hold for all of it.
-            body = f"SELECT * FROM ({body})"  # noqa: S608 - ClickHouse wrote body from the checked tree
+        # Wrapped: a trailing SETTINGS clause binds to the last SELECT of a UNION, and ClickHouse does
+        # not count result rows of a SELECT without FROM; around a subquery the limits hold for all.
+        body = f"SELECT * FROM ({self.write(tree)})"  # noqa: S608 - ClickHouse wrote it from the checked tree
         settings = ", ".join(f"{k} = {_setting(v)}" for k, v in LIMITS.items())
         return GuardedQuery(f"{body} SETTINGS {settings}", fmt)
 
