@@ -97,6 +97,7 @@ def test_the_comment_bypass_does_not_run_a_shell_command(server: TinybirdServer,
     [
         "SELECT * FROM `file`('{keys}', 'RawBLOB')",
         "SELECT * FROM \"file\"('{keys}', 'RawBLOB')",
+        "SELECT 1 AS a$$, file('{keys}') AS y$$",  # the heredoc of issue 10
         "SELECT a$$, * FROM file('{keys}', 'RawBLOB') AS y$$",
         "SELECT file('{keys}')",
         "SELECT * FROM file('{keys}', 'RawBLOB') -- $$",
@@ -137,6 +138,7 @@ def test_sql_cannot_write_files(server: TinybirdServer, tmp_path: Path) -> None:
         f"SELECT 1 INTO OUTFILE '{target}'",
         f"SELECT 1 INTO OUTFILE '{target}' FORMAT CSV",
         f"SELECT 1 UNION ALL SELECT 2 INTO OUTFILE '{target}' TRUNCATE",
+        f"SELECT 1 AS a$$ INTO OUTFILE '{target}' FORMAT CSV -- $$",  # heredoc-hidden, as in issue 10
         f"INSERT INTO FUNCTION file('{target}', 'CSV') SELECT 1",
     ):
         answer = sql(server, query)
