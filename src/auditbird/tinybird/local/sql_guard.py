@@ -34,7 +34,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SqlGuard", "GuardError", "GuardedQuery", "LIMITS"]
+__all__ = ["SqlGuard", "GuardError", "GuardedQuery", "LIMITS", "MAX_QUERY_BYTES"]
+
+MAX_QUERY_BYTES = 256 << 10  # ClickHouse's own default max_query_size
 
 # Settings the server adds to every query it runs for a client. Tinybird's API answers within 10 s by
 # default; the rest keeps one query from taking the whole machine.
@@ -351,6 +353,10 @@ class SqlGuard:
         ``tables``: the names the query may read (the workspace's datasources and pipes, ``_``).
         ``formats``: the output formats a ``FORMAT`` clause may name.
         """
+        if len(sql.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
+            raise GuardError(
+                f"DB::Exception: the query is longer than {MAX_QUERY_BYTES} bytes (max_query_size)"
+            )
         tree = self.parse(sql)
         if tree.get("type") != "SelectWithUnionQuery":
             raise GuardError(f"DB::Exception: Only SELECT queries are supported, not {tree.get('type')}")

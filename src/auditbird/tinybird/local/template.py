@@ -150,13 +150,15 @@ def compile_template(body: str) -> Program:
     checker = _Checker()
     program_body = checker.chunks(chunks)
     program = Program(program_body, frozenset(checker.assigned), frozenset(checker.names))
-    if len(_cache) > 512:
-        _cache.clear()
-    _cache[body] = program
+    if len(body) <= _CACHE_BODY_LIMIT:  # pipes' templates, not every query a client sends
+        if len(_cache) > 512:
+            _cache.clear()
+        _cache[body] = program
     return program
 
 
 _cache: dict[str, Program] = {}
+_CACHE_BODY_LIMIT = 64 << 10
 
 
 class _Checker:
@@ -268,9 +270,9 @@ class _Checker:
     def parse(self, text: str, mode: str, shown: str) -> ast.AST:
         try:
             return ast.parse(text.strip() if mode == "eval" else text, mode=mode)
-        except (SyntaxError, ValueError) as exc:
-            message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-            raise TemplateError(f"Template Syntax Error: {message}: {shown.strip()!r}") from None
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            message = exc.msg if isinstance(exc, SyntaxError) else "too deeply nested or too large"
+            raise TemplateError(f"Template Syntax Error: {message}: {_shown(shown)}") from None
 
     def expression(self, text: str) -> ast.expr:
         if not text.strip():
@@ -285,14 +287,12 @@ class _Checker:
             self.check_node(child, text)
             # A function's name is only ever called, never handed around as a value.
             if isinstance(child, ast.Name) and child.id in FUNCTIONS and id(child) not in called:
-                raise TemplateError(
-                    f"Template Syntax Error: {child.id!r} can only be called: {text.strip()!r}"
-                )
+                raise TemplateError(f"Template Syntax Error: {child.id!r} can only be called: {_shown(text)}")
         return node
 
     def check_node(self, node: ast.AST, text: str) -> None:
         def refuse(why: str) -> TemplateError:
-            return TemplateError(f"Template Syntax Error: {why} is not allowed: {text.strip()!r}")
+            return TemplateError(f"Template Syntax Error: {why} is not allowed: {_shown(text)}")
 
         if isinstance(node, ast.Constant):
             if not (node.value is None or isinstance(node.value, bool | int | float | str)):
@@ -622,3 +622,9 @@ def walk(program: Program) -> Iterator[ast.AST]:
             yield from ast.walk(node.iterable)
             stack.extend(node.body)
             stack.extend(node.orelse)
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A template fragment for an error message, cut short: errors stay small whatever was sent."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "…")

@@ -51,7 +51,7 @@ def parse_scope(text: str) -> tuple[str, str]:
     if text == ADMIN:
         return ADMIN, ""
     kind, _, resource = text.rpartition(":")
-    if kind not in SCOPE_KINDS or not resource:
+    if kind not in SCOPE_KINDS or kind == ADMIN or not resource:
         raise ScopeError(
             f"unknown scope {text!r}: use ADMIN, PIPES:READ:<pipe>, DATASOURCES:READ:<datasource> "
             "or DATASOURCES:APPEND:<datasource>"
