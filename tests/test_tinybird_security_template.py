@@ -237,10 +237,10 @@ def _tornado_render(tmpl: tornado_template.Template, names: frozenset[str]) -> s
     namespace: dict[str, Any] = {n: Undefined(n) for n in names}
     namespace.update({k: Param(v, k) for k, v in PARAMS.items()})
     namespace.update(FUNCTIONS)
-    from auditbird.tinybird.local.template import _emit
+    from auditbird.tinybird.local.template_program import emit
 
     def utf8(value: Any) -> bytes:  # Tornado keeps text chunks as bytes
-        return value if isinstance(value, bytes) else _emit(value).encode("utf-8")
+        return value if isinstance(value, bytes) else emit(value).encode("utf-8")
 
     namespace["_tt_utf8"] = utf8
     namespace["__builtins__"] = {"isinstance": isinstance, "str": str}

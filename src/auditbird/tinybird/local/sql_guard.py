@@ -6,7 +6,7 @@ tree is then checked against allowlists:
 
 - the statement is one ``SELECT`` (``UNION``/``INTERSECT``/``EXCEPT``, ``WITH``, subqueries, joins
   allowed); no ``INTO OUTFILE``, no ``SETTINGS`` clause from the client;
-- every node is of a kind in :data:`_NODES`, every key of a node in :data:`_KEYS`;
+- every node is of a kind in :data:`NODES`, every key of a node in :data:`KEYS`;
 - tables: only the workspace's (the names the server passes: datasources, their quarantine
   tables, pipes, ``_``) and the query's own ``WITH`` names; no database-qualified name (``system.*``,
   ``information_schema.*``) anywhere; no table function at all (a ``table_function`` node is refused
@@ -33,6 +33,8 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from .sql_allowlist import DENIED, DENIED_PREFIXES, KEYS, NODES, SYSTEM_DATABASES
 
 __all__ = ["SqlGuard", "GuardError", "GuardedQuery", "LIMITS", "MAX_QUERY_BYTES"]
 
@@ -66,212 +68,6 @@ class GuardedQuery:
     fmt: str | None  # the client's FORMAT, if any (passed to chDB separately)
 
 
-_NODES = frozenset(
-    {
-        "SelectWithUnionQuery",
-        "SelectIntersectExceptQuery",
-        "SelectQuery",
-        "ExpressionList",
-        "TablesInSelectQuery",
-        "TablesInSelectQueryElement",
-        "TableExpression",
-        "TableIdentifier",
-        "TableJoin",
-        "ArrayJoin",
-        "Subquery",
-        "WithElement",
-        "Identifier",
-        "Function",
-        "Literal",
-        "Asterisk",
-        "QualifiedAsterisk",
-        "ColumnsRegexpMatcher",
-        "ColumnsListMatcher",
-        "QualifiedColumnsRegexpMatcher",
-        "QualifiedColumnsListMatcher",
-        "ColumnsTransformerList",
-        "ColumnsApplyTransformer",
-        "ColumnsExceptTransformer",
-        "ColumnsReplaceTransformer",
-        "ColumnsReplaceTransformerReplacement",
-        "OrderByElement",
-        "SampleRatio",
-        "WindowDefinition",
-        "WindowListElement",
-        "InterpolateElement",
-        "DataType",
-        "NameTypePair",
-    }
-)
-# Every key a node may carry. Anything else (``out_file``, ``settings``, ``compression`` …) is refused.
-_KEYS = frozenset(
-    {
-        "type",
-        "children",
-        "name",
-        "name_parts",
-        "alias",
-        "union_mode",
-        "list_of_modes",
-        "list_of_selects",
-        "format_ast",
-        "is_outfile_append",
-        "is_outfile_truncate",
-        "is_into_outfile_with_stdout",
-        "with",
-        "select",
-        "tables",
-        "prewhere",
-        "where",
-        "group_by",
-        "having",
-        "window",
-        "qualify",
-        "order_by",
-        "limit_by_offset",
-        "limit_by_length",
-        "limit_by",
-        "limit_offset",
-        "limit_length",
-        "interpolate",
-        "distinct",
-        "group_by_with_totals",
-        "group_by_with_rollup",
-        "group_by_with_cube",
-        "group_by_with_grouping_sets",
-        "group_by_all",
-        "order_by_all",
-        "limit_with_ties",
-        "table_expression",
-        "table_join",
-        "array_join",
-        "database_and_table_name",
-        "subquery",
-        "final",
-        "sample_size",
-        "sample_offset",
-        "numerator",
-        "denominator",
-        "kind",
-        "strictness",
-        "locality",
-        "on_expression",
-        "using_expression_list",
-        "expression_list",
-        "arguments",
-        "parameters",
-        "is_operator",
-        "is_lambda_function",
-        "is_window_function",
-        "nulls_action",
-        "window_name",
-        "window_definition",
-        "partition_by",
-        "parent_window_name",
-        "frame_type",
-        "frame_begin_type",
-        "frame_begin_preceding",
-        "frame_begin_offset",
-        "frame_end_type",
-        "frame_end_preceding",
-        "frame_end_offset",
-        "frame_is_default",
-        "value",
-        "field_type",
-        "qualifier",
-        "pattern",
-        "column_list",
-        "transformers",
-        "func_name",
-        "is_strict",
-        "direction",
-        "nulls_direction",
-        "nulls_direction_was_explicitly_specified",
-        "with_fill",
-        "fill_from",
-        "fill_to",
-        "fill_step",
-        "fill_staleness",
-        "collation",
-        "expression",
-        "column",
-        "definition",
-        "data_type",
-        "recursive",
-        "is_materialized",
-        "has_tuple_elements",
-    }
-)
-# Families of catalogue functions that reach outside the query's own data (see the module doc).
-_DENIED_PREFIXES = (
-    "file",
-    "filesystem",
-    "dict",
-    "joinget",
-    "sleep",
-    "address",
-    "__",
-    "getsetting",
-    "getserver",
-)
-_DENIED = frozenset(
-    name.lower()
-    for name in (
-        "demangle",
-        "getMacro",
-        "getMergeTreeSetting",
-        "getClientHTTPHeader",
-        "getOSKernelVersion",
-        "hasColumnInTable",
-        "getMaxTableNameLengthForDatabase",
-        "hostName",
-        "hostname",
-        "fqdn",
-        "fullHostName",
-        "tcpPort",
-        "uptime",
-        "serverUUID",
-        "buildId",
-        "zookeeperSessionUptime",
-        "currentUser",
-        "current_user",
-        "user",
-        "session_user",
-        "authenticatedUser",
-        "authUser",
-        "currentRoles",
-        "enabledRoles",
-        "defaultRoles",
-        "currentProfiles",
-        "enabledProfiles",
-        "defaultProfiles",
-        "currentQueryID",
-        "current_query_id",
-        "queryID",
-        "query_id",
-        "initialQueryID",
-        "initial_query_id",
-        "initialQueryStartTime",
-        "initial_query_start_time",
-        "currentRequestURL",
-        "pgGetUserById",
-        "pg_get_userbyid",
-        "logTrace",
-        "evalMLMethod",
-        "catboostEvaluate",
-        "fuzzQuery",
-        "hasThreadFuzzer",
-        "transactionID",
-        "transactionLatestSnapshot",
-        "transactionOldestSnapshot",
-        "shardNum",
-        "shardCount",
-        "aggThrow",
-    )
-)
-_SYSTEM_DATABASES = frozenset({"system", "information_schema", "default"})
-
-
 class SqlGuard:
     """Checks queries for one engine: ``guard.check(sql, tables)`` -> :class:`GuardedQuery`."""
 
@@ -297,7 +93,7 @@ class SqlGuard:
             reverse=True,
         )
         self.databases = {row[0].lower() for row in self._select("SELECT name FROM system.databases")}
-        self.databases |= _SYSTEM_DATABASES
+        self.databases |= SYSTEM_DATABASES
 
     # -- chDB calls (query parameters, never text pasted into SQL) -------------------------------
 
@@ -385,11 +181,11 @@ class SqlGuard:
                 node["table_function"].get("name", "?") if isinstance(node["table_function"], dict) else "?"
             )
             raise GuardError(f"The query uses disabled table functions: '{name}'")
-        if kind not in _NODES:
+        if kind not in NODES:
             what = "a SETTINGS clause" if kind == "SetQuery" else f"{kind}"
             raise GuardError(f"DB::Exception: {what} is not allowed here")
         for key in node:
-            if key not in _KEYS:
+            if key not in KEYS:
                 what = {"out_file": "INTO OUTFILE", "settings": "a SETTINGS clause"}.get(key, key)
                 raise GuardError(f"DB::Exception: {what} is not allowed")
         if any(
@@ -438,7 +234,7 @@ class SqlGuard:
 
 def _denied(name: str) -> bool:
     lowered = name.lower()
-    return lowered in _DENIED or lowered.startswith(_DENIED_PREFIXES)
+    return lowered in DENIED or lowered.startswith(DENIED_PREFIXES)
 
 
 def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
