@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import _strptime  # noqa: F401  (imported now, so strptime in day_diff imports nothing while audited)
 import ast
+import json
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -294,3 +297,65 @@ def test_no_accepted_template_reaches_python(body: str) -> None:
 def test_documented_templates_render_as_tornado_renders_them(body: str) -> None:
     program = compile_template(body)
     assert render("%" + body, PARAMS) == _tornado_render(_tornado_template(body), program.names)
+
+
+# -- Tinybird's own engine as the oracle -------------------------------------------------------------
+
+# Tinybird's CLI ships its template engine (tinybird/sql_template.py, a Tornado fork with its own
+# checks); scripts/test-deps.d/20-tinybird-clis.sh installs it into this venv.
+_TB_PYTHON = Path(__file__).resolve().parents[1] / ".cache" / "tb-classic-venv" / "bin" / "python"
+_ORACLE = r"""
+import json, sys
+from tinybird.sql_template import render_sql_template
+for line in sys.stdin:
+    item = json.loads(line)
+    try:
+        render_sql_template("%\n" + item["t"], item["p"])
+        out = {"ok": True}
+    except BaseException as exc:
+        out = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+"""
+# What Tinybird's engine says when it refuses a construct (rather than failing on a value).
+_REFUSALS = ("Invalid", "forbidden", "unknown operator", "is not a valid function")
+
+
+@pytest.fixture(scope="module")
+def tinybird_engine() -> Iterator[Callable[[str], dict[str, Any]]]:
+    if not _TB_PYTHON.exists():
+        pytest.skip("Tinybird's CLI is not installed (scripts/test-deps.d/20-tinybird-clis.sh)")
+    proc = subprocess.Popen(
+        [str(_TB_PYTHON), "-c", _ORACLE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def ask(body: str) -> dict[str, Any]:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps({"t": body, "p": PARAMS}) + "\n")
+        proc.stdin.flush()
+        return dict(json.loads(proc.stdout.readline()))
+
+    yield ask
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(templates)
+def test_we_are_never_looser_than_tinybirds_engine(
+    tinybird_engine: Callable[[str], dict[str, Any]], body: str
+) -> None:
+    """Every template we accept, Tinybird's own engine accepts too (it may still fail on a value)."""
+    try:
+        compile_template(body)
+    except TemplateError:
+        return
+    answer = tinybird_engine(body)
+    assert answer["ok"] or not any(r in answer["error"] for r in _REFUSALS), (body, answer)
+
+
+def test_the_oracle_refuses_what_issue_10_used(tinybird_engine: Callable[[str], dict[str, Any]]) -> None:
+    attack = "SELECT {{ String(defined.__globals__['builtins'].__import__('os').popen('id').read()) }}"
+    answer = tinybird_engine(attack)
+    assert not answer["ok"] and "Invalid" in answer["error"]

@@ -142,7 +142,16 @@ class _Checker:
         if kind is _NODE._Expression:
             if chunk.raw:
                 raise TemplateError("Template Syntax Error: {% raw %} is not allowed in Tinybird templates")
-            return [Emit(self.expression(chunk.expression), chunk.expression)]
+            expr = self.expression(chunk.expression)
+            for node in ast.walk(expr):
+                # Tinybird's engine checks what {{ }} writes more narrowly than conditions: no
+                # comparison, and/or or unary + there ({% if %} has them). Never looser than it.
+                if isinstance(node, ast.Compare | ast.BoolOp | ast.UAdd):
+                    raise TemplateError(
+                        f"Template Syntax Error: Invalid expression type {type(node).__name__} in "
+                        f"{{{{ }}}}: {_shown(chunk.expression)} (use {{% if %}} for conditions)"
+                    )
+            return [Emit(expr, chunk.expression)]
         if kind is _NODE._ControlBlock:
             return [self.control(chunk)]
         if kind is _NODE._Statement:
