@@ -179,7 +179,8 @@ def test_created_tokens_are_kept_as_digests_only() -> None:
         ("localhost:7181", True),
         ("LOCALHOST", True),
         ("[::1]:7181", True),
-        ("10.1.2.3:7181", True),  # an address cannot be rebound
+        ("127.0.0.2:7181", True),
+        ("10.1.2.3:7181", False),  # not this server's address (bound to 127.0.0.1)
         ("app.localhost:7181", True),
         ("evil.example:7181", False),
         ("127.0.0.1.nip.io:7181", False),
@@ -190,6 +191,12 @@ def test_created_tokens_are_kept_as_digests_only() -> None:
 )
 def test_host_header(host: str | None, allowed: bool) -> None:
     assert host_allowed(host, "127.0.0.1") is allowed
+
+
+def test_host_header_on_all_interfaces() -> None:
+    assert host_allowed("10.1.2.3:7181", "0.0.0.0") and host_allowed("[fe80::1]:7181", "::")
+    assert host_allowed("10.1.2.3", "10.1.2.3") and not host_allowed("10.1.2.4", "10.1.2.3")
+    assert not host_allowed("evil.example", "0.0.0.0")
 
 
 def test_cross_origin_and_loopback() -> None:

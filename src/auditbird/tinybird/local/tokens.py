@@ -148,20 +148,21 @@ def _hostname(host_header: str) -> str:
 
 
 def host_allowed(host_header: str | None, bound: str) -> bool:
-    """Whether a request's Host names this server: ``localhost``, an IP address, or ``bound``.
+    """Whether a request's Host names this server: ``localhost``, a loopback address, or the address
+    it is bound to (any IP address when bound to all interfaces: an address cannot be rebound).
 
     A DNS-rebinding page reaches 127.0.0.1 under its own name, and the browser sends that name.
     """
     if not host_header:
         return False
     name = _hostname(host_header)
-    if name in {"localhost", bound.lower()} or name.endswith(".localhost"):
+    if name in {"localhost", _hostname(bound)} or name.endswith(".localhost"):
         return True
     try:
-        ipaddress.ip_address(name)
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
-    return True
+    return address.is_loopback or _hostname(bound) in {"0.0.0.0", "::", ""}
 
 
 def is_loopback(remote_ip: str | None) -> bool:
