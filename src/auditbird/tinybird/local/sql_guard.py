@@ -73,6 +73,7 @@ class SqlGuard:
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
+        self._checked: dict[tuple[str, frozenset[str], tuple[str, ...]], GuardedQuery] = {}
         rows = self._select(
             "SELECT name, is_aggregate, case_insensitive FROM system.functions "
             "WHERE name NOT IN (SELECT name FROM system.table_functions) OR name = 'format'"
@@ -149,6 +150,18 @@ class SqlGuard:
         ``tables``: the names the query may read (the workspace's datasources and pipes, ``_``).
         ``formats``: the output formats a ``FORMAT`` clause may name.
         """
+        key = (sql, frozenset(tables), tuple(formats))
+        found = self._checked.get(key)
+        if found is not None:
+            return found
+        checked = self._check(sql, key[1], key[2])
+        if len(sql) <= 64 << 10:  # a pipe's rendered SQL repeats; a checked query stays checked
+            if len(self._checked) >= 1024:
+                self._checked.clear()
+            self._checked[key] = checked
+        return checked
+
+    def _check(self, sql: str, tables: frozenset[str], formats: tuple[str, ...]) -> GuardedQuery:
         if len(sql.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
             raise GuardError(
                 f"DB::Exception: the query is longer than {MAX_QUERY_BYTES} bytes (max_query_size)"
