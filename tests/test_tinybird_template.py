@@ -123,7 +123,7 @@ def test_datafile_errors_say_where() -> None:
         "SELECT {{ String(x)[0] }}",
         "SELECT {{ (lambda: 1)() }}",
         "{% import os %}SELECT 1",
-        "{% set x = 1 %}SELECT 1",
+        "{% set _x = 1 %}SELECT 1",
         "SELECT 1 {% if _tt_utf8 %}x{% end %}",
     ],
 )
@@ -131,3 +131,117 @@ def test_a_template_cannot_reach_python_objects(body: str) -> None:
     # /v0/sql renders templates that clients send: only Tinybird's template shapes are allowed.
     with pytest.raises(TemplateError):
         render("%\n" + body, {})
+
+
+# -- issue 10.1: every token type of the engine, each attack kept -------------------------------
+
+RCE = "String(defined.__globals__['builtins'].__import__('os').popen('id').read())"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The attack from issue 10: a {# comment #} hid "{{ 1" from a regex-based checker.
+        "SELECT {# {{ 1 #}{{ " + RCE + " }}",
+        "SELECT {% comment {{ 1 %}{{ " + RCE + " }}",
+        "SELECT {{! {{ " + RCE + " }}",
+        "SELECT {%! {{ " + RCE + " }}",
+        "SELECT {% raw " + RCE + " %}",
+        "SELECT {% raw x %}",
+        "SELECT {% module Template('x') %}",
+        "{% autoescape defined %}SELECT {{ 1 }}",
+        "{% autoescape None %}SELECT {{ " + RCE + " }}",
+        "{% include '/etc/passwd' %}",
+        "{% extends '/etc/passwd' %}",
+        "{% block x %}SELECT 1{% end %}",
+        "{% apply defined %}SELECT 1{% end %}",
+        "{% while True %}x{% end %}",
+        "{% try %}x{% except %}y{% end %}",
+        "{% from os import system %}",
+        "{% import os %}",
+        "{% set x = 1; import os %}",
+        "{% set x.y = 1 %}",
+        "{% set String = 1 %}",
+        "{% for x in [1] %}{{ x }}{% else %}{% set y = x.__class__ %}{% end %}",
+        "{% if 1 %}{% elif defined.__globals__ %}{% end %}",
+        "{% for x.a in [1] %}{% end %}",
+        "{% for x in (lambda: [1])() %}{% end %}",
+        "{{ [c for c in 'ab'] }}",
+        "{{ String(*['x']) }}",
+        "{{ String(**{'x': 1}) }}",
+        "{{ f'{x}' }}",
+        "{{ x[0] }}",
+        "{{ x.upper() }}",
+        "{{ defined }}",
+        "{{ defined if 1 else 2 }}",
+        "{{ __import__ }}",
+        "{{ print('x') }}",
+        "{{ len.__self__ }}",
+        "{{ 2 ** 1000 }}",
+        "{{ b'x' }}",
+        "{{ x := 1 }}",
+        "{{ {1, 2} }}",
+        "{{- x -}}",
+        "{%- if 1 -%}x{% end %}",
+    ],
+)
+def test_every_engine_construct_beyond_tinybirds_is_refused(body: str) -> None:
+    with pytest.raises(TemplateError):
+        render("%\n" + body, {"x": "1"})
+
+
+def test_comments_and_escapes_render_as_tornado_renders_them() -> None:
+    assert r("SELECT {# {{ 1 #}1") == "SELECT 1"
+    assert r("SELECT {% comment anything %}1") == "SELECT 1"
+    assert r("SELECT '{{!x}}'") == "SELECT '{{x}}'"
+    assert r("SELECT {%! x %}") == "SELECT {% x %}"
+    assert r("{% whitespace oneline %}SELECT\n   1") == "SELECT 1"
+
+
+def test_tinybirds_documented_control_flow_and_functions() -> None:
+    assert r("{% set c = 'name' %}SELECT {{ column(c) }}") == "SELECT `name`"
+    assert r("SELECT {{ columns(cs, 'a,b') }}") == "SELECT `a`, `b`"
+    body = (
+        "{% for last, v in enumerate_with_last(split_to_array(xs)) %}"
+        "{{ v }}{% if not last %},{% end %}{% end %}"
+    )
+    assert r(body, xs="a, b'c") == "'a','b\\'c'"
+    loop = "{% for v in split_to_array(xs, '') %}{% if v == 'stop' %}{% break %}{% end %}{{ v }};{% end %}"
+    assert r(loop, xs="a,stop,b") == "'a';"
+    assert r("{{ sql_and(a=x, b__in=ys, c__gte=Int32(n)) }}", x="1", ys="p,q", n="3") == (
+        "`a` = '1' AND `b` IN ['p','q'] AND `c` >= 3"
+    )
+    assert r("{{ day_diff(d0, d1) }}", d0="2024-01-01", d1="2024-01-31") == "30"
+    assert r("{{ date_diff_in_hours(d0, d1) }}", d0="2024-01-01 00:00:00", d1="2024-01-02 01:00:00") == "25"
+    assert r("{{ symbol(s) }}", s="a`b") == "`a\\`b`"
+    assert r("{{ int(n) + 1 if defined(n) else 0 }}", n="4") == "5"
+    assert r("{{ int(n) + 1 if defined(n) else 0 }}") == "0"
+    assert r("{{ len(split_to_array(xs)) * 2 - 1 }}", xs="a,b") == "3"
+    assert r("{{ x + 'y' }}", x="it's") == "'it\\'sy'"  # still the parameter: quoted
+    assert r("{% for ch in list(x) %}{{ ch }}{% end %}", x="a'") == "'a''\\''"
+    with pytest.raises(ParameterError, match="custom"):
+        r("{{ custom_error({'error': 'custom', 'code': 400}) }}")
+
+
+def test_templates_are_bounded() -> None:
+    with pytest.raises(TemplateError, match="costly"):
+        r("{{ 'x' * 100000000 }}")
+    with pytest.raises(TemplateError, match="costly"):
+        r(
+            "{% set s = 'xx' %}{% for i in split_to_array(n) %}{% set s = s + s %}{% end %}{{ len(s) }}",
+            n="," * 40,
+        )
+    with pytest.raises(TemplateError, match="costly"):
+        r("{% set s = 3 %}{% for i in split_to_array(n) %}{% set s = s * s %}{% end %}{{ s }}", n="," * 40)
+    with pytest.raises(TemplateError, match="before it is set"):
+        r("{{ v }}{% set v = 1 %}", v="1")
+
+
+def test_the_shipped_pipes_pass_the_checks() -> None:
+    from auditbird.tinybird.local.template import compile_template
+
+    _, pipes = load_dir(SHIPPED)
+    for pipe in pipes.values():
+        for node in pipe.nodes:
+            if node.sql.lstrip().startswith("%"):
+                compile_template(node.sql.lstrip()[1:])

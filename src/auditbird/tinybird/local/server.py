@@ -21,9 +21,22 @@ from typing import Any, TypeVar
 from tornado import httpserver, web
 
 from ..datafiles import SHIPPED, load_dir
-from .engine import FORMATS, Engine, QueryError, check_select
+from .engine import FORMATS, Engine, QueryError
 from .faults import Faults, Verdict
+from .sql_guard import GuardError, SqlGuard
 from .template import ParameterError, TemplateError, is_templated, render
+from .tokens import (
+    ScopeError,
+    Token,
+    TokenStore,
+    cross_origin,
+    given_token,
+    host_allowed,
+    install_log_masking,
+    is_loopback,
+    log_request,
+    redact_uri,
+)
 
 __all__ = ["make_app", "serve", "MAX_REQUEST_BYTES"]
 
@@ -35,10 +48,13 @@ T = TypeVar("T")
 
 
 class _State:
-    def __init__(self, engine: Engine, token: str, faults: Faults) -> None:
+    def __init__(self, engine: Engine, token: str, faults: Faults, host: str = "127.0.0.1") -> None:
         self.engine = engine
         self.token = token
         self.faults = faults
+        self.host = host
+        self.tokens = TokenStore(token)
+        self.guard = SqlGuard(engine)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
 
 
@@ -47,8 +63,18 @@ class _Base(web.RequestHandler):
     json_errors = True
     docs = PIPE_DOCS
 
+    principal: Token | None = None
+
     def initialize(self, state: _State) -> None:
         self.state = state
+
+    def prepare(self) -> None:
+        # DNS rebinding: a page that rebinds its own name to 127.0.0.1 sends that name as Host.
+        if not host_allowed(self.request.host, self.state.host):
+            self.fail(403, f"Host '{self.request.host}' is not this server: use localhost or its address")
+
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {redact_uri(self.request.uri or '')} ({self.request.remote_ip})"
 
     def check_xsrf_cookie(self) -> None:  # an API: no cookies, no XSRF
         return None
@@ -68,16 +94,18 @@ class _Base(web.RequestHandler):
     def answer(self, verdict: Verdict) -> None:
         self.fail(verdict.status, verdict.message, verdict.headers)
 
-    def authorised(self) -> bool:
-        """Bearer header or ``?token=``; a 403 is sent when neither matches."""
-        header = self.request.headers.get("Authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if given is None:
-            given = self.get_query_argument("token", None)
-        if given is not None and secrets.compare_digest(given.encode(), self.state.token.encode()):
-            return True
-        self.fail(403, "Invalid token" if given else "Missing token: pass Authorization: Bearer <token>")
-        return False
+    def authorised(self, scope: str | None = None, resource: str = "") -> bool:
+        """Bearer header or ``?token=``, holding ``scope`` on ``resource`` if given; else a 403."""
+        given = given_token(self.request.headers, self.get_query_argument("token", None))
+        token = self.state.tokens.lookup(given)
+        if token is None:
+            self.fail(403, "Invalid token" if given else "Missing token: pass Authorization: Bearer <token>")
+            return False
+        if scope is not None and not token.can(scope, resource):
+            self.fail(403, f"Forbidden: this token has no {scope}:{resource} scope")
+            return False
+        self.principal = token
+        return True
 
     def injected_fault(self) -> bool:
         verdict = self.state.faults.injected()
@@ -104,8 +132,30 @@ class TokensHandler(_Base):
     """Tinybird Local answers ``GET /tokens`` without auth: the tokens to use against it."""
 
     def get(self) -> None:
+        # Only for the CLI on this machine: never another host, never a page in a browser.
+        if not is_loopback(self.request.remote_ip) or cross_origin(self.request.headers, self.request.host):
+            return self.fail(403, "GET /tokens answers only local callers, and no page from another origin")
         token = self.state.token
         self.write({"user_token": token, "admin_token": token, "workspace_admin_token": token})
+
+
+class TokensApiHandler(_Base):
+    """Tinybird's Tokens API, admin only: ``POST /v0/tokens?name=N&scope=PIPES:READ:p`` creates a
+    static token (its value is answered once); ``GET /v0/tokens`` lists names and scopes."""
+
+    def get(self) -> None:
+        if self.authorised("ADMIN"):
+            self.write({"tokens": [t.describe() for t in self.state.tokens.tokens()]})
+
+    def post(self) -> None:
+        if not self.authorised("ADMIN"):
+            return
+        name = self.get_argument("name", "")
+        try:
+            value = self.state.tokens.create(name, self.get_arguments("scope"))
+        except ScopeError as exc:
+            return self.fail(400, str(exc))
+        self.write({"token": value, **self.state.tokens.lookup(value).describe()})  # type: ignore[union-attr]
 
 
 class EventsHandler(_Base):
@@ -115,7 +165,7 @@ class EventsHandler(_Base):
         name = self.get_query_argument("name", None)
         if not name:
             return self.fail(400, "Missing 'name' parameter")
-        if not self.authorised() or self.injected_fault():
+        if not self.authorised("DATASOURCES:APPEND", name) or self.injected_fault():
             return None
         engine = self.state.engine
         if name not in engine.datasources:
@@ -150,7 +200,7 @@ class EventsHandler(_Base):
 
 class PipeHandler(_Base):
     async def get(self, name: str, extension: str) -> None:
-        if not self.authorised() or self.injected_fault():
+        if not self.authorised("PIPES:READ", name) or self.injected_fault():
             return None
         engine = self.state.engine
         if name not in engine.pipes:
@@ -161,7 +211,9 @@ class PipeHandler(_Base):
         fmt = {"json": "JSON", "csv": "CSVWithNames", "ndjson": "JSONEachRow"}[extension]
         params = self.params()
         try:
-            output = await self.blocking(_run_pipe, engine, name, params, fmt)
+            output = await self.blocking(_run_pipe, engine, self.state.guard, name, params, fmt)
+        except GuardError as exc:
+            return self.fail(exc.status, str(exc))
         except (ParameterError, TemplateError, QueryError) as exc:
             return self.fail(400, str(exc))
         for key, value in limits.items():
@@ -188,10 +240,16 @@ class SqlHandler(_Base):
         if not query:
             return self.fail(400, "Missing 'q' parameter with the SQL query")
         params = {k: v for k, v in self.params().items() if k != "q"}
+        engine = self.state.engine
+        assert self.principal is not None
+        tables = self.principal.readable(engine.datasources, engine.pipes)
         try:
             sql = render(query, params) if is_templated(query) else query
-            body, fmt = check_select(sql)
-            output = await self.blocking(self.state.engine.run, body, fmt or "JSON")
+            guarded = await self.blocking(self.state.guard.check, sql, tables, FORMATS)
+            fmt = guarded.fmt
+            output = await self.blocking(self.state.guard.run, guarded, fmt or "JSON")
+        except GuardError as exc:
+            return self.fail(exc.status, str(exc))
         except (ParameterError, TemplateError, QueryError) as exc:
             return self.fail(400, str(exc))
         self.set_header("Content-Type", FORMATS[fmt or "JSON"])
@@ -203,12 +261,14 @@ class ListHandler(_Base):
         if not self.authorised():
             return
         engine = self.state.engine
+        readable = self.principal.readable(engine.datasources, engine.pipes) if self.principal else set()
         if kind == "datasources":
             self.write(
                 {
                     "datasources": [
                         {"name": ds.name, "columns": [{"name": c.name, "type": c.type} for c in ds.columns]}
                         for ds in engine.datasources.values()
+                        if ds.name in readable
                     ]
                 }
             )
@@ -218,6 +278,7 @@ class ListHandler(_Base):
                     "pipes": [
                         {"name": p.name, "type": p.type, "nodes": [n.name for n in p.nodes]}
                         for p in engine.pipes.values()
+                        if p.name in readable
                     ]
                 }
             )
@@ -228,10 +289,10 @@ class HealthHandler(_Base):
         self.write({"status": "ok", "server": "auditbird tinybird local"})
 
 
-def _run_pipe(engine: Engine, name: str, params: dict[str, str], fmt: str) -> bytes:
+def _run_pipe(engine: Engine, guard: SqlGuard, name: str, params: dict[str, str], fmt: str) -> bytes:
     sql = engine.pipe_sql(name, params)
-    check_select(sql)
-    output = engine.run(sql, fmt)
+    tables = {*engine.datasources, *(f"{ds}_quarantine" for ds in engine.datasources), *engine.pipes}
+    output = guard.run(guard.check(sql, tables), fmt)
     if fmt != "JSON":
         return output
     doc = json.loads(output)
@@ -254,12 +315,16 @@ def _gunzip(body: bytes) -> bytes:
     return out
 
 
-def make_app(engine: Engine, token: str, faults: Faults | None = None) -> web.Application:
-    state = _State(engine, token, faults or Faults())
+def make_app(
+    engine: Engine, token: str, faults: Faults | None = None, host: str = "127.0.0.1"
+) -> web.Application:
+    state = _State(engine, token, faults or Faults(), host)
+    install_log_masking(state.tokens)
     args = {"state": state}
     return web.Application(
         [
             (r"/tokens/?", TokensHandler, args),
+            (r"/v0/tokens/?", TokensApiHandler, args),
             (r"/v0/events/?", EventsHandler, args),
             (r"/v0/pipes/([A-Za-z0-9_]+)\.(json|csv|ndjson)", PipeHandler, args),
             (r"/v0/sql/?", SqlHandler, args),
@@ -267,6 +332,7 @@ def make_app(engine: Engine, token: str, faults: Faults | None = None) -> web.Ap
             (r"/(?:v0/health)?", HealthHandler, args),
         ],
         compress_response=True,
+        log_function=log_request,
     )
 
 
@@ -288,7 +354,7 @@ def serve(
     engine = Engine(data)
     engine.load(datasources, pipes)
     token = token or "p." + secrets.token_urlsafe(32)
-    app = make_app(engine, token, faults)
+    app = make_app(engine, token, faults, host)
     asyncio.run(_main(app, engine, host, port, token, data))
 
 
@@ -304,7 +370,7 @@ async def _main(app: web.Application, engine: Engine, host: str, port: int, toke
         f"Tinybird Local (auditbird) on http://{host}:{port}\n"
         f"data: {where}\n"
         f"datasources: {', '.join(engine.datasources)}; pipes: {', '.join(engine.pipes)}\n"
-        f"token: {token}\n"
+        f"token: GET http://{host}:{port}/tokens from this machine (never printed: logs stay clean)\n"
     )
     sys.stdout.flush()
     await stop.wait()

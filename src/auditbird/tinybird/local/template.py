@@ -1,10 +1,29 @@
-"""Pipe templates, rendered as Tinybird renders them: they are Tornado templates.
+"""Pipe templates, rendered as Tinybird renders them: Tornado templates, with nothing of Python.
 
-Rendering uses :mod:`tornado.template` with autoescaping off (it is SQL, not HTML) and with
-Tinybird's template functions in the namespace. Every value that reaches the SQL comes out of a
-typed function (``String``, ``Int64``, ``Array`` …) that validates it and writes it as a safe
-ClickHouse literal; a raw request parameter printed with ``{{ name }}`` is written as a quoted
-string, so no parameter can ever break out of a literal.
+A template is parsed by Tornado's own parser (``tornado.template._parse``: the same reader that
+Tinybird's engine uses, so comments ``{# #}``, ``{% comment %}``, escapes ``{{!``/``{%!`` and
+``{% whitespace %}`` mean what they mean there). Every node of that tree is then checked against
+an allowlist, and every expression and statement in it is parsed into Python's :mod:`ast` and
+checked against another:
+
+- blocks: text, ``{{ expression }}``, ``{% if %}``/``{% elif %}``/``{% else %}``/``{% end %}``,
+  ``{% for name(s) in expression %}`` (with ``{% break %}``/``{% continue %}``) and
+  ``{% set name = expression %}``: what Tinybird documents. ``{% raw %}``, ``{% module %}``,
+  ``{% autoescape %}``, ``{% import %}``, ``{% include %}``, ``{% extends %}``, ``{% block %}``,
+  ``{% apply %}``, ``{% while %}`` and ``{% try %}`` are refused.
+- expressions: literals (text, numbers, True/False/None), names (request parameters and
+  ``{% set %}``/loop variables), calls of the functions in :data:`FUNCTIONS` by name, ``and``/``or``/
+  ``not``, comparisons, ``+``/``-``/``*``, ``x if c else y``, list/tuple/dict displays. No attribute,
+  subscript, lambda, comprehension, starred argument, f-string or name starting with ``_``.
+
+The checked tree is then *interpreted* here, node by node: no Python code is generated, compiled or
+executed, so there are no builtins, globals or frames to reach. Values are bounded (text and lists
+at :data:`MAX_VALUE`, integers at 256 bits, :data:`MAX_STEPS` evaluation steps, :data:`MAX_OUTPUT`
+characters), so no template can take unbounded time or memory.
+
+Every value that reaches the SQL comes out of a typed function (``String``, ``Int64``, ``Array`` …)
+that validates it and writes it as a safe ClickHouse literal; a raw request parameter printed with
+``{{ name }}`` is written as a quoted string, so no parameter can ever break out of a literal.
 
 >>> render("%\\nSELECT {{ String(x) }}, {{ Int32(n, 5) }}", {"x": "it's"})
 "SELECT 'it\\\\'s', 5"
@@ -13,346 +32,275 @@ string, so no parameter can ever break out of a literal.
 from __future__ import annotations
 
 import ast
-import builtins
-import math
 import re
-import types
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tornado import template as tornado_template
 
-__all__ = ["render", "TemplateError", "ParameterError", "quote_string", "is_templated", "Sql"]
+from .template_functions import (
+    FUNCTIONS,
+    Param,
+    ParameterError,
+    Sql,
+    TemplateError,
+    quote_string,
+)
+from .template_program import (
+    Break,
+    Continue,
+    Emit,
+    For,
+    If,
+    Program,
+    Run,
+    Set,
+    Stop,
+    Text,
+    walk,
+)
 
-
-class TemplateError(ValueError):
-    """The template itself is broken (syntax or a name it does not know)."""
-
-
-class ParameterError(ValueError):
-    """A request parameter is missing or of the wrong type: the message names it."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-
-
-class Sql(str):
-    """SQL text produced by a template function: written out as it is."""
-
-
-class Param(str):
-    """A request parameter's raw value; remembers its name for error messages."""
-
-    name: str
-
-    def __new__(cls, value: str, name: str) -> Param:
-        obj = super().__new__(cls, value)
-        obj.name = name
-        return obj
-
-
-class Undefined:
-    """A parameter the request did not send. Falsy; printing it is an error naming it."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __str__(self) -> str:
-        raise ParameterError(self.name, f"Template Syntax Error: missing parameter '{self.name}'")
-
-    def __repr__(self) -> str:
-        return f"Undefined({self.name!r})"
-
-
-def quote_string(value: str) -> Sql:
-    """A ClickHouse string literal: backslash, quote and NUL escaped."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\0", "\\0")
-    return Sql(f"'{escaped}'")
+__all__ = [
+    "render",
+    "compile_template",
+    "TemplateError",
+    "ParameterError",
+    "quote_string",
+    "is_templated",
+    "Sql",
+    "FUNCTIONS",
+    "Program",
+    "walk",
+]
 
 
 def is_templated(sql: str) -> bool:
     return sql.lstrip().startswith("%")
 
 
-# -- the typed functions ------------------------------------------------------------------
+class _NoAutoescape:
+    """What ``_parse`` needs of a Template. ``{% autoescape X %}`` would make the engine call ``X``
+    on every value, and it leaves no node in the tree, so it is refused while parsing."""
 
-_INT_RANGES = {
-    f"{'U' if unsigned else ''}Int{bits}": (
-        (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    )
-    for bits in (8, 16, 32, 64, 128, 256)
-    for unsigned in (False, True)
-}
-_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
+    @property
+    def autoescape(self) -> None:
+        return None
 
-
-def _name(value: Any) -> str:
-    return getattr(value, "name", "") or "?"
+    @autoescape.setter
+    def autoescape(self, value: str | None) -> None:
+        raise TemplateError("Template Syntax Error: {% autoescape %} is not allowed in Tinybird templates")
 
 
-def _resolve(value: Any, default: Any, required: bool, type_name: str) -> tuple[bool, Any]:
-    """(present, value): the request's value, else the default; raise if required and absent."""
-    if isinstance(value, Undefined) or value is None:
-        if required:
-            name = _name(value)
-            raise ParameterError(name, f"The parameter '{name}' is required ({type_name})")
-        return default is not None, default
-    return True, value
+_NODE = tornado_template  # the parser's node classes (private to Tornado, checked by the tests)
+_CONTROL_ALLOWED = {"if", "for"}
 
 
-def _int_function(type_name: str) -> Callable[..., Sql]:
-    low, high = _INT_RANGES[type_name]
-
-    def convert(x: Any = None, default: Any = None, *args: Any, required: bool = False, **kw: Any) -> Sql:
-        present, value = _resolve(x, kw.pop("default_value", default), required, type_name)
-        if not present:
-            return Sql("NULL")
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and _INT_RE.match(value))
-        ):
-            raise ParameterError(
-                _name(x), f"Error validating '{value}' to type {type_name} in parameter '{_name(x)}'"
-            )
-        number = int(value)
-        if not low <= number <= high:
-            raise ParameterError(_name(x), f"'{_name(x)}' is out of range for {type_name}: {number}")
-        return Sql(str(number))
-
-    convert.__name__ = type_name
-    return convert
-
-
-def _float_function(type_name: str) -> Callable[..., Sql]:
-    def convert(x: Any = None, default: Any = None, *args: Any, required: bool = False, **kw: Any) -> Sql:
-        present, value = _resolve(x, default, required, type_name)
-        if not present:
-            return Sql("NULL")
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ParameterError(
-                _name(x), f"Error validating '{value}' to type {type_name} in parameter '{_name(x)}'"
-            ) from None
-        if not math.isfinite(number):
-            raise ParameterError(_name(x), f"'{_name(x)}' must be a finite number")
-        return Sql(repr(number))
-
-    convert.__name__ = type_name
-    return convert
-
-
-def String(x: Any = None, default: Any = None, *args: Any, required: bool = False, **kw: Any) -> Sql:  # noqa: N802
-    present, value = _resolve(x, default, required, "String")
-    if not present:
-        return Sql("NULL")
-    return quote_string(str(value))
-
-
-_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _temporal(type_name: str, pattern: re.Pattern[str], parse: Callable[[str], object]) -> Callable[..., Sql]:
-    def convert(x: Any = None, default: Any = None, *args: Any, required: bool = False, **kw: Any) -> Sql:
-        present, value = _resolve(x, default, required, type_name)
-        if not present:
-            return Sql("NULL")
-        if isinstance(value, datetime | date):
-            value = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-        text = str(value).strip()
-        try:
-            if not pattern.match(text):
-                raise ValueError
-            parse(text)
-        except ValueError:
-            raise ParameterError(
-                _name(x), f"Error validating '{text}' to type {type_name} in parameter '{_name(x)}'"
-            ) from None
-        return quote_string(text.replace("T", " "))
-
-    convert.__name__ = type_name
-    return convert
-
-
-def _parse_datetime(text: str) -> object:
-    return datetime.fromisoformat(text.replace(" ", "T"))
-
-
-def Boolean(x: Any = None, default: Any = None, *args: Any, required: bool = False, **kw: Any) -> Sql:  # noqa: N802
-    present, value = _resolve(x, default, required, "Boolean")
-    if not present:
-        return Sql("NULL")
-    text = str(value).strip().lower()
-    if text in {"1", "true"}:
-        return Sql("1")
-    if text in {"0", "false"}:
-        return Sql("0")
-    raise ParameterError(_name(x), f"Error validating '{value}' to type Boolean in parameter '{_name(x)}'")
-
-
-def _scalar_functions() -> dict[str, Callable[..., Sql]]:
-    funcs: dict[str, Callable[..., Sql]] = {name: _int_function(name) for name in _INT_RANGES}
-    funcs["Int"] = funcs["Integer"] = _int_function("Int32")
-    funcs["Float32"] = _float_function("Float32")
-    funcs["Float64"] = _float_function("Float64")
-    funcs["String"] = String
-    funcs["Boolean"] = Boolean
-    funcs["DateTime"] = _temporal("DateTime", _DATETIME_RE, _parse_datetime)
-    funcs["DateTime64"] = _temporal("DateTime64", _DATETIME_RE, _parse_datetime)
-    funcs["Date"] = _temporal("Date", _DATE_RE, date.fromisoformat)
-    return funcs
-
-
-_SCALARS = _scalar_functions()
-
-
-def Array(  # noqa: N802
-    x: Any = None, _type: str = "String", default: Any = None, *args: Any, required: bool = False, **kw: Any
-) -> Sql:
-    """``Array(name, 'Int32', default='1,2')``: comma separated values -> ``[1,2]``."""
-    present, value = _resolve(x, default, required, f"Array({_type})")
-    if not present:
-        return Sql("[]")
-    convert = _SCALARS.get(_type)
-    if convert is None:
-        raise TemplateError(f"Array: unknown type {_type!r}")
-    if isinstance(value, str):
-        items: Sequence[Any] = [] if value == "" else value.split(",")
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        items = [value]
-    name = _name(x)
-    rendered = [convert(Param(str(item), name)) for item in items]
-    return Sql("[" + ",".join(rendered) + "]")
-
-
-def defined(x: Any = None) -> bool:
-    return not isinstance(x, Undefined) and x is not None
-
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-
-
-def column(x: Any = None, default: Any = None) -> Sql:
-    """A column name from a parameter: an identifier only, written back-quoted."""
-    value = default if isinstance(x, Undefined) or x is None else x
-    if value is None:
-        raise ParameterError(_name(x), f"missing column name parameter '{_name(x)}'")
-    text = str(value)
-    if not _IDENTIFIER.match(text):
-        raise ParameterError(_name(x), f"'{text}' is not a valid column name")
-    return Sql(".".join(f"`{part}`" for part in text.split(".")))
-
-
-def columns(x: Any = None, default: Any = None) -> Sql:
-    value = default if isinstance(x, Undefined) or x is None else x
-    if value is None:
-        raise ParameterError(_name(x), f"missing columns parameter '{_name(x)}'")
-    return Sql(", ".join(column(Param(part.strip(), _name(x))) for part in str(value).split(",")))
-
-
-def sql_and(**conditions: Any) -> Sql:
-    """``sql_and(a=x, b__in=[..])``: ANDed equality / IN conditions over the defined values."""
-    parts = []
-    for key, value in conditions.items():
-        if not defined(value):
-            continue
-        name, _, op = key.partition("__")
-        col = column(Param(name, name))
-        if op == "in":
-            items = value.split(",") if isinstance(value, str) else list(value)
-            parts.append(f"{col} IN [{','.join(quote_string(str(v)) for v in items)}]")
-        else:
-            parts.append(f"{col} = {quote_string(str(value))}")
-    return Sql(" AND ".join(parts) or "1")
-
-
-def _error(message: str = "error", code: int = 400) -> Sql:
-    raise ParameterError("", str(message))
-
-
-FUNCTIONS: dict[str, Any] = {
-    **_SCALARS,
-    "Array": Array,
-    "defined": defined,
-    "column": column,
-    "columns": columns,
-    "sql_and": sql_and,
-    "error": _error,
-    "custom_error": lambda payload, code=400: _error(str(payload), code),
-}
-
-
-def _emit(value: Any) -> bytes:
-    """What ``{{ … }}`` writes: SQL from a typed function as is; a raw parameter quoted."""
-    if isinstance(value, Param):
-        value = quote_string(value)
-    elif isinstance(value, Undefined):
-        str(value)  # raises, naming the parameter
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode("utf-8")
-
-
-# -- compiling and rendering --------------------------------------------------------------
-
-_cache: dict[str, tuple[tornado_template.Template, frozenset[str]]] = {}
-
-
-def _names(code: types.CodeType) -> set[str]:
-    out = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            out |= _names(const)
-    return out
-
-
-def _compile(sql: str) -> tuple[tornado_template.Template, frozenset[str]]:
-    found = _cache.get(sql)
-    if found is None:
-        try:
-            tmpl = tornado_template.Template(sql, name="<pipe>", autoescape=None, whitespace="all")
-        except tornado_template.ParseError as exc:
-            raise TemplateError(f"Template Syntax Error: {exc}") from None
-        found = (tmpl, frozenset(_names(tmpl.compiled)))
+def compile_template(body: str) -> Program:
+    """Parse ``body`` (without its leading ``%``) with Tornado's parser and check every node."""
+    found = _cache.get(body)
+    if found is not None:
+        return found
+    reader = _NODE._TemplateReader("<pipe>", body, "all")
+    try:
+        chunks = _NODE._parse(reader, _NoAutoescape())  # type: ignore[arg-type]
+    except _NODE.ParseError as exc:
+        raise TemplateError(f"Template Syntax Error: {exc.message} (line {exc.lineno})") from None
+    checker = _Checker()
+    program_body = checker.chunks(chunks)
+    program = Program(program_body, frozenset(checker.assigned), frozenset(checker.names))
+    if len(body) <= _CACHE_BODY_LIMIT:  # pipes' templates, not every query a client sends
         if len(_cache) > 512:
             _cache.clear()
-        _cache[sql] = found
-    return found
+        _cache[body] = program
+    return program
 
 
-_BUILTINS = frozenset(dir(builtins))
-_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_cache: dict[str, Program] = {}
+_CACHE_BODY_LIMIT = 64 << 10
 
 
-# Templates are Python expressions, and /v0/sql renders templates a client sends, so only the
-# shapes Tinybird's templates use are allowed: names, literals, calls of names, and/or/not and
-# comparisons. No attribute access, subscripts or dunders: nothing can reach Python's objects.
-_TAG = re.compile(r"\{\{(.*?)\}\}|\{%-?\s*(\w+)(.*?)-?%\}", re.S)
-_BLOCKS = {"if", "elif", "else", "end"}
-_SAFE_NODES = (
-    ast.Expression,
-    ast.Call,
-    ast.Name,
+class _Checker:
+    def __init__(self) -> None:
+        self.assigned: set[str] = set()
+        self.names: set[str] = set()
+
+    def chunks(self, node: Any) -> list[Any]:
+        if not isinstance(node, _NODE._ChunkList):
+            raise TemplateError(f"Template Syntax Error: unexpected {type(node).__name__}")
+        out: list[Any] = []
+        for chunk in node.chunks:
+            out.extend(self.chunk(chunk))
+        return out
+
+    def chunk(self, chunk: Any) -> list[Any]:
+        kind = type(chunk)
+        if kind is _NODE._Text:
+            value = chunk.value
+            if "<pre>" not in value:  # as Tornado's own _Text.generate does
+                value = tornado_template.filter_whitespace(chunk.whitespace, value)
+            return [Text(value)] if value else []
+        if kind is _NODE._Expression:
+            if chunk.raw:
+                raise TemplateError("Template Syntax Error: {% raw %} is not allowed in Tinybird templates")
+            expr = self.expression(chunk.expression)
+            for node in ast.walk(expr):
+                # Tinybird's engine checks what {{ }} writes more narrowly than conditions: no
+                # comparison, and/or or unary + there ({% if %} has them). Never looser than it.
+                if isinstance(node, ast.Compare | ast.BoolOp | ast.UAdd):
+                    raise TemplateError(
+                        f"Template Syntax Error: Invalid expression type {type(node).__name__} in "
+                        f"{{{{ }}}}: {_shown(chunk.expression)} (use {{% if %}} for conditions)"
+                    )
+            return [Emit(expr, chunk.expression)]
+        if kind is _NODE._ControlBlock:
+            return [self.control(chunk)]
+        if kind is _NODE._Statement:
+            return [self.statement(chunk.statement)]
+        if kind is _NODE._IntermediateControlBlock:
+            raise TemplateError(f"Template Syntax Error: misplaced {{% {chunk.statement} %}}")
+        # _Module, _IncludeBlock, _ExtendsBlock, _NamedBlock, _ApplyBlock, and anything a later
+        # Tornado adds: not what Tinybird's templates allow.
+        what = {
+            "_Module": "module",
+            "_IncludeBlock": "include",
+            "_ExtendsBlock": "extends",
+            "_NamedBlock": "block",
+            "_ApplyBlock": "apply",
+        }.get(kind.__name__, kind.__name__)
+        raise TemplateError(f"Template Syntax Error: {{% {what} %}} is not allowed in Tinybird templates")
+
+    def control(self, block: Any) -> Any:
+        operator, _, rest = block.statement.partition(" ")
+        if operator not in _CONTROL_ALLOWED:
+            raise TemplateError(
+                f"Template Syntax Error: {{% {operator} %}} is not allowed in Tinybird templates"
+            )
+        # Split the body at its {% elif %} / {% else %} markers (Tornado keeps them inline).
+        sections: list[tuple[str, list[Any]]] = [(block.statement, [])]
+        for chunk in block.body.chunks:
+            if type(chunk) is _NODE._IntermediateControlBlock:
+                sections.append((chunk.statement, []))
+            else:
+                sections[-1][1].append(chunk)
+        checked = [(head, self.chunks(_NODE._ChunkList(chunks))) for head, chunks in sections]
+        if operator == "if":
+            branches: list[tuple[ast.expr | None, list[Any]]] = []
+            for index, (head, body) in enumerate(checked):
+                word, _, condition = head.partition(" ")
+                if index == 0 or word == "elif":
+                    branches.append((self.expression(condition), body))
+                elif word == "else" and not condition.strip() and index == len(checked) - 1:
+                    branches.append((None, body))
+                else:
+                    raise TemplateError(f"Template Syntax Error: misplaced {{% {head} %}}")
+            return If(branches)
+        loop = self.parse(f"{block.statement}:\n pass", "exec", block.statement)
+        statement = loop.body[0] if isinstance(loop, ast.Module) and len(loop.body) == 1 else None
+        if not isinstance(statement, ast.For):
+            raise TemplateError(f"Template Syntax Error: expected 'for name in ...': {rest!r}")
+        targets = self.targets(statement.target, block.statement)
+        iterable = self.expression_node(statement.iter, block.statement)
+        orelse: list[Any] = []
+        for head, body in checked[1:]:
+            if head.strip() != "else" or orelse:
+                raise TemplateError(f"Template Syntax Error: misplaced {{% {head} %}} in a for loop")
+            orelse = body
+        return For(targets, iterable, checked[0][1], orelse)
+
+    def statement(self, text: str) -> Any:
+        if text in {"break", "continue"}:  # Tornado has checked that it is inside a loop
+            return Break() if text == "break" else Continue()
+        tree = self.parse(text, "exec", text)
+        body = tree.body if isinstance(tree, ast.Module) else []
+        if len(body) == 1 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1:
+            assign = body[0]
+            target = assign.targets[0]
+            if isinstance(target, ast.Name):
+                name = self.target_name(target.id, text)
+                return Set(name, self.expression_node(assign.value, text))
+        raise TemplateError(f"Template Syntax Error: only {{% set name = expression %}} is allowed: {text!r}")
+
+    def targets(self, target: ast.expr, text: str) -> list[str]:
+        if isinstance(target, ast.Name):
+            return [self.target_name(target.id, text)]
+        if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+            return [self.target_name(e.id, text) for e in target.elts if isinstance(e, ast.Name)]
+        raise TemplateError(f"Template Syntax Error: a loop variable must be a name: {text!r}")
+
+    def target_name(self, name: str, text: str) -> str:
+        if name.startswith("_") or name in FUNCTIONS:
+            raise TemplateError(f"Template Syntax Error: cannot assign to {name!r}: {text!r}")
+        self.assigned.add(name)
+        self.names.add(name)
+        return name
+
+    def parse(self, text: str, mode: str, shown: str) -> ast.AST:
+        try:
+            return ast.parse(text.strip() if mode == "eval" else text, mode=mode)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            message = exc.msg if isinstance(exc, SyntaxError) else "too deeply nested or too large"
+            raise TemplateError(f"Template Syntax Error: {message}: {_shown(shown)}") from None
+
+    def expression(self, text: str) -> ast.expr:
+        if not text.strip():
+            raise TemplateError("Template Syntax Error: an empty expression")
+        tree = self.parse(text, "eval", text)
+        assert isinstance(tree, ast.Expression)
+        return self.expression_node(tree.body, text)
+
+    def expression_node(self, node: ast.expr, text: str) -> ast.expr:
+        called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+        for child in ast.walk(node):
+            self.check_node(child, text)
+            # A function's name is only ever called, never handed around as a value.
+            if isinstance(child, ast.Name) and child.id in FUNCTIONS and id(child) not in called:
+                raise TemplateError(f"Template Syntax Error: {child.id!r} can only be called: {_shown(text)}")
+        return node
+
+    def check_node(self, node: ast.AST, text: str) -> None:
+        def refuse(why: str) -> TemplateError:
+            return TemplateError(f"Template Syntax Error: {why} is not allowed: {_shown(text)}")
+
+        if isinstance(node, ast.Constant):
+            if not (node.value is None or isinstance(node.value, bool | int | float | str)):
+                raise refuse(f"the literal {node.value!r}")
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("_"):
+                raise refuse(f"the name {node.id!r}")
+            if not isinstance(node.ctx, ast.Load):
+                raise refuse("assignment here")
+            self.names.add(node.id)
+        elif isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+                shown = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
+                raise refuse(f"calling {shown!r} (only Tinybird's template functions can be called)")
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords
+            ):
+                raise refuse("* or ** in a call")
+        elif isinstance(node, ast.keyword):
+            if node.arg is None or node.arg.startswith("_"):
+                raise refuse("this keyword argument")
+        elif isinstance(node, ast.Dict):
+            if any(key is None for key in node.keys):
+                raise refuse("** in a dict")
+        elif not isinstance(node, _ALLOWED_NODES):
+            raise refuse(type(node).__name__)
+
+
+_ALLOWED_NODES = (
     ast.Load,
-    ast.Constant,
-    ast.keyword,
     ast.BoolOp,
     ast.And,
     ast.Or,
     ast.UnaryOp,
     ast.Not,
     ast.USub,
+    ast.UAdd,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
     ast.Compare,
     ast.Eq,
     ast.NotEq,
@@ -362,38 +310,13 @@ _SAFE_NODES = (
     ast.GtE,
     ast.In,
     ast.NotIn,
+    ast.Is,
+    ast.IsNot,
+    ast.IfExp,
     ast.List,
     ast.Tuple,
+    ast.Dict,
 )
-_SAFE_BUILTINS = {"isinstance": isinstance, "str": str, "len": len, "int": int, "float": float}
-
-
-def _check_expression(text: str) -> None:
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise TemplateError(f"Template Syntax Error: {exc.msg}: {text.strip()!r}") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _SAFE_NODES):
-            raise TemplateError(
-                f"Template Syntax Error: {type(node).__name__} is not allowed: {text.strip()!r}"
-            )
-        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Name):
-            raise TemplateError(f"Template Syntax Error: only functions can be called: {text.strip()!r}")
-        if isinstance(node, ast.Name) and node.id.startswith("_"):
-            raise TemplateError(f"Template Syntax Error: name {node.id!r} is not allowed")
-
-
-def check_template(body: str) -> None:
-    """Refuse any template construct beyond what Tinybird's pipe templates use."""
-    for match in _TAG.finditer(body):
-        expression, block, rest = match.group(1), match.group(2), match.group(3)
-        if expression is not None:
-            _check_expression(expression)
-        elif block not in _BLOCKS:
-            raise TemplateError(f"Template Syntax Error: {{% {block} %}} is not supported")
-        elif block in {"if", "elif"}:
-            _check_expression(rest)
 
 
 def render(sql: str, params: Mapping[str, str | Sequence[str]]) -> str:
@@ -403,26 +326,28 @@ def render(sql: str, params: Mapping[str, str | Sequence[str]]) -> str:
     """
     if not is_templated(sql):
         return sql
-    body = sql.lstrip()[1:]
-    check_template(body)
-    tmpl, names = _compile(body)
-    namespace: dict[str, Any] = {"__builtins__": _SAFE_BUILTINS}
-    for name in names:
-        if name.startswith("_tt_") or name in FUNCTIONS or name in _BUILTINS:
-            continue
-        namespace[name] = Undefined(name)
+    program = compile_template(sql.lstrip()[1:])
+    values: dict[str, Any] = {}
     for key, value in params.items():
         if not _IDENT.match(key) or key in FUNCTIONS:
             continue
         if isinstance(value, list | tuple):
             value = ",".join(value)
-        namespace[key] = Param(str(value), key)
-    namespace.update(FUNCTIONS)
-    namespace["_tt_utf8"] = _emit
+        values[key] = Param(str(value), key)
+    run = Run(program, values)
     try:
-        out = tmpl.generate(**namespace)
-    except (ParameterError, TemplateError):
-        raise
-    except Exception as exc:  # an error in the template's own Python expressions
-        raise TemplateError(f"Template Syntax Error: {type(exc).__name__}: {exc}") from None
-    return out.decode("utf-8").strip()
+        run.run(program.body)
+    except Stop:  # pragma: no cover - Tornado's parser refuses break/continue outside a loop
+        raise TemplateError("Template Syntax Error: break or continue outside a loop") from None
+    except RecursionError:
+        raise TemplateError("Template Syntax Error: the template nests too deeply") from None
+    return "".join(run.out).strip()
+
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A template fragment for an error message, cut short: errors stay small whatever was sent."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "…")
