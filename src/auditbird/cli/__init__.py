@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from .._errors import AuditError
 from . import core  # noqa: F401 - registers publish, log, query, actions
 from ._app import app, fail
 
@@ -29,4 +30,8 @@ for _name in _GROUPS:
 
 
 def main() -> None:
-    sys.exit(app(standalone_mode=True))
+    try:
+        sys.exit(app(standalone_mode=True))
+    except AuditError as exc:  # a store failure in any command (disk full, missing log): no traceback
+        sys.stderr.write("".join(f"error: {line}\n" for line in str(exc).splitlines() or [""]))
+        sys.exit(1)
