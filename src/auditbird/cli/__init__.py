@@ -17,6 +17,7 @@ _GROUPS = (
     "auditbird.cli.service",
     "auditbird.cli.viewer",  # after .service: it adds `keys viewer-link`
     "auditbird.cli.relay",
+    "auditbird.cli.maintenance",
 )
 
 for _name in _GROUPS:
