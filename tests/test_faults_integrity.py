@@ -100,9 +100,8 @@ def test_damage_to_the_file_is_refused_on_open(tmp_path: Path, damage: Callable[
     build(path)
     damage(path)
     before = path.read_bytes()
-    with pytest.raises(StoreUnavailable) as caught:
-        with AuditLog(f"sqlite:///{path}") as log:
-            log.list(limit=10_000)
+    with pytest.raises(StoreUnavailable) as caught, AuditLog(f"sqlite:///{path}") as log:
+        log.list(limit=10_000)
     message = str(caught.value)
     assert str(path) in message
     assert "damaged" in message or "empty (0 bytes)" in message, message
