@@ -300,3 +300,14 @@ def test_two_processes_creating_one_log_at_once_both_succeed(tmp_path: Path) -> 
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 200
     assert not list(tmp_path.glob(".*creating*"))
+
+
+def test_a_log_opened_before_its_directory_existed_reads_it_once_it_does(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/later/a.db"
+    reader = AuditLog(url)  # e.g. `serve` started before the first publish
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        reader.list()
+    with AuditLog(url) as writer:  # another process makes the log
+        writer.publish_audit_log(event(1))
+    assert len(reader.list().events) == 1
+    reader.close()

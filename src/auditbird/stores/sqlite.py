@@ -103,16 +103,17 @@ class SQLiteStore:
         self._options = (synchronous, busy_timeout_ms)
         if sqlite_open.directory_missing(self.path):
             # Made by the first write, never by a read: a mistyped path must not read as an empty log.
-            self._conn = sqlite_open.not_created_yet(self.path)
+            self._conn = sqlite_open.not_created_yet(self.path, self._open)
             return
         self._open()
 
-    def _open(self) -> None:
+    def _open(self) -> sqlite3.Connection:
         synchronous, busy_timeout_ms = self._options
         self._conn = sqlite_open.open_connection(
             self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
         )
         self._migrate()
+        return self._conn
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:

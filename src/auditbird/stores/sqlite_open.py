@@ -21,6 +21,7 @@ import errno
 import os
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -147,19 +148,22 @@ def directory_missing(path: str) -> bool:
 
 
 class _NotCreatedYet:
-    """Stands in for the connection of a log whose directory does not exist yet: every use
-    (a read) raises :class:`StoreNotFound`; the store swaps in a real connection on its first
-    write."""
+    """Stands in for the connection of a log whose directory does not exist yet: a use (a read)
+    raises :class:`StoreNotFound` while the directory is missing; once it exists (the store's
+    first write made it, or another process did) ``opener`` opens the real file in its place."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, opener: Callable[[], sqlite3.Connection]) -> None:
         self.path = path
         self.in_transaction = False
+        self._opener = opener
 
     def close(self) -> None:
         return None
 
     def __getattr__(self, name: str) -> object:
         directory = Path(self.path).parent
+        if directory.is_dir():
+            return getattr(self._opener(), name)
         raise StoreNotFound(
             f"no audit log at {self.path}: the directory {directory} does not exist. Check the path "
             "(--store / AUDITBIRD_URL); a log is created by its first publish, never by a read.",
@@ -167,9 +171,10 @@ class _NotCreatedYet:
         )
 
 
-def not_created_yet(path: str) -> sqlite3.Connection:
-    """A placeholder connection for a log in a missing directory (see :class:`_NotCreatedYet`)."""
-    return cast(sqlite3.Connection, _NotCreatedYet(path))
+def not_created_yet(path: str, opener: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
+    """A placeholder connection for a log in a missing directory (see :class:`_NotCreatedYet`);
+    ``opener`` opens the real one and makes it the store's."""
+    return cast(sqlite3.Connection, _NotCreatedYet(path, opener))
 
 
 def is_placeholder(conn: object) -> bool:
