@@ -119,3 +119,13 @@ def test_the_background_thread_logs_a_deleted_spool(tmp_path: Path, caplog: pyte
     with pytest.raises(AuditError):
         s.append(rows("w", 1))
     s.close()
+
+
+def test_a_new_spool_is_private_to_its_user(tmp_path: Path) -> None:
+    spool = tmp_path / "e.spool"
+    s = store(dead_url(), "p.token", spool, flush_interval=60, batch_rows=1000)
+    s.append(rows("w", 1))
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    with pytest.raises(AuditError):
+        s.close()  # the server is down: the row stays in the spool
+    assert modes == {"e.spool": 0o600, "e.spool-wal": 0o600, "e.spool-shm": 0o600}

@@ -50,6 +50,14 @@ class Spool:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # Rows wait here unsent: private to their user like the log itself (0600; SQLite gives
+            # the -wal and -shm files the same mode).
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the spool {self.path}: {exc}") from exc
+        try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._conn.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in {"FULL", "EXTRA", "NORMAL"}:
