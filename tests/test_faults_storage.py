@@ -235,7 +235,9 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(db_path: Path) -> None:
         f.write(b"this is not SQLite")
     with pytest.raises(StoreUnavailable, match="is damaged or not an auditbird log") as caught:
         AuditLog(f"sqlite:///{db_path}")
-    assert str(db_path) in str(caught.value) and "auditbird check" in str(caught.value)
+    assert str(db_path) in str(caught.value) and f"auditbird --store sqlite:///{db_path} check" in str(
+        caught.value
+    )
 
 
 def test_a_zero_byte_file_is_refused_not_opened_as_an_empty_log(db_path: Path) -> None:

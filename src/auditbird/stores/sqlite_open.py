@@ -96,7 +96,7 @@ def translate(exc: sqlite3.Error, path: str, doing: str) -> StoreUnavailable:
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return StoreDamaged(
             f"{path} is damaged or not an auditbird log (SQLite: {exc}); {doing} failed. "
-            f"Run `auditbird check --store sqlite:///{path}` for details, then restore the file from "
+            f"Run `auditbird --store sqlite:///{path} check` for details, then restore the file from "
             "a backup (or move it aside to start a new log).",
             path,
         )
@@ -213,7 +213,7 @@ def open_connection(path: str, *, synchronous: str, busy_timeout_ms: int) -> sql
             if problems != ["ok"]:
                 raise StoreDamaged(
                     f"{path} is damaged: SQLite's quick_check found {'; '.join(problems)}. Run "
-                    f"`auditbird check --store sqlite:///{path}` for details, then restore the file "
+                    f"`auditbird --store sqlite:///{path} check` for details, then restore the file "
                     "from a backup (or move it aside to start a new log).",
                     path,
                 )
