@@ -36,6 +36,12 @@ HOSTILE_IDS = [
     "@SUM(A1:A2)",
     'x,y;z"q',
 ]
+COMBINATIONS = [
+    lead + start + tail
+    for lead in ["", " ", "  ", "\t", "\r", "\n", "\r\n", " \t\r"]
+    for start in "=+-@|%"
+    for tail in ["1+1", 'HYPERLINK("http://x")', 'a,b"c\rd\ne']
+]
 
 
 def hostile_events() -> list[Event]:
@@ -48,7 +54,7 @@ def hostile_events() -> list[Event]:
             timestamp=1_700_000_000_000 + i,
             uid=f"u{i:03d}",
         )
-        for i, subject in enumerate(HOSTILE_IDS)
+        for i, subject in enumerate(HOSTILE_IDS + COMBINATIONS)
     ]
 
 
@@ -102,6 +108,17 @@ def breaks_outside_quotes(text: str) -> list[str]:
         elif char in "\r\n\u2028\u2029" and not inside:
             found.append(char)
     return found
+
+
+def test_every_whitespace_and_formula_start_combination_is_neutralised_and_kept_in_one_cell() -> None:
+    cells = COMBINATIONS
+    events = [
+        Event(id=f"s{i}", action="doc.shared", actor={"id": c}, uid=f"u{i}") for i, c in enumerate(cells)
+    ]
+    rows = list(csv.DictReader(io.StringIO(export(events), newline="")))
+    assert len(rows) == len(cells)
+    assert [r["actor_id"] for r in rows] == ["'" + c for c in cells]
+    assert [r["uid"] for r in rows] == [e.uid for e in events]
 
 
 def test_a_lone_cr_is_always_quoted_also_in_raw_output() -> None:
