@@ -131,7 +131,18 @@ def test_auditbird_check_passes_an_intact_log(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.startswith(f"ok: {path}: {EVENTS} events"), done.stdout
 
 
-def cli(command: str, path: Path) -> subprocess.CompletedProcess[str]:
+def test_check_quick_finds_page_damage_too(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    build(path)
+    assert check_file(str(path), quick=True).ok
+    page_zeroed(path)
+    report = check_file(str(path), quick=True)
+    assert not report.ok and any("quick_check" in p for p in report.problems), report.problems
+    done = cli("check", path, "--quick")
+    assert done.returncode == 1 and "SQLite quick_check" in done.stdout, done.stdout
+
+
+def cli(command: str, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -140,6 +151,7 @@ def cli(command: str, path: Path) -> subprocess.CompletedProcess[str]:
             "--store",
             f"sqlite:///{path}",
             command,
+            *args,
         ],
         capture_output=True,
         text=True,
