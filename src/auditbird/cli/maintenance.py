@@ -18,7 +18,8 @@ def check(
 ) -> None:
     """Check a SQLite log for damage, without writing to it: SQLite's integrity_check, the WAL's
     checksums, and auditbird's invariants (positions gap-free, uids unique per workspace, JSON
-    columns that parse). Exit 0 when intact, 1 when damaged.
+    columns that parse). Exit 0 when intact, 1 when damaged. Run it while no process has the log
+    open (or on a backup copy): the WAL check reads a WAL nobody is rewriting.
 
     Example: auditbird --store sqlite:///audit.db check
     """
