@@ -23,8 +23,22 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-# -o DPkg::Lock::Timeout makes apt wait for a lock another apt-get holds (up to 10 minutes).
-$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+# -o DPkg::Lock::Timeout makes apt wait for dpkg's lock (up to 10 minutes), but not for the lists
+# lock (`update`) nor the archives lock (downloads): those fail at once while another apt-get holds
+# them (checked on Debian 12's apt 2.6), so a lock failure is retried here, for up to 10 minutes.
+apt_get() {
+    waited=0
+    while :; do
+        if err=$($SUDO apt-get -o DPkg::Lock::Timeout=600 "$@" 2>&1 >/dev/null); then return 0; fi
+        case "$err" in
+            *"Could not get lock"*) [ "$waited" -lt 600 ] || break; sleep 5; waited=$((waited + 5)) ;;
+            *) break ;;
+        esac
+    done
+    printf '%s\n' "$err" >&2
+    return 1
+}
+apt_get update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
+apt_get install -y -qq --no-install-recommends $missing
 echo "apt-install: installed$missing"

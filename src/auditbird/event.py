@@ -99,12 +99,49 @@ class Event(BaseModel):
         return self.action.rsplit(".", 1)[0]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: targets keep the shape they were given in."""
-        data = self.model_dump(mode="json")
-        if isinstance(self.metadata, BaseModel):  # what was published, not every default
-            data["metadata"] = self.metadata.model_dump(mode="json", exclude_unset=True)
-        data["actor"] = self.actor.model_dump(mode="json", exclude_none=True)
-        data["targets"] = [t.model_dump(mode="json", exclude_none=True) for t in self.targets]
+        """A JSON-ready dict: targets keep the shape they were given in.
+
+        Never raises: a row read back that no longer fits the event model (built with
+        ``model_construct`` by the codec, ``schema_error`` set) comes out as stored, so one
+        damaged row is reported, not a failed read of the whole page or export.
+        """
+        if self.schema_error is not None and not self._fits_model():
+            return self._as_stored()
+        try:
+            data = self.model_dump(mode="json", warnings=False)
+            if isinstance(self.metadata, BaseModel):  # what was published, not every default
+                data["metadata"] = self.metadata.model_dump(mode="json", exclude_unset=True)
+            data["actor"] = self.actor.model_dump(mode="json", exclude_none=True)
+            data["targets"] = [t.model_dump(mode="json", exclude_none=True) for t in self.targets]
+        except Exception:  # an Event someone else built with model_construct
+            return self._as_stored()
         if self.schema_error is not None:
             data["schema_error"] = self.schema_error
         return data
+
+    def _fits_model(self) -> bool:
+        return (
+            isinstance(self.actor, Actor)
+            and isinstance(self.targets, list)
+            and all(isinstance(t, Target) for t in self.targets)
+            and all(isinstance(getattr(self, f, None), str) for f in ("id", "action", "uid", "workspace"))
+            and all(type(getattr(self, f, None)) is int for f in ("timestamp", "version"))
+        )
+
+    def _as_stored(self) -> dict[str, Any]:
+        data = {name: _plain(getattr(self, name, None)) for name in type(self).model_fields}
+        data["schema_error"] = self.schema_error or "this event does not fit the event model"
+        return data
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready data, whatever it holds (a damaged row's columns)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True, warnings=False)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from .._errors import AuditError
 from . import core  # noqa: F401 - registers publish, log, query, actions
 from ._app import add_examples, app, fail
 
@@ -16,6 +17,7 @@ _GROUPS = (
     "auditbird.cli.service",
     "auditbird.cli.viewer",  # after .service: it adds `keys viewer-link`
     "auditbird.cli.relay",
+    "auditbird.cli.maintenance",
 )
 
 for _name in _GROUPS:
@@ -30,4 +32,8 @@ add_examples(app)
 
 
 def main() -> None:
-    sys.exit(app(standalone_mode=True))
+    try:
+        sys.exit(app(standalone_mode=True))
+    except AuditError as exc:  # a store failure in any command (disk full, missing log): no traceback
+        sys.stderr.write("".join(f"error: {line}\n" for line in str(exc).splitlines() or [""]))
+        sys.exit(1)

@@ -144,6 +144,9 @@ def query(
     cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow cursors to the end")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="CSV: cells exactly as stored (no formula guard)")
+    ] = False,
 ) -> None:
     """Filter the log, newest first. Prints next_cursor on stderr when there is more.
 
@@ -164,12 +167,12 @@ def query(
     with settings.open_log() as log:
         try:
             if all_pages:
-                print_events(log.iter_events(page_size=limit, cursor=cursor, **filters), fmt)
+                print_events(log.iter_events(page_size=limit, cursor=cursor, **filters), fmt, raw=raw)
                 return
             page = log.list(limit=limit, cursor=cursor, **filters)
         except AuditValidationError as exc:
             fail(exc)
-        print_events(page.events, fmt, title=f"{len(page.events)} events, newest first")
+        print_events(page.events, fmt, title=f"{len(page.events)} events, newest first", raw=raw)
         if page.next_cursor:
             # A plain write: a console would wrap the cursor at its width when stderr is a pipe.
             sys.stderr.write(f"next_cursor: {page.next_cursor}\n")

@@ -31,7 +31,7 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def print_events(events: Iterable[Event], fmt: Format, *, title: str | None = None) -> int:
+def print_events(events: Iterable[Event], fmt: Format, *, title: str | None = None, raw: bool = False) -> int:
     """Print events in ``fmt``; returns how many were printed."""
     count = 0
     out = sys.stdout
@@ -39,8 +39,8 @@ def print_events(events: Iterable[Event], fmt: Format, *, title: str | None = No
         for count, line in enumerate(ndjson_lines(events), 1):  # noqa: B007 - counted
             out.write(line)
     elif fmt is Format.csv:
-        # Machine output: keep cells exactly as stored (the service's export neutralises).
-        for count, line in enumerate(csv_lines(events, neutralise=False)):  # noqa: B007 - counted
+        # Formula-like cells neutralised, as the service's export does; `raw` keeps them exact.
+        for count, line in enumerate(csv_lines(events, neutralise=not raw)):  # noqa: B007 - counted
             out.write(line)
     elif fmt is Format.json:
         items = [e.to_dict() for e in events]

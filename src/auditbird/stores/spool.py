@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from .._errors import AuditError, StoreUnavailable
 
-__all__ = ["Spool", "BufferedWriter"]
+__all__ = ["Spool", "SpoolLost", "BufferedWriter"]
 
 log = logging.getLogger("auditbird.spool")
 
@@ -32,12 +33,30 @@ CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, line 
 """
 
 
+class SpoolLost(AuditError):
+    """The spool file was deleted or replaced while open: a write now would be acknowledged
+    into a file no one can find after a crash, so it is refused."""
+
+
 class Spool:
-    """NDJSON lines on disk, in append order, for one destination."""
+    """NDJSON lines on disk, in append order, for one destination.
+
+    The file's identity (device and inode) is taken on open and checked before every write:
+    a spool deleted or replaced under an open connection keeps working on the unlinked inode,
+    silently, and would lose every row in it at the next crash.
+    """
 
     def __init__(self, path: str | Path, *, destination: str, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Rows wait here unsent: private to their user like the log itself (0600; SQLite gives
+            # the -wal and -shm files the same mode).
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the spool {self.path}: {exc}") from exc
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -58,10 +77,32 @@ class Spool:
                 "use another spool_path (rows in it are sent when a store for that destination opens it)"
             )
         self._lock = threading.Lock()
+        self._identity = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check(self) -> None:
+        """Raise :class:`SpoolLost` if the file at ``path`` is no longer the one this spool opened."""
+        now = self._stat()
+        if now == self._identity:
+            return
+        what = "deleted" if now is None else "replaced by another file"
+        raise SpoolLost(
+            f"the spool {self.path} was {what} while this writer had it open: new rows are refused, "
+            "since they would be acknowledged into a file no process can find after a crash. Find what "
+            "removed it (a tmp cleaner, an rm of the cache directory), keep spools where nothing cleans "
+            "(spool_path=...), and open the store again."
+        )
 
     def put(self, lines: Sequence[str]) -> None:
-        """Append lines durably, all or none."""
+        """Append lines durably, all or none; :class:`SpoolLost` if the file is gone."""
         with self._lock:
+            self.check()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany("INSERT INTO pending (line) VALUES (?)", [(x,) for x in lines])
@@ -141,6 +182,7 @@ class BufferedWriter:
         self._closed = False
         self._fatal: AuditError | None = None  # sending stopped: raised by every later call
         self._reported: AuditError | None = None  # delivered with an error: raised once
+        self._lost: SpoolLost | None = None  # the spool file vanished: writes refused from then on
         self.last_error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"auditbird-spool:{spool.path.name}", daemon=True
@@ -153,7 +195,11 @@ class BufferedWriter:
             raise StoreUnavailable("this buffered store is closed")
         if self._fatal is not None:
             raise self._fatal
-        self.spool.put(lines)
+        try:
+            self.spool.put(lines)
+        except SpoolLost as exc:
+            self._note_lost(exc)
+            raise
         with self._wake:
             self._unsent += len(lines)
             if self._unsent >= self.batch_rows:
@@ -164,9 +210,24 @@ class BufferedWriter:
         or if rows sent in the background came back with an error (e.g. quarantined)."""
         if self._fatal is not None:
             raise self._fatal
+        self._check_spool()
         with self._send_lock:
-            self._drain(time.sleep)
+            self._drain(time.sleep)  # what the open (maybe unlinked) file holds is still sent
         self._raise_reported()
+        if self._lost is not None:
+            raise self._lost
+
+    def _check_spool(self) -> SpoolLost | None:
+        try:
+            self.spool.check()
+        except SpoolLost as exc:
+            self._note_lost(exc)
+        return self._lost
+
+    def _note_lost(self, exc: SpoolLost) -> None:
+        if self._lost is None:  # logged once, raised on every later write
+            self._lost = exc
+            log.error("auditbird: %s", exc)
 
     def _raise_reported(self) -> None:
         reported, self._reported = self._reported, None
@@ -194,10 +255,14 @@ class BufferedWriter:
                 self.spool.close()
                 raise
             left = self.spool.pending()
+            lost = self._check_spool()
             self.spool.close()
             note = (
                 f" -- {left} row(s) are kept in the spool {self.spool.path} and will be sent "
                 "when a store opens it again"
+                if lost is None
+                else f" -- {left} row(s) were in the spool {self.spool.path}, which was deleted or "
+                "replaced: they are lost unless the application sends them again"
             )
             try:
                 error = type(exc)(f"{exc}{note}")
@@ -237,6 +302,7 @@ class BufferedWriter:
                     self._wake.wait(backoff)
             if self._closing.is_set():
                 return
+            self._check_spool()  # logs a vanished spool even when nobody writes
             try:
                 with self._send_lock:
                     self._drain(self._interruptible_sleep)

@@ -7,13 +7,14 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from .._errors import ConflictError, StoreUnavailable
 from ..query import Query
+from . import sqlite_open
 from .base import Row
 from .capabilities import FollowStore, HistogramStore, ReplayStore, StreamStore
+from .sqlite_open import Transaction as _Transaction
 from .sqlite_query import COLUMNS_SQL, build_select, where_clause
 from .sqlite_snapshots import FileSnapshots
 
@@ -100,24 +101,21 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
         self.path = str(path)
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=busy_timeout_ms / 1000,
-            )
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open SQLite file {self.path!r}: {exc}") from exc
         self._lock = threading.RLock()
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        # 64 MiB of page cache (the default is 2 MiB): the indexes of a large log stay hot.
-        self._conn.execute("PRAGMA cache_size = -65536")
+        self._options = (synchronous, busy_timeout_ms)
+        if sqlite_open.directory_missing(self.path):
+            # Made by the first write, never by a read: a mistyped path must not read as an empty log.
+            self._conn = sqlite_open.not_created_yet(self.path, self._open)
+            return
+        self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        synchronous, busy_timeout_ms = self._options
+        self._conn = sqlite_open.open_connection(
+            self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+        )
         self._migrate()
+        return self._conn
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -144,7 +142,10 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
     # -- writes ---------------------------------------------------------------------------
 
     def _write(self) -> _Transaction:
-        return _Transaction(self._conn)
+        if sqlite_open.is_placeholder(self._conn):  # the first write to a log in a new directory
+            sqlite_open.make_directory(self.path)
+            self._open()
+        return _Transaction(self._conn, self.path)
 
     def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
         """Store ``rows`` in one transaction. With ``expected_revision`` (all rows of one
@@ -211,8 +212,8 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
         with self._lock:
             try:
                 rows = self._conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"reading {self.path}: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise sqlite_open.translate(exc, self.path, "reading") from exc
         return [Row._make(r) for r in rows]
 
     def close(self) -> None:
@@ -224,33 +225,6 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` .. ``COMMIT``: takes the write lock up front, so writers queue
-    (busy_timeout) instead of failing with a deadlock on upgrade from a read lock."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite is busy or unwritable: {exc}") from exc
-        return self.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-                return
-            except sqlite3.OperationalError as error:
-                self.conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"SQLite commit failed: {error}") from error
-        self.conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError):
-            raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
 
 
 def migrate(conn: sqlite3.Connection, *, where: str = "the database") -> None:
