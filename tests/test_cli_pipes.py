@@ -56,7 +56,7 @@ def test_a_piped_table_keeps_every_cell_whole_on_one_line(tmp_path: Path) -> Non
     run(tmp_path, "publish", "-", stdin=_events())
     out = run(tmp_path, "log", "monitor:1").stdout
     lines = out.splitlines()
-    assert lines[0].split("\t") == ["time (UTC)", "subject", "action", "actor", "targets", "metadata"]
+    assert lines[0].split("\t") == ["time (UTC)", "id", "action", "actor", "targets", "metadata"]
     assert len(lines) == 3, out
     recovered = [line for line in lines if "monitor.recovered" in line]
     assert len(recovered) == 1

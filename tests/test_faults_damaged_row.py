@@ -79,3 +79,29 @@ def test_the_service_reports_the_damaged_row_and_serves_the_rest(
     assert sorted(e["uid"] for e in lines) == [f"u{i}" for i in range(5)]  # not cut at the bad row
     rows = list(csv.DictReader(io.StringIO(table.text, newline="")))
     assert sorted(r["uid"] for r in rows) == [f"u{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [
+        ("actor-not-object", '"mallory"'),
+        ("targets-not-list", '{"id": "1"}'),
+        ("targets-of-strings", '"a", 1'),
+    ],
+)
+def test_the_cli_table_lists_a_damaged_row_as_stored_and_goes_on(
+    db_path: Path, kind: str, shown: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from auditbird.cli import app
+
+    with AuditLog(f"sqlite:///{db_path}") as log:
+        log.publish_audit_log({"id": "doc:1", "action": "doc.shared", "uid": "bad", "timestamp": 1})
+        log.publish_audit_log({"id": "doc:1", "action": "doc.viewed", "uid": "good", "timestamp": 2})
+    damage(db_path, "bad", **DAMAGE[kind])
+    result = CliRunner().invoke(app, ["--store", f"sqlite:///{db_path}", "log", "doc:1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split("\t")[2] for line in lines[1:3]] == ["doc.viewed", "doc.shared"]
+    assert shown in lines[2].split("\t")

@@ -53,15 +53,41 @@ def print_events(events: Iterable[Event], fmt: Format, *, title: str | None = No
     return count
 
 
-EVENT_COLUMNS = ("time (UTC)", "subject", "action", "actor", "targets", "metadata")
+EVENT_COLUMNS = ("time (UTC)", "id", "action", "actor", "targets", "metadata")
 
 
 def _row(e: Event) -> tuple[str, ...]:
+    # From to_dict(), which never raises: a damaged row (an actor or targets that no longer fit
+    # the event model) is shown as stored instead of ending the listing.
     data = e.to_dict()
-    targets = ", ".join(f"{t.kind}:{t.id}" for t in e.targets)
-    metadata = json.dumps(data["metadata"], ensure_ascii=False) if data["metadata"] else ""
-    actor = e.actor.name + (f" ({e.actor.id})" if e.actor.id else "")
-    return (_when(e.timestamp), e.id, e.action, actor, targets, metadata)
+    metadata = json.dumps(data["metadata"], ensure_ascii=False) if data.get("metadata") else ""
+    return (
+        _when(e.timestamp),
+        e.id,
+        e.action,
+        _actor(data.get("actor")),
+        _targets(data.get("targets")),
+        metadata,
+    )
+
+
+def _actor(actor: object) -> str:
+    if not isinstance(actor, dict):
+        return json.dumps(actor, ensure_ascii=False)
+    name, uid = str(actor.get("name", "")), str(actor.get("id", ""))
+    return name + (f" ({uid})" if uid else "")
+
+
+def _targets(targets: object) -> str:
+    if not isinstance(targets, list):
+        return json.dumps(targets, ensure_ascii=False)
+    cells = []
+    for t in targets:
+        if isinstance(t, dict):
+            cells.append(f"{t.get('type', t.get('name', ''))}:{t.get('id', '')}")
+        else:
+            cells.append(json.dumps(t, ensure_ascii=False))
+    return ", ".join(cells)
 
 
 def _cell(value: str) -> str:
