@@ -109,7 +109,7 @@ def _rows(n: int, **kw: Any) -> list[Any]:
 # -- encoding and batching ---------------------------------------------------------------------
 
 
-def test_ndjson_line_has_exactly_the_nine_columns_with_json_strings() -> None:
+def test_ndjson_line_has_the_nine_columns_as_json_strings_and_the_lookup_columns() -> None:
     row = encode(
         Event(
             id="monitor:1",
@@ -119,7 +119,8 @@ def test_ndjson_line_has_exactly_the_nine_columns_with_json_strings() -> None:
         )
     )
     line = json.loads(encode_line(row))
-    assert list(line) == list(COLUMNS)
+    assert list(line) == [*COLUMNS, "actor_id", "target_types", "target_ids"]
+    assert (line["actor_id"], line["target_types"], line["target_ids"]) == ("", ["monitor"], ["1"])
     assert line["actor"] == '{"id":"","name":"system"}'
     assert line["targets"] == '[{"id":"1","type":"monitor"}]'
     assert json.loads(line["metadata"]) == {"region": "gru", "note": 'quo"te ünï'}
@@ -307,18 +308,18 @@ def test_query_parameters_for_every_filter_and_the_cursor() -> None:
         order="asc",
     )
     assert list_params(q, (15, "u9"), 50) == {
-        "workspace": "acme",
+        "ws": "acme",
         "order": "asc",
         "limit": "50",
         "event_id": "m:1",
         "actions": "a.b,c.d",
-        "actor_id": "u1",
+        "actor_is": "u1",
         "target_type": "monitor",
         "target_id": "7",
         "since": "10",
         "until": "20",
         "text": "needle",
-        "uid": "x",
+        "uids": "x",
         "after_ts": "15",
         "after_uid": "u9",
     }

@@ -43,6 +43,8 @@ __all__ = [
     "Send",
     "Sleep",
     "encode_line",
+    "lookup_columns",
+    "first_copies",
     "split_batches",
     "run_sync",
     "run_async",
@@ -59,15 +61,64 @@ USER_AGENT = "auditbird (python; +https://github.com/auditbird)"
 # -- encoding -----------------------------------------------------------------------------
 
 
+# Characters a JSON string may hold raw that some readers take for a line break (str.splitlines(),
+# JavaScript before ES2019): escaped, so no reader can split an NDJSON line inside a value. JSON's
+# own encoder already escapes every control character below U+0020.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def encode_line(row: Row) -> str:
-    """One NDJSON line: the 9 row columns, JSON columns as JSON strings (as Tinybird stores them)."""
+    """One NDJSON line: the 9 row columns, JSON columns as JSON strings (as Tinybird stores them),
+    and the look-up columns the datasource reads (``actor_id``, ``target_types``, ``target_ids``)."""
+    actor_id, target_types, target_ids = lookup_columns(row)
     metadata = "null" if row[6] is None else encode_basestring(row[6])
-    return (
+    line = (
         f'{{"uid":{encode_basestring(row[0])},"workspace":{encode_basestring(row[1])},'
         f'"id":{encode_basestring(row[2])},"action":{encode_basestring(row[3])},'
         f'"actor":{encode_basestring(row[4])},"targets":{encode_basestring(row[5])},'
-        f'"metadata":{metadata},"timestamp":{int(row[7])},"version":{int(row[8])}}}'
+        f'"metadata":{metadata},"timestamp":{int(row[7])},"version":{int(row[8])},'
+        f'"actor_id":{encode_basestring(actor_id)},'
+        f'"target_types":[{",".join(map(encode_basestring, target_types))}],'
+        f'"target_ids":[{",".join(map(encode_basestring, target_ids))}]}}'
     )
+    return line if line.isascii() else line.translate(_LINE_BREAKS)
+
+
+def lookup_columns(row: Row) -> tuple[str, list[str], list[str]]:
+    """(actor id, target types, target ids) of a row, target i being (types[i], ids[i]); a
+    target's type is its ``type``, else the seed's ``name`` (as the SQLite store reads it)."""
+    try:
+        actor = json.loads(row.actor)
+    except ValueError:
+        actor = None
+    actor_id = actor.get("id") if isinstance(actor, dict) else None
+    types: list[str] = []
+    ids: list[str] = []
+    if row.targets != "[]":
+        try:
+            targets = json.loads(row.targets)
+        except ValueError:
+            targets = []
+        for t in targets if isinstance(targets, list) else []:
+            if isinstance(t, dict):
+                types.append(str(t.get("type") or t.get("name") or ""))
+                ids.append(str(t.get("id", "")))
+    return (actor_id if isinstance(actor_id, str) else "", types, ids)
+
+
+def first_copies(lines: Sequence[str]) -> Sequence[str]:
+    """``lines`` without the later copies of a (uid, workspace) already in them: the first copy wins
+    (copies sent in one request would be stored at the same instant, with no first among them).
+    A line's key is its text up to ``,"id":``, which :func:`encode_line` writes the same way for the
+    same uid and workspace (and a JSON string cannot hold that unescaped)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for line in lines:
+        key = line[: line.find(',"id":')]
+        if key not in seen:
+            seen.add(key)
+            out.append(line)
+    return out if len(out) < len(lines) else lines
 
 
 def split_batches(lines: Sequence[str], max_rows: int, max_bytes: int) -> list[Sequence[str]]:
@@ -227,7 +278,7 @@ class Protocol:
         :class:`QuarantinedRows` error means: everything was delivered, some of it to quarantine.
         """
         successful = quarantined = 0
-        for batch in split_batches(lines, self.batch_rows, self.max_request_bytes):
+        for batch in split_batches(first_copies(lines), self.batch_rows, self.max_request_bytes):
             ok, bad = yield from self._ingest_batch(batch)
             successful, quarantined = successful + ok, quarantined + bad
         if quarantined:
