@@ -20,6 +20,8 @@ from auditbird.tinybird.datafiles import SHIPPED, DatafileError, load_dir, shipp
 
 Parse = Callable[..., list[dict[str, Any]]]
 
+# No network at test time: no version check against PyPI, no telemetry.
+CLI_ENV = {"PATH": "/usr/bin:/bin", "TB_VERSION_WARNING": "0", "TB_CLI_TELEMETRY_OPTOUT": "1"}
 SCHEMA = "SCHEMA >\n    `uid` String `json:$.uid`,\n    `n` Int32 `json:$.n`"
 
 
@@ -187,3 +189,50 @@ def test_the_local_server_refuses_a_materialized_column_before_it_starts(tmp_pat
         check=False,
     )
     assert done.returncode == 2 and "MATERIALIZED columns are not supported" in done.stderr, done.stderr
+
+
+def test_the_written_project_is_one_both_clis_read(
+    tmp_path: Path, tb_cli_python: Path, tb_cli_bin: Path, tb_classic_bin: Path
+) -> None:
+    """`auditbird tinybird datafiles DIR`: the current CLI's project finder (what `tb build` and
+    `tb deploy` read) finds every file, and both CLIs' `tb fmt` read each without an error."""
+    dest = tmp_path / "project"
+    done = subprocess.run(
+        [sys.executable, "-m", "auditbird", "tinybird", "datafiles", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "tb --cloud deploy" in done.stderr and "tb push datasources/audit_log.datasource" in done.stderr
+    found = subprocess.run(
+        [
+            str(tb_cli_python),
+            "-c",
+            "import sys; from tinybird.tb.modules.project import Project; "
+            "print('\\n'.join(sorted(Project(folder=sys.argv[1], workspace_name='w').get_project_files())))",
+            str(dest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert found == sorted(str(dest / rel) for rel in shipped_files())
+    for tb in (tb_cli_bin, tb_classic_bin):
+        for rel in shipped_files():
+            fmt = subprocess.run(
+                [str(tb), "fmt", "--diff", str(rel)],
+                cwd=dest,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={**CLI_ENV, "HOME": str(tmp_path)},
+                check=False,
+            )
+            # 1: the file parsed and `tb fmt` would lay it out otherwise (a style, not a refusal).
+            assert fmt.returncode in (0, 1) and "error" not in (fmt.stdout + fmt.stderr).lower(), (
+                tb,
+                rel,
+                fmt,
+            )
