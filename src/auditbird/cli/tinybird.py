@@ -82,7 +82,7 @@ def local(
 def datafiles_command(
     dest: Annotated[Path, typer.Argument(help="Folder to write datasources/ and pipes/ into")],
 ) -> None:
-    """Write the shipped datafiles into DEST: a project for `tb deploy` (current CLI) or `tb push` (Classic)."""
+    """Write the shipped datafiles into DEST: a project for `tb deploy` (current CLI) or `tb push`."""
     from ..tinybird.datafiles import write_datafiles
 
     if dest.exists() and not dest.is_dir():
