@@ -84,6 +84,11 @@ BAD = {
         SCHEMA + ',\n    `x` Nullable(String) `json:$.x`\n\nENGINE_SORTING_KEY "x"\n',
         "Sorting key contains nullable column 'x'. Nullable columns cannot be used in sorting keys.",
     ),
+    "a parameter named q": (
+        "q.pipe",
+        "NODE n0\nSQL >\n    %\n    SELECT * FROM t WHERE a = {{ String(q, 'a') }}\n\nTYPE endpoint\n",
+        '"q" can not be used as a variable name, line 2',
+    ),
     "two endpoints": (
         "two.pipe",
         "NODE a\nSQL >\n    SELECT 1\n\nTYPE endpoint\n\nNODE b\nSQL >\n    SELECT 2\n\nTYPE endpoint\n",

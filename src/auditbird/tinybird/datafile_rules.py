@@ -21,6 +21,7 @@ __all__ = [
     "column_problem",
     "directive_problem",
     "engine_problems",
+    "parameter_problem",
 ]
 
 # Directives a .datasource may hold (the current CLI's list; connector settings included so a
@@ -158,3 +159,19 @@ def _sorting_key_names(sorting_key: str) -> list[str]:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
             names.append(part)
     return names
+
+
+# Names the Pipes API takes for itself: Tinybird refuses a template parameter of these names.
+_OWN_PARAMETERS = ("format", "q")
+_PARAMETER_USE = re.compile(r"\b(?:[A-Z][A-Za-z0-9]*|defined|column|columns|symbol)\(\s*([A-Za-z_]\w*)")
+
+
+def parameter_problem(sql: str) -> str | None:
+    """Tinybird's message for a template node naming a parameter ``q`` or ``format``."""
+    if not sql.lstrip().startswith("%"):
+        return None
+    for number, line in enumerate(sql.splitlines(), start=1):
+        for match in _PARAMETER_USE.finditer(line):
+            if match.group(1) in _OWN_PARAMETERS:
+                return f'"{match.group(1)}" can not be used as a variable name, line {number}'
+    return None

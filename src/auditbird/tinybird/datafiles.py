@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datafile_rules import column_problem, directive_problem, engine_problems
+from .datafile_rules import column_problem, directive_problem, engine_problems, parameter_problem
 
 __all__ = [
     "SHIPPED",
@@ -330,6 +330,9 @@ def parse_pipe(text: str, name: str, where: str | None = None) -> Pipe:
     for n in nodes:
         if not n["sql"]:
             raise DatafileError(f"{where}: node {n['name']!r} has no SQL")
+        problem = parameter_problem(str(n["sql"]))
+        if problem:
+            raise DatafileError(f"{where}: node {n['name']!r}: {problem}")
         built.append(Node(str(n["name"]), str(n["sql"]), str(n["description"] or ""), n["type"]))
     return Pipe(name, tuple(built), description, pipe_type, tuple(tokens))
 
