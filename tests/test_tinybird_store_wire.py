@@ -375,3 +375,22 @@ def test_url_forms(monkeypatch: Any) -> None:
         parse_url("tinybird://t@api.tinybird.co?colour=red")
     with pytest.raises(ValueError, match="needs a host"):
         parse_url("tinybird+http://?token=t")
+
+
+def test_a_long_uid_list_goes_in_a_post_body_and_falls_back_to_get(scripted: Scripted) -> None:
+    uids = [f"0190a1b2-0000-7000-8000-{n:012d}" for n in range(500)]
+    found = json.dumps({"data": [{"uid": uids[3], "id": "m", "action": "a.b", "timestamp": 1}]})
+    scripted.answers = [(200, {}, found), (405, {}, '{"error": "no POST here"}'), (200, {}, found)]
+    with _store(scripted.url) as store:
+        assert store.stored_uids("acme", uids) == {uids[3]}  # one request for 500 uids
+        post = scripted.seen[0]
+        assert post.method == "POST" and post.path == "/v0/pipes/list_audit_log.json"
+        assert json.loads(post.body) == {"ws": "acme", "uids": ",".join(sorted(uids)), "limit": "500"}
+        assert store.stored_uids("acme", uids) == {uids[3]}  # a server without POST on pipes: GET
+    assert [s.method for s in scripted.seen] == ["POST", "POST", "GET"]
+    assert "uids=" in scripted.seen[2].path
+    short = Query(workspace="acme", uid="x")
+    with _store(scripted.url) as store:
+        scripted.answers = [(200, {}, json.dumps({"data": []}))]
+        assert store.query(short) == []
+    assert scripted.seen[-1].method == "GET"  # short parameters stay in the URL
