@@ -179,3 +179,30 @@ def test_a_restarted_relay_checks_its_in_doubt_batch_with_one_query(
     with AuditLog(_store(tinybird_server)) as remote:
         got = [e.metadata["i"] for e in remote.iter_events(workspace=workspace)]
     assert sorted(got) == list(range(30))
+
+
+def test_rows_from_a_client_that_sends_no_lookup_columns_are_found_by_them(tinybird_server: Any) -> None:
+    """Another client's rows (the nine row columns only) get the look-up columns from their DEFAULTs."""
+    workspace = f"plain-{uuid.uuid4().hex[:8]}"
+    row = {
+        "uid": "0190a1b2-0000-7000-8000-000000000042",
+        "workspace": workspace,
+        "id": "monitor:1",
+        "action": "monitor.down",
+        "actor": '{"id":"user7","name":"someone"}',
+        "targets": '[{"id":"b:c","type":"a"},{"id":"9","name":"page"}]',
+        "metadata": None,
+        "timestamp": T0,
+        "version": 1,
+    }
+    answer = httpx.post(
+        f"{tinybird_server.url}/v0/events",
+        params={"name": "audit_log", "wait": "true"},
+        content=json.dumps(row).encode(),
+        headers=tinybird_server.headers,
+    )
+    assert answer.json() == {"successful_rows": 1, "quarantined_rows": 0}
+    with AuditLog(_store(tinybird_server), workspace=workspace) as log:
+        assert [e.uid for e in log.list(actor_id="user7").events] == [row["uid"]]
+        assert [e.uid for e in log.list(target_type="page", target_id="9").events] == [row["uid"]]
+        assert log.list(target_type="a:b", target_id="c").events == []
