@@ -241,3 +241,23 @@ def test_the_written_project_is_one_both_clis_read(
                 rel,
                 fmt,
             )
+
+
+def test_a_data_folder_from_other_datafiles_is_refused_with_what_to_do(
+    tmp_path: Path, tinybird_server_factory: Callable[..., Any]
+) -> None:
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "audit_log.datasource").write_text(SCHEMA + '\n\nENGINE "MergeTree"\nENGINE_SORTING_KEY "uid"\n')
+    data = tmp_path / "data"
+    tinybird_server_factory(datafiles=[older], data=data).stop()  # a table of two columns, kept in data/
+    done = subprocess.run(
+        [sys.executable, "-m", "auditbird", "tinybird", "local", "--port", "0", "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "holds table audit_log with other columns (uid, n)" in done.stderr
+    assert "another --data folder" in done.stderr

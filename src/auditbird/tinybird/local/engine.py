@@ -166,7 +166,7 @@ class Engine:
         want = [c.name for c in ds.columns]
         if have != want:
             raise DatafileError(
-                f"{ds.name}.datasource: the data folder holds a {ds.name} table with other columns "
+                f"{ds.name}.datasource: the data folder holds table {ds.name} with other columns "
                 f"({', '.join(have)}) than the datafile ({', '.join(want)}); start with another --data "
                 "folder, or copy the rows over with `auditbird tinybird migrate`"
             )
