@@ -6,8 +6,11 @@
 # these paths through tests/plugins/tinybird_clis.py. Idempotent: an existing venv whose `tb`
 # imports is reused; set TB_CLIS_UPGRADE=1 to reinstall.
 set -eu
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
 python="${TB_CLIS_PYTHON:-python3}"
+# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
+"$python" -c "import ensurepip" 2>/dev/null || sh "$here/../apt-install.sh" python3-venv
 
 install() {  # install VENV PACKAGE MODULE
     venv="$root/.cache/$1"
