@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.plugins.tinybird_store",
     "tests.plugins.service",
     "tests.plugins.browser",
+    "tests.plugins.tinybird_clis",
 ]
 
 STORE_KINDS = ["sqlite", "tinybird", "service", "memory"]

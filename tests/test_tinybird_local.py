@@ -9,6 +9,7 @@ import gzip
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,12 @@ def post_events(
     return httpx.post(f"{server.url}/v0/events", params=params, content=body, headers=headers, timeout=30)
 
 
+# The shipped pipes name no parameter like a column: these tests' names, as the pipes spell them.
+_PIPE_PARAMS = {"workspace": "ws", "actor_id": "actor_is", "uid": "uids"}
+
+
 def pipe(server: TinybirdServer, name: str, **params: Any) -> httpx.Response:
+    params = {_PIPE_PARAMS.get(k, k): v for k, v in params.items()}
     return httpx.get(f"{server.url}/v0/pipes/{name}.json", params=params, headers=server.headers, timeout=30)
 
 
@@ -164,13 +170,14 @@ def test_a_uid_published_again_at_another_time_is_returned_once(
     tinybird_server: TinybirdServer, ws: str
 ) -> None:
     # Not the same sorting key, so FINAL alone would keep both copies.
-    ingest(tinybird_server, [row(ws, 1), row(ws, 1, timestamp=T0 + 5_000), row(ws, 4)])
-    # The newest copy is the one kept (T0 + 5 s, ahead of u0004 at T0 + 4 s).
+    ingest(tinybird_server, [row(ws, 1), row(ws, 4)])
+    ingest(tinybird_server, [row(ws, 1, timestamp=T0 + 5_000)])
+    # The first stored copy is the one kept (T0 + 1 s, behind u0004 at T0 + 4 s), as on SQLite.
     assert uids(pipe(tinybird_server, "endpoint_audit_log", event_id="monitor:1", workspace=ws)) == [
-        "u0001",
         "u0004",
+        "u0001",
     ]
-    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws)) == ["u0001", "u0004"]
+    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws)) == ["u0004", "u0001"]
 
 
 # -- the list pipe: every filter and the cursor ---------------------------------------------
@@ -522,8 +529,8 @@ def test_lines_taken_as_they_came_and_lines_rewritten_are_stored_alike(
 
     got = sql(
         tinybird_server,
-        "%\nSELECT uid, id, action, actor, targets, metadata, timestamp, version, actor_id, target_keys "
-        "FROM audit_log WHERE workspace = {{String(w)}} ORDER BY uid FORMAT JSON",
+        "%\nSELECT uid, id, action, actor, targets, metadata, timestamp, version, actor_id, target_types, "
+        "target_ids FROM audit_log WHERE workspace = {{String(w)}} ORDER BY uid FORMAT JSON",
         w=ws,
     ).json()["data"]
     by_uid = {g.pop("uid"): g for g in got}
@@ -531,14 +538,15 @@ def test_lines_taken_as_they_came_and_lines_rewritten_are_stored_alike(
 
     def stored(n: int, **over: Any) -> dict[str, Any]:
         base = {k: v for k, v in r[n].items() if k not in {"uid", "workspace"}}
-        base.update(over)
-        base["actor_id"] = json.loads(base["actor"])["id"]
-        base["target_keys"] = [f"{t['type']}:{t['id']}" for t in json.loads(base["targets"])]
+        base.update({k: v for k, v in over.items() if k != "actor_id"})
+        base["actor_id"] = over.get("actor_id", json.loads(base["actor"])["id"])
+        base["target_types"] = [t["type"] for t in json.loads(base["targets"])]
+        base["target_ids"] = [t["id"] for t in json.loads(base["targets"])]
         return base
 
     assert by_uid["u0001"] == stored(1)
     assert by_uid["u0002"] == stored(2)
-    assert by_uid["u0003"] == stored(3)  # actor_id from actor, not the row's "actor_id"
+    assert by_uid["u0003"] == stored(3, actor_id="spoof")  # an ingested column: the row's own value
     assert by_uid["u0004"] == stored(4, version=3, timestamp=T0 + 4000)
     assert by_uid["u0005"] == stored(5, metadata='{"k":"v"}', id="5")
     assert by_uid["u0006"] == stored(6, targets="[]", version=1)
@@ -593,7 +601,11 @@ def test_rows_clickhouse_refuses_are_quarantined_one_by_one(
 def test_which_lines_are_taken_as_they_came() -> None:
     from auditbird.tinybird.local.ingest import RowChecker
 
-    checker = RowChecker(load_dir(SHIPPED)[0]["audit_log"])
+    # The nine row columns only (String and Int): the shipped datasource's look-up columns (arrays)
+    # and ingested_at (DateTime64) take the full check for now.
+    shipped = load_dir(SHIPPED)[0]["audit_log"]
+    nine = replace(shipped, columns=tuple(c for c in shipped.columns if c.name in set(COLUMNS)))
+    checker = RowChecker(nine)
     lines = [json.dumps(row("w", n), separators=(",", ":")) for n in range(5)]
     split = checker.split("\n".join(lines) + "\n")
     assert split.as_came and split.good == lines and all(split.raw) and not split.bad

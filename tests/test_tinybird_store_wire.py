@@ -109,7 +109,7 @@ def _rows(n: int, **kw: Any) -> list[Any]:
 # -- encoding and batching ---------------------------------------------------------------------
 
 
-def test_ndjson_line_has_exactly_the_nine_columns_with_json_strings() -> None:
+def test_ndjson_line_has_the_nine_columns_as_json_strings_and_the_lookup_columns() -> None:
     row = encode(
         Event(
             id="monitor:1",
@@ -119,7 +119,8 @@ def test_ndjson_line_has_exactly_the_nine_columns_with_json_strings() -> None:
         )
     )
     line = json.loads(encode_line(row))
-    assert list(line) == list(COLUMNS)
+    assert list(line) == [*COLUMNS, "actor_id", "target_types", "target_ids"]
+    assert (line["actor_id"], line["target_types"], line["target_ids"]) == ("", ["monitor"], ["1"])
     assert line["actor"] == '{"id":"","name":"system"}'
     assert line["targets"] == '[{"id":"1","type":"monitor"}]'
     assert json.loads(line["metadata"]) == {"region": "gru", "note": 'quo"te ünï'}
@@ -307,18 +308,18 @@ def test_query_parameters_for_every_filter_and_the_cursor() -> None:
         order="asc",
     )
     assert list_params(q, (15, "u9"), 50) == {
-        "workspace": "acme",
+        "ws": "acme",
         "order": "asc",
         "limit": "50",
         "event_id": "m:1",
         "actions": "a.b,c.d",
-        "actor_id": "u1",
+        "actor_is": "u1",
         "target_type": "monitor",
         "target_id": "7",
         "since": "10",
         "until": "20",
         "text": "needle",
-        "uid": "x",
+        "uids": "x",
         "after_ts": "15",
         "after_uid": "u9",
     }
@@ -374,3 +375,22 @@ def test_url_forms(monkeypatch: Any) -> None:
         parse_url("tinybird://t@api.tinybird.co?colour=red")
     with pytest.raises(ValueError, match="needs a host"):
         parse_url("tinybird+http://?token=t")
+
+
+def test_a_long_uid_list_goes_in_a_post_body_and_falls_back_to_get(scripted: Scripted) -> None:
+    uids = [f"0190a1b2-0000-7000-8000-{n:012d}" for n in range(500)]
+    found = json.dumps({"data": [{"uid": uids[3], "id": "m", "action": "a.b", "timestamp": 1}]})
+    scripted.answers = [(200, {}, found), (405, {}, '{"error": "no POST here"}'), (200, {}, found)]
+    with _store(scripted.url) as store:
+        assert store.stored_uids("acme", uids) == {uids[3]}  # one request for 500 uids
+        post = scripted.seen[0]
+        assert post.method == "POST" and post.path == "/v0/pipes/list_audit_log.json"
+        assert json.loads(post.body) == {"ws": "acme", "uids": ",".join(sorted(uids)), "limit": "500"}
+        assert store.stored_uids("acme", uids) == {uids[3]}  # a server without POST on pipes: GET
+    assert [s.method for s in scripted.seen] == ["POST", "POST", "GET"]
+    assert "uids=" in scripted.seen[2].path
+    short = Query(workspace="acme", uid="x")
+    with _store(scripted.url) as store:
+        scripted.answers = [(200, {}, json.dumps({"data": []}))]
+        assert store.query(short) == []
+    assert scripted.seen[-1].method == "GET"  # short parameters stay in the URL

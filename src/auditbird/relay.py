@@ -17,9 +17,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .event import now_ms
 from .query import Query
@@ -27,7 +27,14 @@ from .stores import open_store, redact_url
 from .stores.base import Row
 from .stores.sqlite import SQLiteStore
 
-__all__ = ["Relay", "PositionTable", "PositionFile", "default_name"]
+__all__ = ["Relay", "PositionTable", "PositionFile", "UidLookup", "default_name"]
+
+
+@runtime_checkable
+class UidLookup(Protocol):
+    """A destination that tells which of many uids it holds in one request (the Tinybird store)."""
+
+    def stored_uids(self, workspace: str, uids: Sequence[str]) -> set[str]: ...
 
 
 class PositionTable:
@@ -187,6 +194,18 @@ class Relay:
     def _not_yet_there(self, rows: list[Row]) -> list[Row]:
         if isinstance(self.destination, SQLiteStore):
             return rows  # it skips known uids itself, in the same transaction
+        if isinstance(self.destination, UidLookup):
+            # One request per workspace of the batch (a batch rarely spans two), not one per row:
+            # a relay restarted during an outage must not need hundreds of round trips to start.
+            by_workspace: dict[str, list[str]] = {}
+            for row in rows:
+                by_workspace.setdefault(row.workspace, []).append(row.uid)
+            known = {
+                (ws, uid)
+                for ws, uids in by_workspace.items()
+                for uid in self.destination.stored_uids(ws, uids)
+            }
+            return [row for row in rows if (row.workspace, row.uid) not in known]
         fresh = []
         for row in rows:
             found = self.destination.query(Query(workspace=row.workspace, uid=row.uid, limit=1))

@@ -82,7 +82,7 @@ def local(
 def datafiles_command(
     dest: Annotated[Path, typer.Argument(help="Folder to write datasources/ and pipes/ into")],
 ) -> None:
-    """Write the shipped datafiles into DEST, ready for `tb push`."""
+    """Write the shipped datafiles into DEST: a project for `tb deploy` (current CLI) or `tb push`."""
     from ..tinybird.datafiles import write_datafiles
 
     if dest.exists() and not dest.is_dir():
@@ -94,7 +94,9 @@ def datafiles_command(
     for path in written:
         sys.stdout.write(f"{path}\n")
     sys.stderr.write(
-        f"wrote {len(written)} datafiles; push them with:\n"
+        f"wrote {len(written)} datafiles into {dest}; deploy them with Tinybird's current CLI "
+        f"(pip install tinybird):\n  cd {dest} && tb --cloud deploy\n"
+        "or push them with the Classic CLI (pip install tinybird-cli):\n"
         + "".join(f"  tb push {p.relative_to(dest)}\n" for p in written)
     )
 

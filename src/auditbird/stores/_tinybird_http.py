@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from json.encoder import encode_basestring
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -43,6 +44,8 @@ __all__ = [
     "Send",
     "Sleep",
     "encode_line",
+    "lookup_columns",
+    "first_copies",
     "split_batches",
     "run_sync",
     "run_async",
@@ -52,6 +55,8 @@ __all__ = [
 # Tinybird accepts up to 10 MB per request (Free plan; larger plans more). Stay under it
 # with room to spare, measured on the uncompressed body.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# Longer query strings go in a POST body: proxies and Tinybird refuse long URLs (414).
+MAX_QUERY_STRING = 6_000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "auditbird (python; +https://github.com/auditbird)"
 
@@ -59,15 +64,64 @@ USER_AGENT = "auditbird (python; +https://github.com/auditbird)"
 # -- encoding -----------------------------------------------------------------------------
 
 
+# Characters a JSON string may hold raw that some readers take for a line break (str.splitlines(),
+# JavaScript before ES2019): escaped, so no reader can split an NDJSON line inside a value. JSON's
+# own encoder already escapes every control character below U+0020.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def encode_line(row: Row) -> str:
-    """One NDJSON line: the 9 row columns, JSON columns as JSON strings (as Tinybird stores them)."""
+    """One NDJSON line: the 9 row columns, JSON columns as JSON strings (as Tinybird stores them),
+    and the look-up columns the datasource reads (``actor_id``, ``target_types``, ``target_ids``)."""
+    actor_id, target_types, target_ids = lookup_columns(row)
     metadata = "null" if row[6] is None else encode_basestring(row[6])
-    return (
+    line = (
         f'{{"uid":{encode_basestring(row[0])},"workspace":{encode_basestring(row[1])},'
         f'"id":{encode_basestring(row[2])},"action":{encode_basestring(row[3])},'
         f'"actor":{encode_basestring(row[4])},"targets":{encode_basestring(row[5])},'
-        f'"metadata":{metadata},"timestamp":{int(row[7])},"version":{int(row[8])}}}'
+        f'"metadata":{metadata},"timestamp":{int(row[7])},"version":{int(row[8])},'
+        f'"actor_id":{encode_basestring(actor_id)},'
+        f'"target_types":[{",".join(map(encode_basestring, target_types))}],'
+        f'"target_ids":[{",".join(map(encode_basestring, target_ids))}]}}'
     )
+    return line if line.isascii() else line.translate(_LINE_BREAKS)
+
+
+def lookup_columns(row: Row) -> tuple[str, list[str], list[str]]:
+    """(actor id, target types, target ids) of a row, target i being (types[i], ids[i]); a
+    target's type is its ``type``, else the seed's ``name`` (as the SQLite store reads it)."""
+    try:
+        actor = json.loads(row.actor)
+    except ValueError:
+        actor = None
+    actor_id = actor.get("id") if isinstance(actor, dict) else None
+    types: list[str] = []
+    ids: list[str] = []
+    if row.targets != "[]":
+        try:
+            targets = json.loads(row.targets)
+        except ValueError:
+            targets = []
+        for t in targets if isinstance(targets, list) else []:
+            if isinstance(t, dict):
+                types.append(str(t.get("type") or t.get("name") or ""))
+                ids.append(str(t.get("id", "")))
+    return (actor_id if isinstance(actor_id, str) else "", types, ids)
+
+
+def first_copies(lines: Sequence[str]) -> Sequence[str]:
+    """``lines`` without the later copies of a (uid, workspace) already in them: the first copy wins
+    (copies sent in one request would be stored at the same instant, with no first among them).
+    A line's key is its text up to ``,"id":``, which :func:`encode_line` writes the same way for the
+    same uid and workspace (and a JSON string cannot hold that unescaped)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for line in lines:
+        key = line[: line.find(',"id":')]
+        if key not in seen:
+            seen.add(key)
+            out.append(line)
+    return out if len(out) < len(lines) else lines
 
 
 def split_batches(lines: Sequence[str], max_rows: int, max_bytes: int) -> list[Sequence[str]]:
@@ -227,7 +281,7 @@ class Protocol:
         :class:`QuarantinedRows` error means: everything was delivered, some of it to quarantine.
         """
         successful = quarantined = 0
-        for batch in split_batches(lines, self.batch_rows, self.max_request_bytes):
+        for batch in split_batches(first_copies(lines), self.batch_rows, self.max_request_bytes):
             ok, bad = yield from self._ingest_batch(batch)
             successful, quarantined = successful + ok, quarantined + bad
         if quarantined:
@@ -282,12 +336,26 @@ class Protocol:
     # -- reads ----------------------------------------------------------------------------
 
     def pipe(self, name: str, params: dict[str, str]) -> Exchange:
-        """The ``data`` rows of ``GET /v0/pipes/<name>.json`` as :class:`Row`s."""
+        """The ``data`` rows of ``GET /v0/pipes/<name>.json`` as :class:`Row`s.
+
+        Parameters too long for a URL (a relay's list of uids) go in a JSON body with POST, as
+        Tinybird takes them (it answers a long GET with 414); a server that takes no POST on pipes
+        (405) is asked with GET after all."""
         url = f"{self.host}/v0/pipes/{name}.json"
-        response = yield from self.request(
-            f"a read of pipe {name}",
-            lambda t: Send("GET", url, params, self._headers, None, timeout=t),
-        )
+        what = f"a read of pipe {name}"
+        response = None
+        if len(urlencode(params)) > MAX_QUERY_STRING:
+            body = json.dumps(params).encode()
+            headers = {**self._headers, "Content-Type": "application/json"}
+            response = yield from self.request(
+                what, lambda t: Send("POST", url, {}, headers, body, timeout=t)
+            )
+            if response.status_code == 405:
+                response = None
+        if response is None:
+            response = yield from self.request(
+                what, lambda t: Send("GET", url, params, self._headers, None, timeout=t)
+            )
         if response.status_code != 200:
             raise self.error(response, f"pipe {name!r}", f"a read of pipe {name}")
         try:

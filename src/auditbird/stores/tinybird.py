@@ -192,6 +192,20 @@ class TinybirdStore(ReplayStore, AsyncTwinStore):
         rows: list[Row] = run_sync(self.client, read(self, query))
         return rows
 
+    def stored_uids(self, workspace: str, uids: Sequence[str]) -> set[str]:
+        """Which of ``uids`` are stored in ``workspace``: one pipe query for the whole list (the
+        relay asks this of its in-doubt batch after a restart)."""
+        if self.writer is not None:
+            self.writer.flush()
+        found: set[str] = set()
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), MAX_LIMIT):
+            chunk = wanted[start : start + MAX_LIMIT]
+            params = {"ws": workspace, "uids": ",".join(chunk), "limit": str(len(chunk))}
+            rows = run_sync(self.client, self.protocol.pipe(self.list_pipe, params))
+            found.update(row.uid for row in rows)
+        return found
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -283,7 +297,7 @@ def read(store: TinybirdStore, q: Query) -> Exchange:
     while True:
         size = MAX_LIMIT if q.limit is None else min(MAX_LIMIT, q.limit - len(rows))
         if stream_only and not rows:
-            params = {"event_id": q.event_id or "", "workspace": q.workspace, "limit": str(size)}
+            params = {"event_id": q.event_id or "", "ws": q.workspace, "limit": str(size)}
             page = yield from store.protocol.pipe(store.endpoint_pipe, params)
         else:
             page = yield from store.protocol.pipe(store.list_pipe, list_params(q, after, size))
@@ -297,18 +311,20 @@ def read(store: TinybirdStore, q: Query) -> Exchange:
 
 
 def list_params(q: Query, after: tuple[int, str] | None, limit: int) -> dict[str, str]:
-    """``list_<datasource>`` parameters: values are sent as given; the pipe quotes them."""
-    params = {"workspace": q.workspace, "order": q.order, "limit": str(limit)}
+    """``list_<datasource>`` parameters: values are sent as given; the pipe quotes them.
+
+    No parameter is named like a column (``ws``, not ``workspace``; ``actor_is``, ``uids``)."""
+    params = {"ws": q.workspace, "order": q.order, "limit": str(limit)}
     optional = {
         "event_id": q.event_id,
         "actions": ",".join(q.actions) if q.actions else None,
-        "actor_id": q.actor_id,
+        "actor_is": q.actor_id,
         "target_type": q.target_type,
         "target_id": q.target_id,
         "since": None if q.since is None else str(q.since),
         "until": None if q.until is None else str(q.until),
-        "text": q.text,
-        "uid": q.uid,
+        "text": q.text or None,  # '' filters nothing, as on every store
+        "uids": q.uid,  # a uid holds no comma (event.py's key pattern)
     }
     params.update({k: v for k, v in optional.items() if v is not None})
     if after is not None:

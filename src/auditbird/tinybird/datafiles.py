@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .datafile_rules import column_problem, directive_problem, engine_problems, parameter_problem
+
 __all__ = [
     "SHIPPED",
     "Column",
@@ -217,6 +219,14 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
 _COLUMN = re.compile(r"^`?([A-Za-z_][A-Za-z0-9_]*)`?\s+(.*)$", re.S)
 _JSONPATH = re.compile(r"`json:([^`]*)`")
 _KEYWORD = re.compile(r"\s(DEFAULT|MATERIALIZED|CODEC)\s", re.I)
+_QUOTED = re.compile(r"`[^`]*`|'(?:[^'\\]|\\.)*'")
+_TYPE_END = re.compile(r"\s(?:DEFAULT|MATERIALIZED|ALIAS|CODEC|TTL|NULL|NOT|`json:)", re.I)
+
+
+def _type_of(rest: str) -> str:
+    """The declared type at the start of a column's text (before any modifier or JSONPath)."""
+    end = _TYPE_END.search(" " + rest)
+    return (rest if end is None else (" " + rest)[: end.start()]).strip()
 
 
 def _parse_column(spec: str, where: str) -> Column:
@@ -224,6 +234,9 @@ def _parse_column(spec: str, where: str) -> Column:
     if not match:
         raise DatafileError(f"{where}: cannot read column {spec!r}")
     name, rest = match.group(1), match.group(2)
+    problem = column_problem(_type_of(rest), _QUOTED.sub("''", rest))
+    if problem:
+        raise DatafileError(f"{where}: column {name!r}: {problem}")
     jsonpath = None
     path_match = _JSONPATH.search(rest)
     if path_match:
@@ -247,15 +260,29 @@ def parse_datasource(text: str, name: str, where: str | None = None) -> Datasour
     where = where or f"{name}.datasource"
     values: dict[str, str] = {}
     for key, value, line in _sections(text, where):
+        problem = directive_problem(key, "datasource")
+        if problem:
+            raise DatafileError(f"{where}:{line}: {problem}")
         if key in values and key != "TOKEN":
             raise DatafileError(f"{where}:{line}: {key} given twice")
         values[key] = value
     if "SCHEMA" not in values:
-        raise DatafileError(f"{where}: no SCHEMA block")
+        raise DatafileError(f"{where}: SCHEMA is mandatory")
     columns = tuple(_parse_column(c, where) for c in split_top_level(values["SCHEMA"]))
+    # One index a line, as Tinybird reads them (a trailing comma is allowed).
     indexes = tuple(
-        re.sub(r"^INDEX\s+", "", i.strip(), flags=re.I) for i in split_top_level(values.get("INDEXES", ""))
+        re.sub(r"^INDEX\s+", "", line.strip().rstrip(","), flags=re.I).strip()
+        for line in values.get("INDEXES", "").splitlines()
+        if line.strip()
     )
+    problem = engine_problems(
+        values.get("ENGINE", "MergeTree"),
+        values.get("ENGINE_VER"),
+        values.get("ENGINE_SORTING_KEY"),
+        {c.name: c.type for c in columns},
+    )
+    if problem:
+        raise DatafileError(f"{where}: {problem}")
     return Datasource(
         name=name,
         columns=columns,
@@ -276,6 +303,9 @@ def parse_pipe(text: str, name: str, where: str | None = None) -> Pipe:
     description, pipe_type, tokens = "", None, []
     nodes: list[dict[str, str | None]] = []
     for key, value, line in _sections(text, where):
+        problem = directive_problem(key, "pipe")
+        if problem:
+            raise DatafileError(f"{where}:{line}: {problem}")
         if key == "NODE":
             nodes.append({"name": value, "sql": None, "description": "", "type": None})
         elif key in {"SQL", "DESCRIPTION", "TYPE"} and nodes:
@@ -293,11 +323,16 @@ def parse_pipe(text: str, name: str, where: str | None = None) -> Pipe:
         elif key == "SQL":
             raise DatafileError(f"{where}:{line}: SQL before any NODE")
     if not nodes:
-        raise DatafileError(f"{where}: no NODE")
+        raise DatafileError(f"{where}: Pipe data file must have at least one node")
+    if sum(1 for n in nodes if (n["type"] or "").lower() in {"endpoint", "materialized", "copy", "sink"}) > 1:
+        raise DatafileError(f"{where}: Multiple non-standard nodes in pipe. There can only be one")
     built = []
     for n in nodes:
         if not n["sql"]:
             raise DatafileError(f"{where}: node {n['name']!r} has no SQL")
+        problem = parameter_problem(str(n["sql"]))
+        if problem:
+            raise DatafileError(f"{where}: node {n['name']!r}: {problem}")
         built.append(Node(str(n["name"]), str(n["sql"]), str(n["description"] or ""), n["type"]))
     return Pipe(name, tuple(built), description, pipe_type, tuple(tokens))
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..datafiles import Datasource, Pipe
+from ..datafiles import DatafileError, Datasource, Pipe
 from .ingest import QUARANTINE_SUFFIX, Quarantined, RowChecker, Split, quarantine_table_sql
 from .template import render
 
@@ -138,12 +138,38 @@ class Engine:
     # -- datafiles ------------------------------------------------------------------------
 
     def load(self, datasources: dict[str, Datasource], pipes: dict[str, Pipe]) -> None:
+        """Create the datasources' tables (kept if they exist with the same columns).
+
+        The datafiles were held to Tinybird's rules when they were parsed; what only ClickHouse
+        can tell (an unknown engine setting, a bad expression) is refused here, with its message.
+        """
         for ds in datasources.values():
-            self.run(ds.create_table_sql())
+            try:
+                self.run(ds.create_table_sql())
+            except QueryError as exc:
+                raise DatafileError(f"{ds.name}.datasource: ClickHouse refused the table: {exc}") from None
+            self._check_columns(ds)
             self.run(quarantine_table_sql(ds))
             self.datasources[ds.name] = ds
             self.checkers[ds.name] = RowChecker(ds)
         self.pipes.update(pipes)
+
+    def _check_columns(self, ds: Datasource) -> None:
+        """A table kept in ``--data`` from other datafiles cannot take this datafile's rows."""
+        name = ds.name.replace("'", "")
+        stored = self.run(
+            f"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = '{name}' "  # noqa: S608
+            "ORDER BY position",
+            "TSV",
+        ).decode()
+        have = [c for c in stored.splitlines() if c]
+        want = [c.name for c in ds.columns]
+        if have != want:
+            raise DatafileError(
+                f"{ds.name}.datasource: the data folder holds table {ds.name} with other columns "
+                f"({', '.join(have)}) than the datafile ({', '.join(want)}); start with another --data "
+                "folder, or copy the rows over with `auditbird tinybird migrate`"
+            )
 
     # -- the Events API -------------------------------------------------------------------
 
