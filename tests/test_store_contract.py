@@ -92,18 +92,6 @@ class TestTinybirdStore(ReplayStoreTestCase):
     def make_store(self) -> PrefixedTinybird:
         return PrefixedTinybird(tinybird_store(self.server), f"t{uuid.uuid4().hex[:12]}-")
 
-    @pytest.mark.xfail(strict=False, reason="pipes fixed on branch tb-data")
-    def test_a_uid_published_again_comes_back_once_from_paged_history(self) -> None:
-        super().test_a_uid_published_again_comes_back_once_from_paged_history()
-
-    @pytest.mark.xfail(strict=False, reason="pipes fixed on branch tb-data (ASCII-only case folding)")
-    def test_text_search_ignores_case_for_ascii_letters_only(self) -> None:
-        super().test_text_search_ignores_case_for_ascii_letters_only()
-
-    @pytest.mark.xfail(strict=False, reason="pipes fixed on branch tb-data (first stored copy wins)")
-    def test_a_uid_published_again_is_stored_once_and_the_first_copy_wins(self) -> None:
-        super().test_a_uid_published_again_is_stored_once_and_the_first_copy_wins()
-
 
 class TestServiceStore(StoreTestCase):
     """The service client, one API key (so one store) per workspace, on a real server."""

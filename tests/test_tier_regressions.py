@@ -37,9 +37,7 @@ def test_history_and_project_work_on_every_store(make_log) -> None:
     assert (state.downs, state.revision) == (3, 4)
 
 
-def test_a_uid_published_again_comes_back_once_from_paged_history(make_log, request) -> None:
-    if "tinybird" in request.node.callspec.id:
-        request.applymarker(pytest.mark.xfail(strict=False, reason="pipes fixed on branch tb-data"))
+def test_a_uid_published_again_comes_back_once_from_paged_history(make_log) -> None:
     log = make_log()
     uid = new_uid()
     log.publish_audit_log({"id": "monitor:1", "action": "monitor.down", "uid": uid, "timestamp": T0 + 1})

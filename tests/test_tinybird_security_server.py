@@ -158,7 +158,7 @@ def test_allowed_queries_still_work(server: TinybirdServer) -> None:
         "WITH t AS (SELECT uid FROM audit_log) SELECT count() AS c FROM t UNION ALL SELECT 1",
         "SELECT countIf(version > 0) AS c, arrayMap(x -> x + 1, [1]) AS m FROM audit_log",
         "SELECT count() AS c FROM audit_log_quarantine",
-        "SELECT c FROM (SELECT count() AS c FROM audit_log FINAL) WHERE c IN (SELECT 0)",
+        "SELECT c FROM (SELECT count() AS c FROM audit_log) WHERE c IN (SELECT 0)",
     ]
     for query in ok:
         answer = sql(server, query + " FORMAT JSON")

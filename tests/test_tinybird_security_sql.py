@@ -131,7 +131,7 @@ def test_what_runs_is_the_checked_tree_with_the_servers_limits(engine: Engine, g
 
 def test_with_names_and_workspace_tables_are_readable(engine: Engine, guard: SqlGuard) -> None:
     query = (
-        "WITH recent AS (SELECT uid, timestamp FROM audit_log FINAL WHERE timestamp > 0) "
+        "WITH recent AS (SELECT uid, timestamp FROM audit_log WHERE timestamp > 0) "
         "SELECT count() AS c FROM recent WHERE uid IN (SELECT uid FROM audit_log_quarantine) "
         "UNION ALL SELECT countIf(version > 1) FROM audit_log ARRAY JOIN [1, 2] AS k"
     )
