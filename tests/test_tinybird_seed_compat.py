@@ -8,6 +8,7 @@ client uses. Their rows carry no uid and no workspace, and ``targets`` is Nullab
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -93,6 +94,19 @@ def seed_log(server: Any) -> AuditLog:
 
 
 # -- the seed's datafiles run unchanged ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "blob"),
+    [
+        ("datasources/audit_log.datasource", "4fa11660f7c8a99031b295822f6155df0b78b6a7"),
+        ("pipes/endpoint_audit_log.pipe", "50d27b92fc528c39b546e87914b0864f82f4869a"),
+    ],
+)
+def test_seed_datafiles_are_openstatus_files_unchanged(path: str, blob: str) -> None:
+    """The git blob ids of openstatusHQ/openstatus@74a234dc (see the folder's README)."""
+    data = (SEED_DATAFILES / path).read_bytes()
+    assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == blob  # noqa: S324 - git's id
 
 
 def test_local_server_loads_the_seed_datafiles_under_their_versioned_names(seed_server: Any) -> None:
