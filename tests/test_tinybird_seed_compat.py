@@ -321,3 +321,26 @@ def test_seed_rows_with_null_or_missing_columns_read_as_auditbird_rows() -> None
     )
     assert row[1:] == ("", "m:1", "a.b", '{"id":"","name":"system"}', "[]", None, 7, 3, None)
     assert row.uid == seed_uid(row)
+
+
+def test_async_store_reads_and_guards_a_seed_workspace(seed_server: Any, stream: str) -> None:
+    import asyncio
+
+    from auditbird import AsyncAuditLog
+
+    post_seed(seed_server, [seed_line({**SEED_EXAMPLE, "id": stream}, 1_700_000_003_000)])
+
+    async def main() -> tuple[list[Any], Exception | None]:
+        tb = Tinybird(token=seed_server.token, host=seed_server.url, datasource="audit_log__v0")
+        async with AsyncAuditLog(tb=tb) as log:
+            events = await log.get_audit_log(stream)
+            try:
+                await log.publish_audit_log({**SEED_EXAMPLE, "id": stream, "workspace": "acme"})
+            except UnsupportedOperation as exc:
+                return events, exc
+        return events, None
+
+    events, refused = asyncio.run(main())
+    assert [e.action for e in events] == ["monitor.down"] and uuid.UUID(events[0].uid).version == 5
+    assert refused is not None and "no workspace column" in str(refused)
+    assert len(seed_pipe(seed_server, stream)) == 1
