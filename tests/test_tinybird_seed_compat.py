@@ -344,3 +344,14 @@ def test_async_store_reads_and_guards_a_seed_workspace(seed_server: Any, stream:
     assert [e.action for e in events] == ["monitor.down"] and uuid.UUID(events[0].uid).version == 5
     assert refused is not None and "no workspace column" in str(refused)
     assert len(seed_pipe(seed_server, stream)) == 1
+
+
+def test_version_names_a_datafile_as_the_classic_cli_does() -> None:
+    from auditbird.tinybird.datafiles import DatafileError, parse_datasource, parse_pipe
+
+    ds = parse_datasource("VERSION 3\nSCHEMA >\n    `a` String `json:$.a`\n", "events")
+    pipe = parse_pipe("VERSION 0\n\nNODE n\nSQL >\n    SELECT 1\n", "endpoint_events")
+    assert (ds.name, pipe.name) == ("events__v3", "endpoint_events__v0")
+    assert parse_datasource("SCHEMA >\n    `a` String\n", "plain").name == "plain"
+    with pytest.raises(DatafileError, match=r"x\.datasource.*VERSION must be a whole number"):
+        parse_datasource("VERSION beta\nSCHEMA >\n    `a` String\n", "x")
