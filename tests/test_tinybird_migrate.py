@@ -239,3 +239,14 @@ def test_the_seed_datasource_is_refused_as_destination(source: Any, tmp_path: Pa
         migrate_urls(
             from_url(source), from_url(source) + "?datasource=audit_log__v0", state_path=tmp_path / "s.json"
         )
+
+
+def test_two_runs_cannot_share_a_state_file(source: Any, dest: Any, ws: str, tmp_path: Path) -> None:
+    import fcntl
+
+    state = tmp_path / "state.json"
+    with open(tmp_path / "state.json.lock", "a+b") as held:  # what a running migration holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = run_migrate(source, dest, ws, state)
+    assert result.returncode == 2 and "another migration is running" in result.stderr
+    assert not state.exists() and physical_rows(dest, ws) == 0

@@ -41,7 +41,7 @@ from ..stores.base import Row
 from ..stores.tinybird_seed import SEED_DATASOURCE, is_seed_datasource, row_from_seed
 from ..validation import problems_from_pydantic
 from .config import Tinybird
-from .migrate_state import Failure, MigrationError, MigrationReport, MigrationState
+from .migrate_state import Failure, MigrationError, MigrationReport, MigrationState, locked
 
 __all__ = [
     "migrate",
@@ -203,6 +203,19 @@ def migrate(
     if not 1 <= page_rows <= MAX_LIMIT:
         raise MigrationError(f"page_rows must be between 1 and {MAX_LIMIT}, not {page_rows}")
     path = Path(state_path)
+    with locked(path):
+        return _run(source, destination, path, destination_name, workspace, page_rows, progress)
+
+
+def _run(
+    source: Tinybird,
+    destination: Any,
+    path: Path,
+    destination_name: str,
+    workspace: str,
+    page_rows: int,
+    progress: Callable[[int, int], None] | None,
+) -> MigrationReport:
     state = _open_state(path, describe(source), destination_name, workspace)
     copied_now = present_now = 0
     with httpx.Client(limits=httpx.Limits(max_keepalive_connections=2)) as client:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._errors import AuditError
 
-__all__ = ["MigrationError", "Failure", "MigrationState", "MigrationReport", "STATE_VERSION"]
+__all__ = ["MigrationError", "Failure", "MigrationState", "MigrationReport", "STATE_VERSION", "locked"]
 
 STATE_VERSION = 1
 
@@ -117,8 +120,9 @@ class MigrationReport:
         else:
             lines.append(
                 f"check: MISMATCH, source {self.source_rows} rows vs {s.rows_read} read, destination "
-                f"{self.destination_events} events vs {s.events - self.failed_events} expected; run the "
-                "migration again (rows added to the source meanwhile are copied; nothing is copied twice)"
+                f"{self.destination_events} events vs {s.events - self.failed_events} expected: the source "
+                "changed during the migration, or the destination holds events from another one. Run it "
+                "again with a new --state: a full pass that copies only what is missing"
             )
         for f in s.failed[:max_failures]:
             row = f.row
@@ -134,3 +138,19 @@ class MigrationReport:
                 "(`failed`): fix them and publish them again"
             )
         return lines
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold ``<state>.lock`` for the whole run: two runs sharing a state file would each resume
+    from the same page and overwrite each other's tallies. The lock goes with the process (even
+    on kill -9)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MigrationError(
+                f"another migration is running with the state file {path}; wait for it to end"
+            ) from None
+        yield
