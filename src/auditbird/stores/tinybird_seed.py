@@ -5,10 +5,11 @@ read from them is given a uid derived from its content (:func:`seed_uid`): the s
 back with the same uid on every read and in every process, and copies of one row (a retried
 publish) share it, so reads still return each event once. ``workspace`` is ``""``.
 
-What such a workspace answers is what the seed's pipe answers: a stream's events
-(``get_audit_log``, or ``list(event_id=...)`` with ``action``, ``since``, ``until`` and a cursor);
-anything else raises :class:`UnsupportedOperation` naming ``auditbird tinybird migrate``, which
-copies the rows into auditbird's own datasource where every read works.
+A stream's events (``get_audit_log``) are read through the seed's own pipe, as the seed reads
+them; every other read goes through the Query API (``/v0/sql``, typed parameters), which needs a
+token that may read the datasource. Only a read by uid alone cannot be answered (the uid is not
+stored): ``auditbird tinybird migrate`` copies the rows into auditbird's own datasource, where
+every read is served by its indexed pipes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import StoreUnavailable, UnsupportedOperation
 from ..query import Query
 from ._tinybird_http import Exchange, Protocol, Send
+from ._tinybird_seed_sql import read_seed_sql
 from .base import Row
 
 if TYPE_CHECKING:
@@ -142,39 +144,41 @@ def pipe_items(protocol: Protocol, name: str, params: dict[str, str]) -> Exchang
     return data
 
 
-def _unsupported(q: Query) -> str | None:
-    if q.event_id is None:
-        return "a read without event_id"
-    for name in ("actor_id", "target_type", "target_id", "text"):
-        if getattr(q, name) is not None:
-            return f"the {name} filter"
-    if q.order == "position":
-        return "order='position'"
-    return None
+def _pipe_answers(q: Query) -> bool:
+    """Whether the seed's own pipe (one stream, by event_id) can answer ``q``; the rest is
+    filtered in Python. The pipe works with the seed's read token; the Query API needs one
+    that may read the datasource."""
+    return q.event_id is not None and all(
+        getattr(q, name) is None for name in ("actor_id", "target_type", "target_id", "text")
+    )
 
 
 def read_seed(store: TinybirdStore, q: Query) -> Exchange:
-    """``q`` over the seed's pipe: the whole stream, then filters, order and page in Python."""
-    what = _unsupported(q)
+    """``q`` over a seed datasource: a stream through the seed's pipe, anything else through the
+    Query API (:mod:`._tinybird_seed_sql`)."""
     name = store.tb.datasource
-    if what is not None:
+    unsupported = None
+    if q.order == "position":
+        unsupported = "order='position' (Tinybird keeps no commit order)"
+    elif q.uid is not None and q.event_id is None:
+        unsupported = "a read by uid alone (the uid is derived from the row, not stored: give event_id too)"
+    if unsupported is not None:
         raise UnsupportedOperation(
-            f"{name} is the seed's datasource: its only pipe, {seed_pipe(name)}, "
-            f"reads one stream by event_id, so {what} cannot be answered. Copy the rows into auditbird's "
-            "datasource with `auditbird tinybird migrate` to use every read"
+            f"{name} is the seed's datasource, which cannot answer {unsupported}. Copy the rows into "
+            "auditbird's datasource with `auditbird tinybird migrate` to use every read"
         )
     if q.workspace:  # no row of the seed's datasource belongs to another workspace
         return []
-    items = yield from pipe_items(
-        store.protocol, seed_pipe(store.tb.datasource), {"event_id": q.event_id or ""}
-    )
+    if not _pipe_answers(q):
+        return (yield from read_seed_sql(store, q, row_from_seed))
+    items = yield from pipe_items(store.protocol, seed_pipe(name), {"event_id": q.event_id or ""})
     rows: dict[str, Row] = {}
     for item in items:
         try:
             row = row_from_seed(item)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreUnavailable(
-                f"pipe {seed_pipe(store.tb.datasource)!r} answered a row that is not an audit row "
+                f"pipe {seed_pipe(name)!r} answered a row that is not an audit row "
                 f"({type(exc).__name__}: {exc}); check that it is the seed's endpoint_audit_log pipe"
             ) from exc
         rows.setdefault(row.uid, row)
