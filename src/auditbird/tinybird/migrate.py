@@ -36,7 +36,8 @@ from pydantic import ValidationError
 from .._errors import AuditError
 from ..event import Event
 from ..query import MAX_LIMIT, Query
-from ..stores._tinybird_http import Protocol, RetryPolicy, Send, run_sync
+from ..stores._tinybird_http import Protocol, RetryPolicy, run_sync
+from ..stores._tinybird_seed_sql import query_api
 from ..stores.base import Row
 from ..stores.tinybird_seed import SEED_DATASOURCE, is_seed_datasource, row_from_seed
 from ..validation import problems_from_pydantic
@@ -71,19 +72,8 @@ class SeedSource:
         self.protocol = Protocol(tb.host or "", tb.token, tb.datasource, retry=retry or RetryPolicy())
 
     def _sql(self, sql: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        protocol = self.protocol
-        url = f"{protocol.host}/v0/sql"
-
-        def exchange() -> Any:
-            response = yield from protocol.request(
-                f"a read of {self.tb.datasource}",
-                lambda t: Send("GET", url, {"q": sql, **params}, protocol._headers, None, timeout=t),
-            )
-            if response.status_code != 200:
-                raise protocol.error(response, f"datasource {self.tb.datasource!r}", "a Query API read")
-            return response.json()["data"]
-
-        data: list[dict[str, Any]] = run_sync(self.client, exchange())
+        what = f"a read of {self.tb.datasource} (Query API)"
+        data: list[dict[str, Any]] = run_sync(self.client, query_api(self.protocol, sql, params, what))
         return data
 
     def count(self) -> int:
