@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import StoreUnavailable
 from ..query import MAX_LIMIT, Query
+from ._tinybird_errors import AuthenticationError
 from ._tinybird_http import Exchange, Protocol, Send
 from .base import Row
 
@@ -63,6 +64,11 @@ def query_api(protocol: Protocol, sql: str, params: dict[str, str], what: str) -
     response = yield from protocol.request(
         what, lambda t: Send("GET", url, {"q": sql, **params}, protocol._headers, None, timeout=t)
     )
+    if response.status_code in (401, 403):
+        raise AuthenticationError(
+            f"{protocol.error(response, '', what)}. The Query API reads the datasource itself: use a "
+            f"token with DATASOURCES:READ on {protocol.datasource} (a read token of its pipe is not enough)"
+        )
     if response.status_code != 200:
         raise protocol.error(response, f"datasource {protocol.datasource!r} (Query API)", what)
     try:
