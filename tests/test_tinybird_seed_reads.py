@@ -151,5 +151,8 @@ def test_a_token_the_query_api_refuses_says_which_token_is_needed(seed_server: A
     from auditbird.stores.tinybird import AuthenticationError
 
     tb = Tinybird(token="p.wrong", host=seed_server.url, datasource="audit_log__v0")
-    with AuditLog(tb=tb) as log, pytest.raises(AuthenticationError, match="DATASOURCES:READ on audit_log__v0"):  # noqa: E501
+    with (
+        AuditLog(tb=tb) as log,
+        pytest.raises(AuthenticationError, match="DATASOURCES:READ on audit_log__v0"),
+    ):  # noqa: E501
         log.list(action="monitor.down")
