@@ -101,5 +101,79 @@ def datafiles_command(
     )
 
 
+@tinybird_app.command("migrate")
+def migrate_command(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The OpenStatus workspace: tinybird://TOKEN@HOST (datasource audit_log__v0 unless "
+            "?datasource= names another)",
+        ),
+    ],
+    destination: Annotated[
+        str,
+        typer.Option(
+            "--to", help="Where to copy: tinybird://TOKEN@HOST (auditbird's datasource), sqlite:///a.db"
+        ),
+    ],
+    workspace: Annotated[str, typer.Option("--workspace", help="Workspace the events go to")] = "",
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state", help="Checkpoint file to resume from; default: ./auditbird-migrate-<hash>.json"
+        ),
+    ] = None,
+    page_rows: Annotated[
+        int, typer.Option("--page-rows", min=1, max=10_000, help="Source rows read per page")
+    ] = 1_000,
+) -> None:
+    """Copy an OpenStatus workspace's audit rows into auditbird's datasource: resumable, idempotent.
+
+    Run the same command again after a crash: it resumes at the first page not done, and never
+    copies an event twice (each gets a uid derived from its content). Ends with a check by
+    counts; every row that could not be copied is listed, and the exit code is then 1.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .._errors import AuditError
+    from ..tinybird.migrate import migrate_urls
+    from ._app import err
+
+    progress = Progress(
+        TextColumn("migrate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+    try:
+        with progress:
+            task = progress.add_task("migrate", total=None)
+
+            def on_page(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report, path = migrate_urls(
+                source,
+                destination,
+                workspace=workspace,
+                state_path=state,
+                page_rows=page_rows,
+                progress=on_page,
+            )
+    except ValueError as exc:
+        fail(str(exc))
+    except AuditError as exc:
+        fail(f"{exc} (the migration resumes where it stopped when run again)", code=1)
+    for line in report.summary():
+        sys.stdout.write(line + "\n")
+    sys.stdout.write(f"state: {path}\n")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(tinybird_app, name="tinybird")

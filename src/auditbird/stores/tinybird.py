@@ -33,6 +33,7 @@ from ._tinybird_http import (
 from .base import Row
 from .capabilities import AsyncReplayStore, AsyncTwinStore, ReplayStore
 from .spool import BufferedWriter, Spool
+from .tinybird_seed import check_seed_rows, is_seed_datasource, read_seed
 
 __all__ = [
     "TinybirdStore",
@@ -124,6 +125,7 @@ class TinybirdStore(ReplayStore, AsyncTwinStore):
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
         self.tb = tb
+        self.seed = is_seed_datasource(tb.datasource)  # OpenStatus's audit_log__v0: see tinybird_seed
         self.host: str = tb.host or ""
         self.buffered = buffered
         self.protocol = Protocol(
@@ -166,6 +168,8 @@ class TinybirdStore(ReplayStore, AsyncTwinStore):
     def append(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        if self.seed:
+            check_seed_rows(rows, self.tb.datasource)
         lines = [encode_line(row) for row in rows]
         if self.writer is not None:
             self.writer.append(lines)
@@ -245,6 +249,8 @@ class AsyncTinybirdStore(AsyncReplayStore):
     async def append(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        if self.sync.seed:
+            check_seed_rows(rows, self.sync.tb.datasource)
         if self.sync.writer is not None:
             await asyncio.to_thread(self.sync.append, rows)
         else:
@@ -277,6 +283,8 @@ class AsyncTinybirdStore(AsyncReplayStore):
 
 def read(store: TinybirdStore, q: Query) -> Exchange:
     """The rows for ``q``, page by page (a pipe answers at most MAX_LIMIT rows at once)."""
+    if store.seed:
+        return (yield from read_seed(store, q))
     if q.order == "position":
         raise UnsupportedOperation(
             "Tinybird keeps no commit position: read in timestamp order (order='desc' or 'asc') "

@@ -268,6 +268,7 @@ def parse_datasource(text: str, name: str, where: str | None = None) -> Datasour
         values[key] = value
     if "SCHEMA" not in values:
         raise DatafileError(f"{where}: SCHEMA is mandatory")
+    name = _versioned(name, values.get("VERSION"), where)
     columns = tuple(_parse_column(c, where) for c in split_top_level(values["SCHEMA"]))
     # One index a line, as Tinybird reads them (a trailing comma is allowed).
     indexes = tuple(
@@ -298,6 +299,16 @@ def parse_datasource(text: str, name: str, where: str | None = None) -> Datasour
     )
 
 
+def _versioned(name: str, version: str | None, where: str) -> str:
+    """``VERSION n`` names the resource ``<name>__v<n>``, as the Classic CLI (``tb push``) does:
+    OpenStatus's ``audit_log.datasource`` with ``VERSION 0`` is the ``audit_log__v0`` its client uses."""
+    if version is None:
+        return name
+    if not version.isdigit():
+        raise DatafileError(f"{where}: VERSION must be a whole number, not {version!r}")
+    return f"{name}__v{int(version)}"
+
+
 def parse_pipe(text: str, name: str, where: str | None = None) -> Pipe:
     where = where or f"{name}.pipe"
     description, pipe_type, tokens = "", None, []
@@ -318,7 +329,9 @@ def parse_pipe(text: str, name: str, where: str | None = None) -> Pipe:
             pipe_type = value.lower()
         elif key == "TOKEN":
             tokens.append(value)
-        elif key in {"VERSION", "TAGS", "INCLUDE", "CACHE"}:
+        elif key == "VERSION":
+            name = _versioned(name, value, f"{where}:{line}")
+        elif key in {"TAGS", "INCLUDE", "CACHE"}:
             continue
         elif key == "SQL":
             raise DatafileError(f"{where}:{line}: SQL before any NODE")
@@ -356,9 +369,11 @@ def load_dir(*roots: str | Path) -> tuple[dict[str, Datasource], dict[str, Pipe]
         if not root.is_dir():
             raise DatafileError(f"{root}: not a folder")
         for path in sorted(root.rglob("*.datasource")):
-            datasources[path.stem] = load_datasource(path)
+            ds = load_datasource(path)
+            datasources[ds.name] = ds
         for path in sorted(root.rglob("*.pipe")):
-            pipes[path.stem] = load_pipe(path)
+            pipe = load_pipe(path)
+            pipes[pipe.name] = pipe
     return datasources, pipes
 
 
