@@ -81,10 +81,16 @@ def test_gzip_is_read_whatever_the_content_type(tinybird_server: TinybirdServer,
         )
         assert resp.status_code == 200, (content_type, resp.text)
         assert is_json(resp) == {"successful_rows": 1, "quarantined_rows": 0}
-    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws, order="asc")) == ["u0001", "u0002", "u0003"]
+    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws, order="asc")) == [
+        "u0001",
+        "u0002",
+        "u0003",
+    ]
 
 
-def test_gzip_with_form_content_type_through_curl(tinybird_server: TinybirdServer, ws: str, tmp_path: Any) -> None:
+def test_gzip_with_form_content_type_through_curl(
+    tinybird_server: TinybirdServer, ws: str, tmp_path: Any
+) -> None:
     body = tmp_path / "body.gz"
     body.write_bytes(gzip.compress(ndjson([row(ws, 7)])))
     out = subprocess.run(
@@ -185,7 +191,9 @@ def test_pipe_formats(tinybird_server: TinybirdServer, three: str, extension: st
 
 
 def test_q_runs_over_the_pipe_result(tinybird_server: TinybirdServer, three: str) -> None:
-    resp = pipe(tinybird_server, "list_audit_log", workspace=three, q="SELECT count() AS n, max(uid) AS top FROM _")
+    resp = pipe(
+        tinybird_server, "list_audit_log", workspace=three, q="SELECT count() AS n, max(uid) AS top FROM _"
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"] == [{"n": 3, "top": "u0003"}]
 
@@ -194,7 +202,11 @@ def test_quote_64bit_integers(tinybird_server: TinybirdServer, three: str) -> No
     plain = pipe(tinybird_server, "list_audit_log", workspace=three, order="asc").json()["data"]
     assert plain[0]["timestamp"] == T0 + 1000
     quoted = pipe(
-        tinybird_server, "list_audit_log", workspace=three, order="asc", output_format_json_quote_64bit_integers="1"
+        tinybird_server,
+        "list_audit_log",
+        workspace=three,
+        order="asc",
+        output_format_json_quote_64bit_integers="1",
     ).json()["data"]
     assert quoted[0]["timestamp"] == str(T0 + 1000)
 
@@ -202,7 +214,9 @@ def test_quote_64bit_integers(tinybird_server: TinybirdServer, three: str) -> No
 def test_pipe_errors_are_json_and_unknown_routes_too(tinybird_server: TinybirdServer) -> None:
     unknown = httpx.get(f"{tinybird_server.url}/v0/nothing/here", headers=tinybird_server.headers)
     assert unknown.status_code == 404 and "/v0/nothing/here" in is_json(unknown)["error"]
-    wrong_method = httpx.delete(f"{tinybird_server.url}/v0/events?name=audit_log", headers=tinybird_server.headers)
+    wrong_method = httpx.delete(
+        f"{tinybird_server.url}/v0/events?name=audit_log", headers=tinybird_server.headers
+    )
     assert wrong_method.status_code == 405 and "DELETE" in is_json(wrong_method)["error"]
 
 

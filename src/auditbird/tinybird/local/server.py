@@ -1,5 +1,9 @@
 """The HTTP side: Tinybird's Events, Pipes and Query APIs, served by Tornado over :class:`Engine`.
 
+This module only assembles the app; each API's routes live in their own ``routes_*`` module
+(``routes_events``, ``routes_pipes``, ``routes_query``, ``routes_cli`` for what Tinybird's CLIs
+call), and docs/tinybird-compatibility.md says what each implements.
+
 Tornado is already the template engine Tinybird's pipes need, and its HTTP server is enough
 here, so the ``local`` extra needs nothing else. chDB work runs on one worker thread (chDB is
 not thread-safe), so the event loop keeps answering while a query runs.
@@ -8,265 +12,45 @@ not thread-safe), so the event loop keeps answering while a query runs.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import signal
 import sys
-import zlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tornado import httpserver, web
 
 from ..datafiles import SHIPPED, load_dir
-from .engine import FORMATS, Engine, QueryError, check_select
-from .faults import Faults, Verdict
-from .template import ParameterError, TemplateError, is_templated, render
+from .engine import Engine
+from .events_body import MAX_REQUEST_BYTES
+from .faults import Faults
+from .routes_base import NotFoundHandler, State
+from .routes_cli import HealthHandler, LocalTokensHandler, cli_routes
+from .routes_events import EventsHandler
+from .routes_pipes import PipeHandler
+from .routes_query import SqlHandler
 
 __all__ = ["make_app", "serve", "MAX_REQUEST_BYTES"]
 
-MAX_REQUEST_BYTES = 10 * 1024 * 1024  # Tinybird's Events API limit per request
-MAX_DECODED_BYTES = 100 * 1024 * 1024  # what a gzip body may expand to
-PIPE_DOCS = "https://www.tinybird.co/docs/api-reference/pipe-api"
-SQL_DOCS = "https://www.tinybird.co/docs/api-reference/query-api"
-T = TypeVar("T")
 
-
-class _State:
-    def __init__(self, engine: Engine, token: str, faults: Faults) -> None:
-        self.engine = engine
-        self.token = token
-        self.faults = faults
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
-
-
-class _Base(web.RequestHandler):
-    state: _State
-    json_errors = True
-    docs = PIPE_DOCS
-
-    def initialize(self, state: _State) -> None:
-        self.state = state
-
-    def check_xsrf_cookie(self) -> None:  # an API: no cookies, no XSRF
-        return None
-
-    def fail(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self.clear()
-        self.set_status(status)
-        for key, value in (headers or {}).items():
-            self.set_header(key, value)
-        if self.json_errors:
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"error": message, "documentation": self.docs}))
-        else:
-            self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish(message)
-
-    def answer(self, verdict: Verdict) -> None:
-        self.fail(verdict.status, verdict.message, verdict.headers)
-
-    def authorised(self) -> bool:
-        """Bearer header or ``?token=``; a 403 is sent when neither matches."""
-        header = self.request.headers.get("Authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else None
-        if given is None:
-            given = self.get_query_argument("token", None)
-        if given is not None and secrets.compare_digest(given.encode(), self.state.token.encode()):
-            return True
-        self.fail(403, "Invalid token" if given else "Missing token: pass Authorization: Bearer <token>")
-        return False
-
-    def injected_fault(self) -> bool:
-        verdict = self.state.faults.injected()
-        if verdict is not None:
-            self.answer(verdict)
-            return True
-        return False
-
-    def params(self) -> dict[str, str]:
-        """Query parameters (repeated ones joined by commas, as Array parameters take them)."""
-        out = {}
-        for key, values in self.request.query_arguments.items():
-            if key == "token":
-                continue
-            out[key] = ",".join(v.decode("utf-8", "replace") for v in values)
-        return out
-
-    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.state.executor, fn, *args)
-
-
-class TokensHandler(_Base):
-    """Tinybird Local answers ``GET /tokens`` without auth: the tokens to use against it."""
-
-    def get(self) -> None:
-        token = self.state.token
-        self.write({"user_token": token, "admin_token": token, "workspace_admin_token": token})
-
-
-class EventsHandler(_Base):
-    json_errors = False
-
-    async def post(self) -> None:
-        name = self.get_query_argument("name", None)
-        if not name:
-            return self.fail(400, "Missing 'name' parameter")
-        if not self.authorised() or self.injected_fault():
-            return None
-        engine = self.state.engine
-        if name not in engine.datasources:
-            return self.fail(404, f"Data Source '{name}' not found")
-        verdict, limits = self.state.faults.limit(f"ds:{name}")
-        if verdict is not None:
-            return self.answer(verdict)
-        body = self.request.body
-        if len(body) > MAX_REQUEST_BYTES:
-            return self.fail(
-                413, f"Request body too large: {len(body)} bytes, the limit is {MAX_REQUEST_BYTES}"
-            )
-        if self.request.headers.get("Content-Encoding", "").lower() == "gzip":
-            try:
-                body = _gunzip(body)
-            except ValueError as exc:
-                return self.fail(413 if "expands" in str(exc) else 400, str(exc))
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return self.fail(400, "The body is not UTF-8 NDJSON")
-        try:
-            result = await self.blocking(engine.ingest, name, text, body)
-        except QueryError as exc:
-            return self.fail(500, f"Insert failed: {exc}")
-        wait = self.get_query_argument("wait", "false").lower() in {"true", "1"}
-        for key, value in limits.items():
-            self.set_header(key, value)
-        self.set_status(200 if wait else 202)
-        self.write({"successful_rows": result.successful_rows, "quarantined_rows": result.quarantined_rows})
-
-
-class PipeHandler(_Base):
-    async def get(self, name: str, extension: str) -> None:
-        if not self.authorised() or self.injected_fault():
-            return None
-        engine = self.state.engine
-        if name not in engine.pipes:
-            return self.fail(404, f"The pipe '{name}' does not exist")
-        verdict, limits = self.state.faults.limit(f"pipe:{name}")
-        if verdict is not None:
-            return self.answer(verdict)
-        fmt = {"json": "JSON", "csv": "CSVWithNames", "ndjson": "JSONEachRow"}[extension]
-        params = self.params()
-        try:
-            output = await self.blocking(_run_pipe, engine, name, params, fmt)
-        except (ParameterError, TemplateError, QueryError) as exc:
-            return self.fail(400, str(exc))
-        for key, value in limits.items():
-            self.set_header(key, value)
-        self.set_header("Content-Type", FORMATS[fmt] if fmt != "JSON" else "application/json")
-        self.finish(output)
-
-
-class SqlHandler(_Base):
-    docs = SQL_DOCS
-
-    async def get(self) -> None:
-        await self._query(self.get_query_argument("q", None))
-
-    async def post(self) -> None:
-        query = self.get_body_argument("q", None) if self.request.body else None
-        if query is None and self.request.body:
-            query = self.request.body.decode("utf-8", "replace")
-        await self._query(query or self.get_query_argument("q", None))
-
-    async def _query(self, query: str | None) -> None:
-        if not self.authorised() or self.injected_fault():
-            return None
-        if not query:
-            return self.fail(400, "Missing 'q' parameter with the SQL query")
-        params = {k: v for k, v in self.params().items() if k != "q"}
-        try:
-            sql = render(query, params) if is_templated(query) else query
-            body, fmt = check_select(sql)
-            output = await self.blocking(self.state.engine.run, body, fmt or "JSON")
-        except (ParameterError, TemplateError, QueryError) as exc:
-            return self.fail(400, str(exc))
-        self.set_header("Content-Type", FORMATS[fmt or "JSON"])
-        self.finish(output)
-
-
-class ListHandler(_Base):
-    def get(self, kind: str) -> None:
-        if not self.authorised():
-            return
-        engine = self.state.engine
-        if kind == "datasources":
-            self.write(
-                {
-                    "datasources": [
-                        {"name": ds.name, "columns": [{"name": c.name, "type": c.type} for c in ds.columns]}
-                        for ds in engine.datasources.values()
-                    ]
-                }
-            )
-        else:
-            self.write(
-                {
-                    "pipes": [
-                        {"name": p.name, "type": p.type, "nodes": [n.name for n in p.nodes]}
-                        for p in engine.pipes.values()
-                    ]
-                }
-            )
-
-
-class HealthHandler(_Base):
-    def get(self) -> None:
-        self.write({"status": "ok", "server": "auditbird tinybird local"})
-
-
-def _run_pipe(engine: Engine, name: str, params: dict[str, str], fmt: str) -> bytes:
-    sql = engine.pipe_sql(name, params)
-    check_select(sql)
-    output = engine.run(sql, fmt)
-    if fmt != "JSON":
-        return output
-    doc = json.loads(output)
-    doc.setdefault("rows", len(doc.get("data", [])))
-    doc.setdefault("rows_before_limit_at_least", doc["rows"])
-    ordered = {
-        k: doc[k] for k in ("meta", "data", "rows", "rows_before_limit_at_least", "statistics") if k in doc
-    }
-    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _gunzip(body: bytes) -> bytes:
-    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = decoder.decompress(body, MAX_DECODED_BYTES)
-    except zlib.error as exc:
-        raise ValueError(f"Content-Encoding gzip, but the body is not gzip: {exc}") from None
-    if decoder.unconsumed_tail:
-        raise ValueError(f"The gzip body expands beyond {MAX_DECODED_BYTES} bytes")
-    return out
-
-
-def make_app(engine: Engine, token: str, faults: Faults | None = None) -> web.Application:
-    state = _State(engine, token, faults or Faults())
+def make_app(
+    engine: Engine, token: str, faults: Faults | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> web.Application:
+    state = State(engine, token, faults or Faults(), host, port)
     args = {"state": state}
     return web.Application(
         [
-            (r"/tokens/?", TokensHandler, args),
+            (r"/tokens/?", LocalTokensHandler, args),
             (r"/v0/events/?", EventsHandler, args),
-            (r"/v0/pipes/([A-Za-z0-9_]+)\.(json|csv|ndjson)", PipeHandler, args),
+            (r"/v0/pipes/([A-Za-z0-9_]+)\.(json|csv|ndjson|parquet)", PipeHandler, args),
             (r"/v0/sql/?", SqlHandler, args),
-            (r"/v0/(datasources|pipes)/?", ListHandler, args),
+            *cli_routes(args),
             (r"/(?:v0/health)?", HealthHandler, args),
         ],
         compress_response=True,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=args,
     )
 
 
@@ -288,7 +72,7 @@ def serve(
     engine = Engine(data)
     engine.load(datasources, pipes)
     token = token or "p." + secrets.token_urlsafe(32)
-    app = make_app(engine, token, faults)
+    app = make_app(engine, token, faults, host=host, port=port)
     asyncio.run(_main(app, engine, host, port, token, data))
 
 

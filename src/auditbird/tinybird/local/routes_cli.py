@@ -1,0 +1,241 @@
+"""The routes Tinybird's CLIs call besides the data APIs: listings, workspace, tokens, health.
+
+The local server holds one workspace (the datafiles it loaded), so every workspace route answers
+that one. The datasource/pipe listings carry the fields the CLIs read (``created_at`` and
+``updated_at`` as ``YYYY-MM-DD hh:mm:ss.ffffff``: ``tb datasource ls`` cuts the last 7
+characters off). Deploy and append routes live in :mod:`.routes_deploy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from ..datafiles import Datasource, Pipe
+from .routes_base import ApiHandler, State
+
+__all__ = ["cli_routes", "HealthHandler", "LocalTokensHandler", "WORKSPACE_NAME"]
+
+WORKSPACE_NAME = "auditbird_local"
+
+
+def _id(kind: str, name: str) -> str:
+    """A stable id for a resource, shaped like Tinybird's (``t_...`` datasources, ``t_...`` pipes)."""
+    return f"{kind}_{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+
+
+def stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def workspace_id(state: State) -> str:
+    return _id("w", WORKSPACE_NAME)
+
+
+def datasource_doc(state: State, ds: Datasource, stats: dict[str, int] | None = None) -> dict[str, Any]:
+    created = stamp(state.loaded.get(f"ds:{ds.name}", state.started))
+    return {
+        "id": _id("t", ds.name),
+        "name": ds.name,
+        "description": ds.description,
+        "type": "ndjson",
+        "created_at": created,
+        "updated_at": created,
+        "engine": {
+            "engine": ds.engine.split("(")[0],
+            "sorting_key": ds.sorting_key or "tuple()",
+            "partition_key": ds.partition_key or "",
+            **({"ver": ds.ver} if ds.ver else {}),
+        },
+        "columns": [
+            {
+                "name": c.name,
+                "type": c.type,
+                "nullable": c.nullable,
+                "jsonpath": c.jsonpath or "",
+                "default_value": c.default,
+            }
+            for c in ds.columns
+        ],
+        "schema": {"columns": [{"name": c.name, "type": c.type} for c in ds.columns]},
+        "statistics": stats or {"bytes": 0, "row_count": 0},
+        "tags": {},
+        "shared_with": [],
+        "used_by": [],
+        "service": "",
+        "indexes": [{"name": i.split()[0], "expr": i} for i in ds.indexes],
+    }
+
+
+def pipe_doc(state: State, pipe: Pipe) -> dict[str, Any]:
+    created = stamp(state.loaded.get(f"pipe:{pipe.name}", state.started))
+    endpoint = pipe.endpoint
+    nodes = [
+        {
+            "id": _id("n", f"{pipe.name}.{n.name}"),
+            "name": n.name,
+            "sql": n.sql,
+            "description": n.description,
+            "node_type": "endpoint" if n is endpoint and pipe.type == "endpoint" else "standard",
+            "materialized": None,
+            "created_at": created,
+            "updated_at": created,
+        }
+        for n in pipe.nodes
+    ]
+    is_endpoint = (pipe.type or "").lower() == "endpoint"
+    return {
+        "id": _id("t", pipe.name),
+        "name": pipe.name,
+        "description": pipe.description,
+        "type": "endpoint" if is_endpoint else "default",
+        "endpoint": _id("n", f"{pipe.name}.{endpoint.name}") if is_endpoint else None,
+        "created_at": created,
+        "updated_at": created,
+        "parent": None,
+        "nodes": nodes,
+        "url": f"/v0/pipes/{pipe.name}.json" if is_endpoint else None,
+    }
+
+
+class HealthHandler(ApiHandler):
+    def get(self) -> None:
+        self.write({"status": "ok", "server": "auditbird tinybird local"})
+
+
+class LocalTokensHandler(ApiHandler):
+    """Tinybird Local answers ``GET /tokens`` without auth: the tokens to use against it."""
+
+    def get(self) -> None:
+        token = self.state.token
+        self.write({"user_token": token, "admin_token": token, "workspace_admin_token": token})
+
+
+class DatasourcesHandler(ApiHandler):
+    async def get(self, name: str | None = None) -> None:
+        if not self.authorised():
+            return
+        engine = self.state.engine
+        if name is not None:
+            ds = engine.datasources.get(name)
+            if ds is None:
+                return self.fail(404, f"Data Source '{name}' not found")
+            stats = await self.blocking(_stats, self.state, [name])
+            self.finish(datasource_doc(self.state, ds, stats.get(name)))
+            return
+        stats = await self.blocking(_stats, self.state, list(engine.datasources))
+        self.finish(
+            {
+                "datasources": [
+                    datasource_doc(self.state, ds, stats.get(n)) for n, ds in engine.datasources.items()
+                ]
+            }
+        )
+
+
+def _stats(state: State, names: list[str]) -> dict[str, dict[str, int]]:
+    """Rows and bytes per table, from the active parts (every table of the database: no names in SQL)."""
+    out = state.engine.run(
+        "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts "
+        "WHERE active AND database = currentDatabase() GROUP BY table",
+        "TSV",
+    )
+    stats = {}
+    for line in out.decode().splitlines():
+        table, rows, size = line.split("\t")
+        if table in names:
+            stats[table] = {"row_count": int(rows), "bytes": int(size)}
+    return stats
+
+
+class PipesHandler(ApiHandler):
+    def get(self, name: str | None = None) -> None:
+        if not self.authorised():
+            return
+        pipes = self.state.engine.pipes
+        if name is not None:
+            pipe = pipes.get(name)
+            if pipe is None:
+                return self.fail(404, f"The pipe '{name}' does not exist")
+            self.finish(pipe_doc(self.state, pipe))
+            return
+        self.finish({"pipes": [pipe_doc(self.state, p) for p in pipes.values()]})
+
+
+def _token_doc(state: State) -> dict[str, Any]:
+    return {
+        "id": _id("tk", "admin"),
+        "name": "admin token",
+        "token": state.token,
+        "scopes": [{"type": "ADMIN"}],
+        "description": "the token the local server was started with",
+        "origin": {"type": "W"},
+    }
+
+
+def workspace_doc(state: State) -> dict[str, Any]:
+    return {
+        "id": workspace_id(state),
+        "name": WORKSPACE_NAME,
+        "token": state.token,
+        "role": "admin",
+        "is_branch": False,
+        "main": None,
+        "created_at": stamp(state.started),
+        "organization_id": None,
+        "plan": "local",
+        "releases": [],
+        "user_email": "local@auditbird",
+    }
+
+
+class TokensHandler(ApiHandler):
+    def get(self, token_id: str | None = None) -> None:
+        if not self.authorised():
+            return
+        doc = _token_doc(self.state)
+        if token_id is None:
+            self.finish({"tokens": [doc]})
+            return
+        if token_id not in {doc["id"], doc["name"], self.state.token}:
+            return self.fail(404, f"Token '{token_id}' not found")
+        self.finish(doc)
+
+    def post(self, token_id: str | None = None) -> None:
+        if self.authorised():
+            self.fail(
+                501,
+                "The local server has one admin token (the one it was started with); it cannot create "
+                "tokens. Restart it with --token to choose it.",
+            )
+
+
+class WorkspaceHandler(ApiHandler):
+    def get(self, _id: str | None = None) -> None:
+        if self.authorised():
+            self.finish(workspace_doc(self.state))
+
+
+class UserWorkspacesHandler(ApiHandler):
+    def get(self) -> None:
+        if self.authorised():
+            self.finish({"workspaces": [workspace_doc(self.state)], "organization_id": None})
+
+
+def cli_routes(args: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
+    from .routes_deploy import deploy_routes
+
+    name = r"([A-Za-z0-9_.]+)"
+    return [
+        (r"/v0/datasources/?", DatasourcesHandler, args),
+        (rf"/v0/datasources/{name}/?", DatasourcesHandler, args),
+        (r"/v0/pipes/?", PipesHandler, args),
+        (rf"/v0/pipes/{name}/?", PipesHandler, args),
+        (r"/v0/tokens/?", TokensHandler, args),
+        (r"/v0/tokens/([^/]+)/?", TokensHandler, args),
+        (r"/v[01]/workspace/?", WorkspaceHandler, args),
+        (r"/v[01]/workspaces/([^/]+)/?", WorkspaceHandler, args),
+        (r"/v[01]/user/workspaces/?", UserWorkspacesHandler, args),
+        *deploy_routes(args),
+    ]
