@@ -9,10 +9,13 @@ characters off). Deploy and append routes live in :mod:`.routes_deploy`.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from ..datafiles import Datasource, Pipe
+from .engine import QueryError
+from .queries import tables_read
 from .routes_base import ApiHandler, State
 
 __all__ = ["cli_routes", "HealthHandler", "LocalTokensHandler", "WORKSPACE_NAME"]
@@ -223,19 +226,89 @@ class UserWorkspacesHandler(ApiHandler):
             self.finish({"workspaces": [workspace_doc(self.state)], "organization_id": None})
 
 
+class RegionsHandler(ApiHandler):
+    def get(self) -> None:
+        url = f"{self.request.protocol}://{self.request.host}"
+        self.finish({"regions": [{"name": "local", "api_host": url, "host": url, "provider": "local"}]})
+
+
+class ExampleHandler(ApiHandler):
+    """The URL to call a pipe with, as plain text: what the CLIs print (``tb endpoint url``)."""
+
+    def get(self) -> None:
+        if not self.authorised():
+            return
+        pipe = self.get_query_argument("pipe", "")
+        if pipe not in self.state.engine.pipes:
+            return self.fail(404, f"The pipe '{pipe}' does not exist")
+        fmt = self.get_query_argument("format", "json")
+        url = f"{self.request.protocol}://{self.request.host}/v0/pipes/{pipe}.{fmt}?token={self.state.token}"
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(url)
+
+
+class SqlTablesHandler(ApiHandler):
+    """``POST /v0/sql_tables``: the tables a query reads, from ClickHouse's parser. The Classic CLI
+    asks this when its own parser (chtoolset) cannot be imported."""
+
+    async def post(self) -> None:
+        if not self.authorised():
+            return
+        query = self.get_body_argument("q", None) or self.get_query_argument("q", None)
+        if not query:
+            return self.fail(400, "Missing the 'q' parameter")
+        try:
+            names = await self.blocking(tables_read, self.state.engine, query)
+        except QueryError as exc:
+            if self.get_body_argument("raising", "false") == "true":
+                return self.fail(400, str(exc))
+            names = set()
+        self.finish({"tables": [list(n.split(".", 1)) if "." in n else ["", n] for n in sorted(names)]})
+
+
+class SqlReplaceHandler(ApiHandler):
+    """``POST /v0/sql_replace``: the Classic CLI's table renaming (for versioned resources), asked of
+    the server when its own parser cannot be imported. Only replacements of a name by itself (no
+    versions, what auditbird's datafiles give) are done: the query comes back as it was."""
+
+    def post(self) -> None:
+        if not self.authorised():
+            return
+        query = self.get_body_argument("q", None)
+        try:
+            replacements = json.loads(self.get_body_argument("replacements", "{}"))
+        except ValueError:
+            return self.fail(400, "replacements must be a JSON object")
+        if not query or not isinstance(replacements, dict):
+            return self.fail(400, "Send q and replacements (a JSON object)")
+        renamed = {k: v for k, v in replacements.items() if k != v}
+        if renamed:
+            return self.fail(
+                400,
+                f"The local server cannot rename tables in a query ({', '.join(renamed)}): "
+                "drop the VERSION lines",
+            )
+        head = query.lstrip()
+        if head[:6].lower() == "select":  # the CLI swaps the first "SELECT" back to what it was
+            query = "SELECT" + head[6:]
+        self.finish({"query": query})
+
+
 def cli_routes(args: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
     from .routes_deploy import deploy_routes
 
     name = r"([A-Za-z0-9_.]+)"
     return [
-        (r"/v0/datasources/?", DatasourcesHandler, args),
+        *deploy_routes(args),  # first: it answers POST on the listings' routes too
         (rf"/v0/datasources/{name}/?", DatasourcesHandler, args),
-        (r"/v0/pipes/?", PipesHandler, args),
         (rf"/v0/pipes/{name}/?", PipesHandler, args),
         (r"/v0/tokens/?", TokensHandler, args),
         (r"/v0/tokens/([^/]+)/?", TokensHandler, args),
         (r"/v[01]/workspace/?", WorkspaceHandler, args),
         (r"/v[01]/workspaces/([^/]+)/?", WorkspaceHandler, args),
         (r"/v[01]/user/workspaces/?", UserWorkspacesHandler, args),
-        *deploy_routes(args),
+        (r"/v0/regions/?", RegionsHandler, args),
+        (r"/v0/sql_tables/?", SqlTablesHandler, args),
+        (r"/v0/sql_replace/?", SqlReplaceHandler, args),
+        (r"/examples/query\.http", ExampleHandler, args),
     ]

@@ -27,6 +27,7 @@ from .events_body import MAX_REQUEST_BYTES
 from .faults import Faults
 from .routes_base import NotFoundHandler, State
 from .routes_cli import HealthHandler, LocalTokensHandler, cli_routes
+from .routes_deploy import deployed_dir
 from .routes_events import EventsHandler
 from .routes_pipes import PipeHandler
 from .routes_query import SqlHandler
@@ -68,8 +69,9 @@ def serve(
 ) -> None:
     """Load the datafiles into chDB and answer until SIGINT/SIGTERM."""
     faults = Faults(fail_rate, throttle, retry_after, seed)
-    datasources, pipes = load_dir(SHIPPED, *datafiles)
     engine = Engine(data)
+    deployed = deployed_dir(engine.data_dir)  # what `tb deploy` / `tb push` added, loaded again
+    datasources, pipes = load_dir(SHIPPED, *datafiles, *([deployed] if deployed.is_dir() else []))
     engine.load(datasources, pipes)
     token = token or "p." + secrets.token_urlsafe(32)
     app = make_app(engine, token, faults, host=host, port=port)
