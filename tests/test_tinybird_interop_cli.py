@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.plugins.tinybird_clis import tb_classic_bin, tb_cli_bin  # noqa: F401 - fixtures
 from tests.plugins.tinybird_server import TinybirdServer
 from tests.test_tinybird_local import ndjson, row
 
@@ -108,7 +107,7 @@ def test_current_cli_sql(tb_cli_bin: Path, server: TinybirdServer, home: Path, w
             "--output",
             "json",
             "sql",
-            f"SELECT uid FROM audit_log WHERE workspace = '{ws}' ORDER BY uid",
+            f"SELECT uid FROM audit_log WHERE workspace = '{ws}' ORDER BY uid",  # noqa: S608 - ws is a uuid
         )
     )
     assert [r["uid"] for r in as_json(out)["data"]] == ["u0001", "u0002", "u0003"]
@@ -266,7 +265,7 @@ def test_classic_cli_push_and_sql(
             server,
             home,
             "sql",
-            f"SELECT sum(n) AS total FROM notes_{suffix}",
+            f"SELECT sum(n) AS total FROM notes_{suffix}",  # noqa: S608 - a hex suffix
             "--format",
             "json",
             classic=True,
