@@ -22,6 +22,8 @@ from tests.plugins.tinybird_server import TinybirdServer
 from tests.test_tinybird_local import ndjson, row
 
 pytestmark = pytest.mark.slow
+# No telemetry to Tinybird's cloud: the tests talk to loopback only.
+QUIET = {"TB_CLI_TELEMETRY_OPTOUT": "1"}
 
 COUNT_PIPE = """DESCRIPTION >
     How many events a workspace holds.
@@ -47,7 +49,7 @@ def run_tb(
     tb: Path, server: TinybirdServer, home: Path, *args: str, cwd: Path | None = None, classic: bool = False
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TB_", "TINYBIRD"))}
-    env |= {"HOME": str(home), "TB_VERSION_WARNING": "0", "NO_COLOR": "1", "PYTHONPATH": ""}
+    env |= {"HOME": str(home), "TB_VERSION_WARNING": "0", "NO_COLOR": "1", "PYTHONPATH": "", **QUIET}
     target = ["--host", server.url, "--token", server.token]
     command = [str(tb), *([] if classic else ["--cloud"]), *target, *args]
     return subprocess.run(
@@ -274,3 +276,35 @@ def test_classic_cli_push_and_sql(
     assert as_json(out)["data"] == [{"total": 3}]
     pipe = httpx.get(f"{server.url}/v0/pipes/count_{suffix}.json", headers=server.headers)
     assert pipe.status_code == 200 and "n" in pipe.json()["data"][0]
+
+
+def test_current_cli_finds_the_server_as_tinybird_local(
+    tb_cli_bin: Path, server: TinybirdServer, home: Path, ws: str
+) -> None:
+    """`tb --local` finds Tinybird Local by TB_LOCAL_HOST/TB_LOCAL_PORT and takes its tokens from /tokens."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TB_", "TINYBIRD"))}
+    env |= {
+        "HOME": str(home),
+        "TB_LOCAL_HOST": "127.0.0.1",
+        "TB_LOCAL_PORT": str(server.port),
+        "PYTHONPATH": "",
+        **QUIET,
+    }
+    result = subprocess.run(
+        [
+            str(tb_cli_bin),
+            "--local",
+            "--output",
+            "json",
+            "sql",
+            f"SELECT count() AS n FROM audit_log WHERE workspace = '{ws}'",  # noqa: S608 - a uuid
+        ],  # noqa: S608 - a uuid
+        cwd=home,
+        env=env,
+        input="y\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert as_json(ok(result))["data"] == [{"n": 3}]

@@ -32,10 +32,6 @@ def stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def workspace_id(state: State) -> str:
-    return _id("w", WORKSPACE_NAME)
-
-
 def datasource_doc(state: State, ds: Datasource, stats: dict[str, int] | None = None) -> dict[str, Any]:
     created = stamp(state.loaded.get(f"ds:{ds.name}", state.started))
     return {
@@ -177,10 +173,10 @@ def _token_doc(state: State) -> dict[str, Any]:
     }
 
 
-def workspace_doc(state: State) -> dict[str, Any]:
+def workspace_doc(state: State, name: str = WORKSPACE_NAME) -> dict[str, Any]:
     return {
-        "id": workspace_id(state),
-        "name": WORKSPACE_NAME,
+        "id": _id("w", name),
+        "name": name,
         "token": state.token,
         "role": "admin",
         "is_branch": False,
@@ -191,6 +187,12 @@ def workspace_doc(state: State) -> dict[str, Any]:
         "releases": [],
         "user_email": "local@auditbird",
     }
+
+
+def _workspace_names(state: State) -> list[str]:
+    names: list[str] = getattr(state, "workspace_names", None) or [WORKSPACE_NAME]
+    state.workspace_names = names  # type: ignore[attr-defined]
+    return names
 
 
 class TokensHandler(ApiHandler):
@@ -215,15 +217,40 @@ class TokensHandler(ApiHandler):
 
 
 class WorkspaceHandler(ApiHandler):
-    def get(self, _id: str | None = None) -> None:
+    """One workspace. ``tb --local`` creates one per project (``POST /v1/workspaces?name=``): each
+    such name is another name for the same data, since the local server holds one set of tables."""
+
+    def get(self, ws_id: str | None = None) -> None:
         if self.authorised():
-            self.finish(workspace_doc(self.state))
+            names = _workspace_names(self.state)
+            name = next((n for n in names if ws_id in {None, _id("w", n), n}), WORKSPACE_NAME)
+            self.finish(workspace_doc(self.state, name))
+
+    def post(self, ws_id: str | None = None) -> None:
+        if not self.authorised():
+            return
+        name = self.get_argument("name", "")
+        if ws_id is not None or not name:
+            return self.fail(400, "Create a workspace with POST /v1/workspaces?name=<name>")
+        names = _workspace_names(self.state)
+        if name not in names:
+            names.append(name)
+        self.finish(workspace_doc(self.state, name))
+
+    def delete(self, ws_id: str | None = None) -> None:
+        if not self.authorised():
+            return
+        names = _workspace_names(self.state)
+        kept = [n for n in names if n == WORKSPACE_NAME or ws_id not in {_id("w", n), n}]
+        names[:] = kept
+        self.finish({"deleted": ws_id})
 
 
 class UserWorkspacesHandler(ApiHandler):
     def get(self) -> None:
         if self.authorised():
-            self.finish({"workspaces": [workspace_doc(self.state)], "organization_id": None})
+            docs = [workspace_doc(self.state, n) for n in _workspace_names(self.state)]
+            self.finish({"workspaces": docs, "organization_id": None})
 
 
 class RegionsHandler(ApiHandler):
@@ -305,6 +332,7 @@ def cli_routes(args: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/v0/tokens/?", TokensHandler, args),
         (r"/v0/tokens/([^/]+)/?", TokensHandler, args),
         (r"/v[01]/workspace/?", WorkspaceHandler, args),
+        (r"/v[01]/workspaces/?", WorkspaceHandler, args),
         (r"/v[01]/workspaces/([^/]+)/?", WorkspaceHandler, args),
         (r"/v[01]/user/workspaces/?", UserWorkspacesHandler, args),
         (r"/v0/regions/?", RegionsHandler, args),
