@@ -70,12 +70,15 @@ def serve(
     """Load the datafiles into chDB and answer until SIGINT/SIGTERM."""
     faults = Faults(fail_rate, throttle, retry_after, seed)
     engine = Engine(data)
-    deployed = deployed_dir(engine.data_dir)  # what `tb deploy` / `tb push` added, loaded again
-    datasources, pipes = load_dir(SHIPPED, *datafiles, *([deployed] if deployed.is_dir() else []))
-    engine.load(datasources, pipes)
-    token = token or "p." + secrets.token_urlsafe(32)
-    app = make_app(engine, token, faults, host=host, port=port)
-    asyncio.run(_main(app, engine, host, port, token, data))
+    try:  # a bad datafile or a busy port still closes chDB and removes a temporary folder
+        deployed = deployed_dir(engine.data_dir)  # what `tb deploy` / `tb push` added, loaded again
+        datasources, pipes = load_dir(SHIPPED, *datafiles, *([deployed] if deployed.is_dir() else []))
+        engine.load(datasources, pipes)
+        token = token or "p." + secrets.token_urlsafe(32)
+        app = make_app(engine, token, faults, host=host, port=port)
+        asyncio.run(_main(app, engine, host, port, token, data))
+    finally:
+        engine.close()
 
 
 async def _main(app: web.Application, engine: Engine, host: str, port: int, token: str, data: Any) -> None:
@@ -96,4 +99,3 @@ async def _main(app: web.Application, engine: Engine, host: str, port: int, toke
     await stop.wait()
     server.stop()
     await server.close_all_connections()
-    engine.close()
