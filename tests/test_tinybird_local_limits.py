@@ -74,3 +74,8 @@ def test_a_truncated_gzip_body_is_400(tinybird_server: TinybirdServer) -> None:
         headers={**tinybird_server.headers, "Content-Encoding": "gzip"},
     )
     assert resp.status_code == 400 and "gzip" in resp.json()["error"]
+
+
+def test_a_line_longer_than_the_row_limit_is_413(tinybird_server: TinybirdServer) -> None:
+    resp = post_gzip(tinybird_server, b'{"uid": "' + b"x" * (11 * MB) + b'"}\n')
+    assert resp.status_code == 413 and "longer than" in resp.json()["error"]

@@ -28,12 +28,14 @@ __all__ = [
     "MAX_ARRAY_BYTES",
     "CHUNK_BYTES",
     "CHUNK_LINES",
+    "MAX_LINE_BYTES",
 ]
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # Tinybird's Events API limit per request (free plans)
 MAX_DECODED_BYTES = 100 * 1024 * 1024  # what a body may inflate to (Tinybird's paid-plan request limit)
 MAX_ARRAY_BYTES = 10 * 1024 * 1024  # a JSON array is parsed whole: NDJSON for anything bigger
 CHUNK_BYTES = 4 * 1024 * 1024
+MAX_LINE_BYTES = 10 * 1024 * 1024  # one row: a longer line is refused, not buffered without end
 CHUNK_LINES = 20_000
 _SLICE = 256 * 1024  # inflated per step
 
@@ -93,6 +95,8 @@ def _lines_in_chunks(pieces: Iterator[bytes]) -> Iterator[Chunk]:
         while len(buffer) >= CHUNK_BYTES or buffer.count(b"\n") >= CHUNK_LINES:
             cut = _cut(buffer)
             if cut <= 0:
+                if len(buffer) > MAX_LINE_BYTES:
+                    raise BodyError(413, f"A line is longer than {MAX_LINE_BYTES} bytes: one row per line")
                 break  # one long line: wait for its end
             yield Chunk(_normalise(bytes(buffer[:cut])))
             del buffer[:cut]
