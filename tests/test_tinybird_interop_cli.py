@@ -308,3 +308,54 @@ def test_current_cli_finds_the_server_as_tinybird_local(
         check=False,
     )
     assert as_json(ok(result))["data"] == [{"n": 3}]
+
+
+def test_current_cli_query_over_an_endpoint(
+    tb_cli_bin: Path, server: TinybirdServer, home: Path, ws: str
+) -> None:
+    """`tb endpoint data --query` sends q= over the pipe's result, read as `_`."""
+    out = ok(
+        run_tb(
+            tb_cli_bin,
+            server,
+            home,
+            "endpoint",
+            "data",
+            "list_audit_log",
+            "--workspace",
+            ws,
+            "--query",
+            "SELECT count() AS c, max(uid) AS top FROM _",
+            "--format",
+            "json",
+        )
+    )
+    assert as_json(out)["data"] == [{"c": 3, "top": "u0003"}]
+
+
+def test_classic_cli_sql_with_a_pipeline(tb_classic_bin: Path, server: TinybirdServer, home: Path) -> None:
+    """Classic `tb sql --pipeline` reads the pipe as `_` (its parameters take their defaults, so
+    the default workspace '')."""
+    stream = f"pipeline:{uuid.uuid4().hex[:8]}"
+    resp = httpx.post(
+        f"{server.url}/v0/events",
+        params={"name": "audit_log", "wait": "true"},
+        content=ndjson([row("", n, id=stream) for n in (1, 2)]),
+        headers=server.headers,
+    )
+    assert resp.json() == {"successful_rows": 2, "quarantined_rows": 0}
+    out = ok(
+        run_tb(
+            tb_classic_bin,
+            server,
+            home,
+            "sql",
+            f"SELECT count() AS c FROM _ WHERE id = '{stream}'",  # noqa: S608 - a uuid
+            "--pipeline",
+            "list_audit_log",
+            "--format",
+            "json",
+            classic=True,
+        )
+    )
+    assert as_json(out)["data"] == [{"c": 2}]
