@@ -5,6 +5,8 @@
 set -eu
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
+# Debian's python3 makes venvs only with python3-venv (ensurepip).
+"$python" -c "import ensurepip" 2>/dev/null || sh "$(dirname "$0")/../apt-install.sh" python3-venv
 install() {
     venv="$root/.cache/$1"
     package="$2"
