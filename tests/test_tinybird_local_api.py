@@ -196,6 +196,8 @@ def test_q_runs_over_the_pipe_result(tinybird_server: TinybirdServer, three: str
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"] == [{"n": 3, "top": "u0003"}]
+    outside = pipe(tinybird_server, "list_audit_log", workspace=three, q="SELECT name FROM system.tables")
+    assert outside.status_code == 403 and "system.tables" in outside.json()["error"]
 
 
 def test_quote_64bit_integers(tinybird_server: TinybirdServer, three: str) -> None:
