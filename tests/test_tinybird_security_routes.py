@@ -142,6 +142,18 @@ def test_a_foreign_host_header_is_refused_on_the_cli_routes(server: TinybirdServ
     assert server.token not in answer.text
 
 
+def test_a_foreign_host_header_is_refused_on_writes(server: TinybirdServer) -> None:
+    """The Events API streams its body: the Host check still comes first, and nothing is written."""
+    evil = {"Host": "evil.example"}
+    workspace = "evil-" + uuid.uuid4().hex
+    body = ndjson([local_row(workspace, 1)])
+    for path in ("/v0/events?name=audit_log&wait=true", "/v1/datasources/audit_log/append"):
+        answer = call(server, "POST", path, server.token, headers=evil, content=body)
+        assert answer.status_code == 403 and "Host" in answer.json()["error"], (path, answer.text)
+    rows = call(server, "GET", f"/v0/pipes/{PIPE}.json", server.token, params={"workspace": workspace})
+    assert rows.status_code == 200 and rows.json()["data"] == []
+
+
 def test_no_token_in_the_log_of_the_cli_routes(server: TinybirdServer) -> None:
     reader = make_token(server, "log-reader", f"PIPES:READ:{PIPE}")
     for secret in (server.token, reader):

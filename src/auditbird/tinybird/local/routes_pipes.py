@@ -24,9 +24,10 @@ def pipe_output(
     """The pipe's rows in ``fmt``; with ``q``, the rows of that query over them (as ``_``), reading
     only ``readable`` tables besides."""
     query = params.pop("q", None)
-    checked = pipe_query(guard, engine, name, params)
     if query:  # the extension decides the format, as in Tinybird
         checked = guarded(guard, engine, query, readable, params, underscore=name)
+    else:
+        checked = pipe_query(guard, engine, name, params)
     return run_sql(guard, engine, checked, fmt, params)
 
 
