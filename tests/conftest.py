@@ -19,6 +19,7 @@ from auditbird import ActionRegistry, AuditLog, default_registry
 pytest_plugins = [
     "tests.plugins.sqlite",
     "tests.plugins.tinybird_server",
+    "tests.plugins.tinybird_clis",
     "tests.plugins.tinybird_store",
     "tests.plugins.service",
     "tests.plugins.browser",

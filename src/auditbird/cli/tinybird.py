@@ -25,7 +25,11 @@ def local(
     port: Annotated[int, typer.Option("--port", help="Port to listen on")] = 7181,
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Folder for the data (kept across restarts); default: temporary"),
+        typer.Option(
+            "--data",
+            help="Folder for the data and what `tb deploy`/`tb push` added (kept across restarts); "
+            "default: temporary",
+        ),
     ] = None,
     datafiles: Annotated[
         list[Path] | None,
@@ -44,7 +48,8 @@ def local(
     retry_after: Annotated[int, typer.Option("--retry-after", help="Seconds sent in Retry-After")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault mode's random choices")] = 0,
 ) -> None:
-    """Run a Tinybird-compatible server (Events, Pipes and Query APIs) on embedded ClickHouse."""
+    """Run a Tinybird-compatible server (Events, Pipes and Query APIs, and the routes Tinybird's CLIs
+    call) on embedded ClickHouse. What it implements: docs/tinybird-compatibility.md."""
     try:
         from ..tinybird.local.server import serve
     except ImportError as exc:

@@ -29,6 +29,9 @@ from ..datafiles import Column, Datasource, split_top_level
 __all__ = ["RowChecker", "Quarantined", "Split", "quarantine_table_sql", "QUARANTINE_SUFFIX"]
 
 QUARANTINE_SUFFIX = "_quarantine"
+# Bounds on what a quarantined row stores about itself, so bad rows cannot multiply a body's size.
+MAX_ERRORS_PER_ROW = 32
+MAX_ERROR_CHARS = 1000
 _MISSING = object()
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -187,8 +190,8 @@ def parse_jsonpath(path: str) -> tuple[str | int, ...]:
     return tuple(keys)
 
 
-# What str.splitlines() splits on besides "\n". Lines are split on "\n"; a line with one of these
-# takes the full check, which splits it as the lines always were split (str.splitlines()).
+# Characters other readers may take for line breaks. Lines are split on "\n" only; a line holding
+# one of these takes the full check (json.loads), so what ClickHouse is handed is re-serialised.
 _ASCII_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
 _OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 # pydantic's Rust JSON parser, about three times as fast as json.loads on audit rows, only ever
@@ -393,15 +396,17 @@ class RowChecker:
                     raw.append(True)
                     continue
             as_came = False
-            for part in line.splitlines():  # what the lines were before: str.splitlines()
-                if not part.strip():
-                    continue
-                result = self.check_line(part)
-                if isinstance(result, str):
-                    good.append(result)
-                    raw.append(False)
-                else:
-                    bad.append(result)
+            # One line is one row: NDJSON breaks only at \n (a CR before it is CRLF). Never
+            # str.splitlines(): U+0085, U+2028, U+2029 are valid inside a JSON string.
+            part = line[:-1] if line.endswith("\r") else line
+            if not part.strip():
+                continue
+            result = self.check_line(part)
+            if isinstance(result, str):
+                good.append(result)
+                raw.append(False)
+            else:
+                bad.append(result)
         return Split(good, raw, bad, as_came)
 
     def recheck(self, split: Split) -> None:
@@ -420,8 +425,10 @@ class RowChecker:
         out = []
         for q in rows:
             row: dict[str, Any] = {
-                "c__error_column": q.columns,
-                "c__error": q.errors,
+                "c__error_column": q.columns[:MAX_ERRORS_PER_ROW],
+                "c__error": [
+                    e if len(e) <= MAX_ERROR_CHARS else e[: MAX_ERROR_CHARS - 3] + "..." for e in q.errors
+                ][:MAX_ERRORS_PER_ROW],
                 "c__import_id": import_id,
                 "insertion_date": now,
                 "c__line": q.line,

@@ -54,8 +54,9 @@ LIMITS: dict[str, int | str] = {
 
 
 class GuardError(ValueError):
-    """A query the guard refuses. A 400, as Tinybird answers a query it will not run (a 403 is for
-    a token without the scope; see :mod:`.tokens`); the message is Tinybird's where it has one."""
+    """A query the guard refuses. A 400, as Tinybird answers a query it will not run; a 403 for a
+    table the query may not read (outside the workspace, ``system.*``, or not in the token's scope),
+    as Tinybird answers a resource the token cannot reach. The message is Tinybird's where it has one."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -66,6 +67,8 @@ class GuardError(ValueError):
 class GuardedQuery:
     sql: str  # the checked query as ClickHouse writes it back, with the server's SETTINGS
     fmt: str | None  # the client's FORMAT, if any (passed to chDB separately)
+    body: str = ""  # the checked query as ClickHouse writes it back, alone (for a CTE)
+    tables: frozenset[str] = frozenset()  # the tables it reads (not its own WITH names)
 
 
 class SqlGuard:
@@ -169,9 +172,11 @@ class SqlGuard:
         tree = self.parse(sql)
         if tree.get("type") != "SelectWithUnionQuery":
             raise GuardError(f"DB::Exception: Only SELECT queries are supported, not {tree.get('type')}")
-        allowed = set(tables) | set(_with_names(tree))
+        own = set(_with_names(tree))
+        allowed = set(tables) | own
         for node in _nodes(tree):
             self._check_node(node, allowed)
+        read = frozenset(str(n["name"]) for n in _nodes(tree) if n.get("type") == "TableIdentifier") - own
         fmt = None
         format_ast = tree.pop("format_ast", None)
         if format_ast is not None:
@@ -183,9 +188,20 @@ class SqlGuard:
                 )
         # Wrapped: a trailing SETTINGS clause binds to the last SELECT of a UNION, and ClickHouse does
         # not count result rows of a SELECT without FROM; around a subquery the limits hold for all.
-        body = f"SELECT * FROM ({self.write(tree)})"  # noqa: S608 - ClickHouse wrote it from the checked tree
+        written = self.write(tree)
+        body = f"SELECT * FROM ({written})"  # noqa: S608 - ClickHouse wrote it from the checked tree
         settings = ", ".join(f"{k} = {_setting(v)}" for k, v in LIMITS.items())
-        return GuardedQuery(f"{body} SETTINGS {settings}", fmt)
+        return GuardedQuery(f"{body} SETTINGS {settings}", fmt, written, read)
+
+    def tables_read(self, sql: str) -> set[str]:
+        """Every table name ``sql`` reads as ClickHouse's parser sees it (``db.table`` when qualified),
+        without checking anything: what Tinybird's ``/v0/sql_tables`` answers."""
+        tree = self.parse(sql)
+        return {
+            ".".join(map(str, n["name_parts"])) if n.get("name_parts") else str(n.get("name", ""))
+            for n in _nodes(tree)
+            if n.get("type") == "TableIdentifier"
+        }
 
     def _check_node(self, node: dict[str, Any], tables: set[str]) -> None:
         kind = node.get("type")
@@ -211,13 +227,15 @@ class SqlGuard:
             if "name_parts" in node or name not in tables:
                 raise GuardError(
                     f"Resource '{name}' not found: a query reads the workspace's datasources and pipes "
-                    f"({', '.join(sorted(tables)) or 'none'})"
+                    f"its token may read ({', '.join(sorted(tables)) or 'none'})",
+                    403,
                 )
         if kind in {"Identifier", "QualifiedAsterisk"}:
             parts = node.get("name_parts") or []
             if len(parts) > 1 and str(parts[0]).lower() in self.databases:
                 raise GuardError(
-                    f"DB::Exception: '{node.get('name')}' is not allowed: no database-qualified names"
+                    f"DB::Exception: '{node.get('name')}' is not allowed: no database-qualified names",
+                    403,
                 )
         if kind == "Function":
             self.check_function(str(node.get("name", "")))
