@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -89,6 +89,7 @@ def create_app(
         yield
         await state.store.aclose()
         state.keys.close()
+        state.cpu_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="auditbird",
@@ -169,13 +170,15 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
             503, f"the store is unavailable; nothing was written, retry: {exc}", headers={"Retry-After": "1"}
         )
 
+    def library_error(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        # Each of the library's own errors has a handler of its own (not the catch-all): the lean
+        # POST path answers only errors with a handler of their class, else it re-raises.
+        async def on_error(request: Request, exc: Exception) -> Response:
+            return problem_response(status, str(exc), instance=instance(request))
+
+        return on_error
+
     async def on_other(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, NotFound):
-            return problem_response(404, str(exc), instance=instance(request))
-        if isinstance(exc, ConflictError):
-            return problem_response(409, str(exc), instance=instance(request))
-        if isinstance(exc, UnsupportedOperation):
-            return problem_response(501, str(exc), instance=instance(request))
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(500, "internal error; it has been logged", instance=instance(request))
 
@@ -184,6 +187,9 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(StoreUnavailable, on_store)
+    app.add_exception_handler(NotFound, library_error(404))
+    app.add_exception_handler(ConflictError, library_error(409))
+    app.add_exception_handler(UnsupportedOperation, library_error(501))
     app.add_exception_handler(Exception, on_other)
 
 
@@ -203,6 +209,9 @@ def app_from_env() -> FastAPI:
         max_request_bytes=int(number("AUDITBIRD_MAX_REQUEST_BYTES", defaults.max_request_bytes)),
         max_event_bytes=int(number("AUDITBIRD_MAX_EVENT_BYTES", defaults.max_event_bytes)),
         default_rate=number("AUDITBIRD_RATE_LIMIT", defaults.default_rate),
+        max_events_per_request=int(
+            number("AUDITBIRD_MAX_EVENTS_PER_REQUEST", defaults.max_events_per_request)
+        ),
     )
     keys = os.environ.get("AUDITBIRD_KEYS")
     app = create_app(

@@ -18,6 +18,8 @@ class ServiceLimits:
 
     max_request_bytes: int = 10 * MiB
     max_event_bytes: int = 1 * MiB
+    # Events in one request: validating costs time and memory per event, whatever their size.
+    max_events_per_request: int = 10_000
     # Requests per second per key, for keys created without their own ``--rate``; 0: unlimited.
     default_rate: float = 1_000.0
     # How many requests a key may send at once above its rate (bucket size), in seconds of rate.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..actions import ActionRegistry
 from ..async_log import AsyncAuditLog
@@ -12,7 +17,13 @@ from .limits import RateLimiter, ServiceLimits
 from .metrics import Metrics
 from .writer import GroupCommitStore
 
-__all__ = ["ServiceState"]
+__all__ = ["ServiceState", "OFFLOAD_BYTES", "OFFLOAD_EVENTS"]
+
+T = TypeVar("T")
+
+# Above these, parsing and validating a request body runs in the CPU pool, not on the loop.
+OFFLOAD_BYTES = 256 * 1024
+OFFLOAD_EVENTS = 1_000
 
 
 @dataclass
@@ -26,6 +37,16 @@ class ServiceState:
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     _logs: dict[tuple[str, bool], AsyncAuditLog] = field(default_factory=dict, repr=False)
+    # Two threads for CPU-bound request work (big bodies): apart from the store's threads, so a
+    # flood of bad bodies queues here and never delays a commit.
+    cpu_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="auditbird-cpu"), repr=False
+    )
+
+    async def offload(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in the CPU pool; the event loop serves others meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.cpu_pool, functools.partial(fn, *args, **kwargs))
 
     def log(self, workspace: str, *, strict: bool | None = None) -> AsyncAuditLog:
         """A log forced to the key's workspace: the library validates, fills defaults, encodes.

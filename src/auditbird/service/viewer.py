@@ -20,10 +20,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.staticfiles import StaticFiles
@@ -45,7 +45,7 @@ from .viewer_links import PREFIX, Grant, ViewerLinks
 
 __all__ = ["install", "Viewer", "STATIC_DIR", "viewer_link_key"]
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = FilePath(__file__).with_name("static")
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -304,7 +304,9 @@ async def viewer_export(
 
 
 @router.get("/v1/viewer/events/{uid:path}", summary="One event and its stored row")
-async def viewer_event(request: Request, who: ViewerDep, uid: str) -> Response:
+async def viewer_event(
+    request: Request, who: ViewerDep, uid: Annotated[str, Path(min_length=1, max_length=128)]
+) -> Response:
     state = _state(request)
     event = await state.log(who.workspace).get(uid)
     if event is not None and not who.allows(event):
