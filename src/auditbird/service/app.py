@@ -42,6 +42,7 @@ from .metrics import MetricsMiddleware
 from .problems import ProblemError, problem_response
 from .routes_events import publish_lean
 from .routes_events import router as events_router
+from .server_secret import load_or_create_secret, secret_path_for
 from .state import ServiceState
 from .writer import GroupCommitStore
 
@@ -82,6 +83,7 @@ def create_app(
         event_limits=event_limits,
         strict=strict,
         limiter=RateLimiter(service_limits.burst_seconds),
+        uid_secret=load_or_create_secret(secret_path_for(key_store.path)),
     )
 
     @asynccontextmanager

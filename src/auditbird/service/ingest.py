@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from typing import Any
 
@@ -17,7 +18,6 @@ from .problems import MAX_LISTED_ERRORS, ProblemError
 __all__ = ["read_body", "parse_events", "check_event_sizes", "derive_uids", "body_digest"]
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq")
-_IDEMPOTENCY_NS = uuid.UUID("6f1c1a52-2f0e-4c8e-9a0a-6a7d3b1f7e11")
 
 
 async def read_body(request: Request, limits: ServiceLimits) -> bytes:
@@ -125,15 +125,18 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def derive_uids(items: list[Any], workspace: str, idempotency_key: str) -> list[Any]:
+def derive_uids(items: list[Any], workspace: str, idempotency_key: str, secret: bytes) -> list[Any]:
     """Give each event without a ``uid`` one derived from the Idempotency-Key and its position,
-    so a retry stores nothing twice even if the first answer was never recorded."""
+    so a retry stores nothing twice even if the first answer was never recorded.
+
+    HMAC-SHA256 keyed by the server's secret (:mod:`.server_secret`) over the workspace, the key
+    and the position: nobody without the secret can compute the uid of another tenant's request
+    (to claim it first, or to probe for it)."""
     out = []
     for i, item in enumerate(items):
         if isinstance(item, dict) and "uid" not in item:
-            item = {
-                **item,
-                "uid": str(uuid.uuid5(_IDEMPOTENCY_NS, f"{workspace}\x00{idempotency_key}\x00{i}")),
-            }
+            message = f"{workspace}\x00{idempotency_key}\x00{i}".encode()
+            digest = hmac.new(secret, message, hashlib.sha256).digest()
+            item = {**item, "uid": str(uuid.UUID(bytes=digest[:16], version=4))}
         out.append(item)
     return out

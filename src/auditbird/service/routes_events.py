@@ -211,7 +211,7 @@ async def _publish(request: Request, key: ApiKey) -> Response:
     if problems:
         raise ProblemError(403, "events for another workspace; nothing was stored", errors=problems)
     if idempotency_key:
-        items = derive_uids(items, key.workspace, idempotency_key)
+        items = derive_uids(items, key.workspace, idempotency_key, state.uid_secret)
     log = state.log(key.workspace)
     if len(items) > OFFLOAD_EVENTS:
         # A large batch is checked off the event loop first, so a big bad body costs its own

@@ -61,6 +61,35 @@ MIGRATIONS: list[str] = [
     DROP INDEX audit_log_time;
     CREATE INDEX audit_log_time ON audit_log (workspace, timestamp, action);
     """,
+    # 4: a uid is unique per workspace, not across them: one workspace's uids must neither
+    # collide with nor reveal another's (issue #10). SQLite cannot drop a column's UNIQUE, so
+    # the table is rebuilt (positions kept: they are the commit order the relay follows).
+    """
+    CREATE TABLE audit_log_v4 (
+        position  INTEGER PRIMARY KEY,
+        uid       TEXT    NOT NULL,
+        workspace TEXT    NOT NULL,
+        id        TEXT    NOT NULL,
+        action    TEXT    NOT NULL,
+        actor     TEXT    NOT NULL,
+        targets   TEXT    NOT NULL DEFAULT '[]',
+        metadata  TEXT,
+        timestamp INTEGER NOT NULL,
+        version   INTEGER NOT NULL DEFAULT 1,
+        actor_id  TEXT GENERATED ALWAYS AS (json_extract(actor, '$.id')) VIRTUAL,
+        UNIQUE (workspace, uid)
+    );
+    INSERT INTO audit_log_v4
+        (position, uid, workspace, id, action, actor, targets, metadata, timestamp, version)
+    SELECT position, uid, workspace, id, action, actor, targets, metadata, timestamp, version FROM audit_log;
+    DROP TABLE audit_log;
+    ALTER TABLE audit_log_v4 RENAME TO audit_log;
+    CREATE INDEX audit_log_stream ON audit_log (workspace, id, timestamp);
+    CREATE INDEX audit_log_time   ON audit_log (workspace, timestamp, action);
+    CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp);
+    CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp);
+    CREATE INDEX audit_log_stream_position ON audit_log (workspace, id, position);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -70,7 +99,7 @@ _INSERT = (
 )
 _INSERT_ONE = (
     "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, uid) DO NOTHING"
 )
 _INSERT_TARGET = (
     "INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid) "
@@ -286,7 +315,8 @@ def _statements(script: str) -> list[str]:
 def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
     """Insert rows and their target rows inside the caller's open transaction.
 
-    Rows whose ``uid`` is already stored (or repeated in ``rows``) are skipped. Positions
+    Rows whose ``(workspace, uid)`` is already stored (or repeated in ``rows``) are skipped:
+    the first stored copy wins. Positions
     are assigned here, max + 1 onwards, so the target rows can be written in the same pass;
     the caller holds the write lock, which keeps them gap-free. Returns how many were new.
     Shared by the store and by ``auditbird.emit`` (the caller's own transaction).
@@ -295,8 +325,7 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
         row = rows[0]
         cursor = conn.execute(_INSERT_ONE, row[:9])
         if cursor.rowcount == 0 or cursor.lastrowid is None:
-            _check_owner(_known_uids(conn, [row.uid]), [row])
-            return 0  # a retried uid
+            return 0  # a retried uid: the first stored copy wins
         # lastrowid, not RETURNING: a RETURNING statement costs ~15 µs more per publish.
         targets = _target_rows(cursor.lastrowid, row)
         if len(targets) == 1:
@@ -311,12 +340,11 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
     except sqlite3.IntegrityError:
         # A retried uid: rare, so it costs a look-up only when it happens.
         conn.execute("ROLLBACK TO auditbird_append")
-        known = _known_uids(conn, [r.uid for r in rows])
-        _check_owner(known, rows)
+        known = _known_uids(conn, rows)
         fresh: list[Row] = []
         for row in rows:
-            if row.uid not in known:
-                known[row.uid] = row.workspace
+            if (row.workspace, row.uid) not in known:
+                known.add((row.workspace, row.uid))
                 fresh.append(row)
         count = _insert(conn, fresh, last)
     conn.execute("RELEASE auditbird_append")
@@ -373,26 +401,17 @@ def _target_rows(position: int, row: Row) -> list[tuple[object, ...]]:
     return out
 
 
-def _known_uids(conn: sqlite3.Connection, uids: list[str]) -> dict[str, str]:
-    """``{uid: workspace}`` of the given uids that are already stored."""
-    known: dict[str, str] = {}
-    for i in range(0, len(uids), 500):
-        chunk = uids[i : i + 500]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT uid, workspace FROM audit_log WHERE uid IN ({marks})"  # noqa: S608
-        known.update(conn.execute(sql, chunk).fetchall())
+def _known_uids(conn: sqlite3.Connection, rows: Sequence[Row]) -> set[tuple[str, str]]:
+    """The ``(workspace, uid)`` pairs of ``rows`` that are already stored (a uid is unique per
+    workspace: the same uid in another workspace is another event, and says nothing of it)."""
+    known: set[tuple[str, str]] = set()
+    pairs = sorted({(r.workspace, r.uid) for r in rows})
+    for i in range(0, len(pairs), 400):
+        chunk = pairs[i : i + 400]
+        marks = ", ".join(["(?, ?)"] * len(chunk))
+        sql = f"SELECT workspace, uid FROM audit_log WHERE (workspace, uid) IN (VALUES {marks})"  # noqa: S608
+        known.update(conn.execute(sql, [v for pair in chunk for v in pair]).fetchall())
     return known
-
-
-def _check_owner(known: dict[str, str], rows: Sequence[Row]) -> None:
-    """A uid is an idempotency key within its workspace: a uid another workspace already
-    stored is a conflict, never a silent no-op (nor a hint of what that workspace holds)."""
-    taken = sorted({r.uid for r in rows if r.uid in known and known[r.uid] != r.workspace})
-    if taken:
-        raise ConflictError(
-            f"uid {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} is already taken; "
-            "give these events new uids (or let auditbird generate them)"
-        )
 
 
 def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
