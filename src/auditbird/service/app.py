@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import gc
+import hmac
 import importlib
 import logging
 import os
@@ -35,14 +36,15 @@ from ..query import Query
 from ..stores import default_url, open_store
 from ..stores.base import Store
 from ..validation import DEFAULT_LIMITS, Limits
+from .auth import bearer_token
 from .fastpath import LeanPath
 from .keys import KeyStore, keys_path_for
 from .limits import RateLimiter, ServiceLimits
 from .metrics import MetricsMiddleware
+from .private_files import load_or_create_secret, secret_path_for
 from .problems import ProblemError, problem_response
 from .routes_events import publish_lean
 from .routes_events import router as events_router
-from .server_secret import load_or_create_secret, secret_path_for
 from .state import ServiceState
 from .writer import GroupCommitStore
 
@@ -66,8 +68,12 @@ def create_app(
     registry: ActionRegistry | None = None,
     strict: bool = False,
     event_limits: Limits = DEFAULT_LIMITS,
+    metrics_token: str | None = None,
 ) -> FastAPI:
-    """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``)."""
+    """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``).
+
+    ``metrics_token``: if set, ``/metrics`` answers only to it, and then with per-workspace
+    figures; if not, ``/metrics`` is open and shows no workspace."""
     url = store if isinstance(store, str) else default_url() if store is None else ""
     backend: Store = open_store(url) if isinstance(store, str) or store is None else store
     if isinstance(keys, KeyStore):
@@ -84,6 +90,7 @@ def create_app(
         strict=strict,
         limiter=RateLimiter(service_limits.burst_seconds),
         uid_secret=load_or_create_secret(secret_path_for(key_store.path)),
+        metrics_token=metrics_token or None,
     )
 
     @asynccontextmanager
@@ -132,9 +139,29 @@ def _install_ops_routes(app: FastAPI, state: ServiceState) -> None:
             return problem_response(503, f"the store is unavailable: {exc}")
         return Response('{"status":"ok"}', media_type="application/json")
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text exposition format)")
-    async def metrics() -> Response:
-        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics (text exposition format)",
+        description="Open, with no per-workspace figures, unless the server has a metrics token "
+        "(`serve --metrics-token` / `AUDITBIRD_METRICS_TOKEN`): then only for "
+        "`Authorization: Bearer <token>`, with events written and read by workspace.",
+    )
+    async def metrics(request: Request) -> Response:
+        token = state.metrics_token
+        if token:
+            given = bearer_token(request.headers.get("authorization")) or ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return problem_response(
+                    401,
+                    "/metrics needs the server's metrics token: `Authorization: Bearer <token>`",
+                    slug="unauthorized",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return Response(
+            state.metrics.render(per_workspace=bool(token)),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
 
 
 def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
@@ -221,6 +248,7 @@ def app_from_env() -> FastAPI:
         keys=Path(keys) if keys else None,
         limits=limits,
         strict=os.environ.get("AUDITBIRD_STRICT", "") in ("1", "true", "yes"),
+        metrics_token=os.environ.get("AUDITBIRD_METRICS_TOKEN") or None,
     )
     tune_gc()
     return app

@@ -228,7 +228,7 @@ async def _publish(request: Request, key: ApiKey) -> Response:
         stored = [await log.publish_audit_log(items[0])]
     else:
         stored = await log.publish_many(items)
-    state.metrics.add("events_written", len(stored))
+    state.metrics.add("events_written", len(stored), workspace=key.workspace)
     minimal = _wants_minimal(request)
     if minimal:
         data: Any = {"count": len(stored)}
@@ -291,7 +291,7 @@ async def list_events(
     _check_workspace(key.workspace, filters.workspace)
     log = state.log(key.workspace)
     events, next_cursor = await read_page(log, filters.values, limit, cursor)
-    state.metrics.add("events_read", len(events))
+    state.metrics.add("events_read", len(events), workspace=key.workspace)
     await record_access(
         state.log(key.workspace, strict=False),
         key,
@@ -324,7 +324,7 @@ async def get_event(
     )
     if event is None:
         raise ProblemError(404, f"no event with uid {uid!r} in this key's workspace")
-    state.metrics.add("events_read")
+    state.metrics.add("events_read", workspace=key.workspace)
     return _json(event.to_dict())
 
 
@@ -377,7 +377,7 @@ async def export(
             lines = csv_lines(page, header=header) if format == "csv" else ndjson_lines(page)
             header = False
             yield "".join(lines)
-            state.metrics.add("events_read", len(page))
+            state.metrics.add("events_read", len(page), workspace=key.workspace)
             page = await anext(pages, None)
         if first is None and format == "csv":
             yield "".join(csv_lines([], header=True))

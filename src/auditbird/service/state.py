@@ -34,6 +34,7 @@ class ServiceState:
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     event_limits: Limits = DEFAULT_LIMITS
     strict: bool = False
+    metrics_token: str | None = None  # /metrics: open without it; token-only and per-workspace with it
     uid_secret: bytes = b""  # keys uids derived from Idempotency-Keys (see .server_secret)
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(default_factory=RateLimiter)
