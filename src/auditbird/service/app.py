@@ -241,6 +241,8 @@ def app_from_env() -> FastAPI:
         max_events_per_request=int(
             number("AUDITBIRD_MAX_EVENTS_PER_REQUEST", defaults.max_events_per_request)
         ),
+        max_tails_per_key=int(number("AUDITBIRD_MAX_TAILS_PER_KEY", defaults.max_tails_per_key)),
+        max_tails=int(number("AUDITBIRD_MAX_TAILS", defaults.max_tails)),
     )
     keys = os.environ.get("AUDITBIRD_KEYS")
     app = create_app(

@@ -13,7 +13,7 @@ from ..actions import ActionRegistry
 from ..async_log import AsyncAuditLog
 from ..validation import DEFAULT_LIMITS, Limits
 from .keys import KeyStore
-from .limits import RateLimiter, ServiceLimits
+from .limits import RateLimiter, ServiceLimits, TailBudget
 from .metrics import Metrics
 from .writer import GroupCommitStore
 
@@ -38,6 +38,12 @@ class ServiceState:
     uid_secret: bytes = b""  # keys uids derived from Idempotency-Keys (see .server_secret)
     metrics: Metrics = field(default_factory=Metrics)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    tails: TailBudget | None = None  # made from ``limits`` unless given
+
+    def __post_init__(self) -> None:
+        if self.tails is None:
+            self.tails = TailBudget(self.limits.max_tails_per_key, self.limits.max_tails)
+
     _logs: dict[tuple[str, bool], AsyncAuditLog] = field(default_factory=dict, repr=False)
     # Two threads for CPU-bound request work (big bodies): apart from the store's threads, so a
     # flood of bad bodies queues here and never delays a commit.

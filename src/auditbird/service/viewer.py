@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.staticfiles import StaticFiles
+from starlette.background import BackgroundTask
 
 from .._errors import Problem
 from ..async_log import AsyncAuditLog
@@ -392,6 +393,10 @@ async def stream(
     await record_access(
         state.log(who.workspace, strict=False), who.key, "audit_log.viewed", "/v1/stream", values, live=True
     )
+    assert state.tails is not None
+    release = state.tails.claim(who.key.key_id)
+    if isinstance(release, str):
+        raise ProblemError(429, release, slug="too-many-tails", headers={"Retry-After": "5"})
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
 
     def still_valid() -> bool:
@@ -409,10 +414,19 @@ async def stream(
         expires_at=who.grant.expires_at if who.grant else None,
         still_valid=still_valid,
     )
+
+    async def held() -> AsyncIterator[str]:
+        try:
+            async for frame in frames:
+                yield frame
+        finally:
+            release()
+
     return StreamingResponse(
-        frames,
+        held(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(release),  # also when the stream never started
     )
 
 

@@ -6,7 +6,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -90,8 +91,47 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp);
     CREATE INDEX audit_log_stream_position ON audit_log (workspace, id, position);
     """,
+    # 5: a trigram index over the subject id and the metadata, so a `text` search looks up
+    # candidates instead of scanning the log (see sqlite_query.TRIGRAM). Kept by triggers in
+    # the writer's transaction. Skipped where SQLite has no trigram tokenizer (< 3.34): there,
+    # text searches scan, as before.
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS audit_text USING fts5 (
+        id, metadata, content = 'audit_log', content_rowid = 'position', tokenize = 'trigram'
+    );
+    INSERT INTO audit_text (audit_text) VALUES ('rebuild');
+    CREATE TRIGGER IF NOT EXISTS audit_text_insert AFTER INSERT ON audit_log BEGIN
+        INSERT INTO audit_text (rowid, id, metadata) VALUES (new.position, new.id, new.metadata);
+    END;
+    CREATE TRIGGER IF NOT EXISTS audit_text_delete AFTER DELETE ON audit_log BEGIN
+        INSERT INTO audit_text (audit_text, rowid, id, metadata)
+        VALUES ('delete', old.position, old.id, old.metadata);
+    END;
+    CREATE TRIGGER IF NOT EXISTS audit_text_update AFTER UPDATE OF id, metadata ON audit_log BEGIN
+        INSERT INTO audit_text (audit_text, rowid, id, metadata)
+        VALUES ('delete', old.position, old.id, old.metadata);
+        INSERT INTO audit_text (rowid, id, metadata) VALUES (new.position, new.id, new.metadata);
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+_IDLE_READERS = 8  # reader connections kept open between reads
+_TEXT_INDEX_MIGRATION = 5  # needs FTS5's trigram tokenizer (SQLite >= 3.34)
+
+
+def has_trigram() -> bool:
+    """Whether this Python's SQLite can build the trigram text index."""
+    if sqlite3.sqlite_version_info < (3, 34, 0):
+        return False
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5 (x, tokenize = 'trigram')")
+    except sqlite3.Error:  # built without FTS5
+        return False
+    finally:
+        conn.close()
+    return True
+
 
 _INSERT = (
     "INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp, "
@@ -139,12 +179,20 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite file {self.path!r}: {exc}") from exc
         self._lock = threading.RLock()
+        self._busy_timeout_ms = int(busy_timeout_ms)
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         # 64 MiB of page cache (the default is 2 MiB): the indexes of a large log stay hot.
         self._conn.execute("PRAGMA cache_size = -65536")
         self._migrate()
+        self.text_index = _has_text_index(self._conn)
+        # Reads run on connections of their own, never under the writer's lock: in WAL mode
+        # SQLite reads beside a write, so one tenant's long search never holds up another's
+        # publish (issue #10). Idle ones are kept for the next read.
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -172,8 +220,15 @@ class SQLiteStore:
                     f"{self.path} has schema version {current}, newer than this auditbird "
                     f"understands ({SCHEMA_VERSION}); upgrade auditbird"
                 )
-            for script in MIGRATIONS[current:]:
+            trigram = has_trigram()
+            for version, script in enumerate(MIGRATIONS[current:], current + 1):
+                if version == _TEXT_INDEX_MIGRATION and not trigram:
+                    continue
                 for statement in _statements(script):
+                    conn.execute(statement)
+            if current == SCHEMA_VERSION and trigram and not _has_text_index(conn):
+                # Migrated by an SQLite without trigrams; this one has them: build the index now.
+                for statement in _statements(MIGRATIONS[_TEXT_INDEX_MIGRATION - 1]):
                     conn.execute(statement)
             if current != SCHEMA_VERSION:
                 conn.execute(
@@ -222,15 +277,15 @@ class SQLiteStore:
     def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
         """``(bucket_start_ms, action, count)`` for the events a query matches (no limit).
         Buckets start at ``query.since`` (or the epoch): ``since + k * bucket_ms``."""
-        source, where, params = where_clause(query)
+        source, where, params = where_clause(query, text_index=self.text_index)
         origin = query.since or 0
         sql = (
             f"SELECT ((a.timestamp - ?) / ?) * ? + ? AS bucket, a.action, count(DISTINCT a.position) "  # noqa: S608
             f"FROM {source} "
             f"WHERE {' AND '.join(where)} GROUP BY bucket, a.action ORDER BY bucket"
         )
-        with self._lock:
-            rows = self._conn.execute(sql, [origin, bucket_ms, bucket_ms, origin, *params]).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, [origin, bucket_ms, bucket_ms, origin, *params]).fetchall()
         return [(int(b), str(a), int(c)) for b, a, c in rows]
 
     def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
@@ -253,15 +308,54 @@ class SQLiteStore:
     # -- reads ----------------------------------------------------------------------------
 
     def query(self, query: Query) -> list[Row]:
-        sql, params = build_select(query)
-        with self._lock:
+        sql, params = build_select(query, text_index=self.text_index)
+        with self._reading() as conn:
             try:
-                rows = self._conn.execute(sql, params).fetchall()
+                rows = conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"reading {self.path}: {exc}") from exc
         return [Row._make(r) for r in rows]
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read: an idle reader, or a new one (``:memory:``: the writer's,
+        under its lock, as a private in-memory database has no other connection)."""
+        if self.path == ":memory:":
+            with self._lock:
+                yield self._conn
+            return
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = self._open_reader()
+        try:
+            yield conn
+        finally:
+            with self._readers_lock:
+                keep = not self._closed and len(self._readers) < _IDLE_READERS
+                if keep:
+                    self._readers.append(conn)
+            if not keep:
+                conn.close()
+
+    def _open_reader(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_ms / 1000
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite file {self.path!r} to read: {exc}") from exc
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        conn.execute("PRAGMA query_only = 1")  # a reader never writes, whatever it is asked
+        conn.execute("PRAGMA cache_size = -16384")
+        return conn
+
     def close(self) -> None:
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
         with self._lock:
             self._conn.close()
 
@@ -297,6 +391,11 @@ class _Transaction:
         self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError):
             raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+
+
+def _has_text_index(conn: sqlite3.Connection) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_text'")
+    return found.fetchone() is not None
 
 
 def _statements(script: str) -> list[str]:

@@ -9,15 +9,23 @@ from dataclasses import replace
 
 from ..query import Query
 
-__all__ = ["build_select", "where_clause", "COLUMNS_SQL"]
+__all__ = ["build_select", "where_clause", "COLUMNS_SQL", "TRIGRAM"]
+
+# The trigram index (FTS5, migration 5) finds the candidates of a `text` search; each is then
+# checked with the exact rule (LIKE: a substring, ASCII letters in either case, every other
+# character exactly). The index folds case more widely than that rule, so it finds a superset,
+# never fewer. A search shorter than a trigram cannot use it, and scans.
+TRIGRAM = 3
 
 COLUMNS_SQL = (
     "a.uid, a.workspace, a.id, a.action, a.actor, a.targets, a.metadata, a.timestamp, a.version, a.position"
 )
 
 
-def where_clause(q: Query) -> tuple[str, list[str], list[object]]:
-    """FROM and WHERE of a query: values are always bound, never formatted in."""
+def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str], list[object]]:
+    """FROM and WHERE of a query: values are always bound, never formatted in.
+
+    ``text_index``: the file has the trigram index (``audit_text``) for ``text`` searches."""
     by_target = q.target_type is not None or q.target_id is not None
     k = "t" if by_target else "a"  # the table whose (timestamp, uid) index drives the order
     source = (
@@ -50,17 +58,20 @@ def where_clause(q: Query) -> tuple[str, list[str], list[object]]:
         where.append("a.uid = ?")
         params.append(q.uid)
     if q.text:
+        if text_index and len(q.text) >= TRIGRAM:
+            where.append("a.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?)")
+            params.append('"' + q.text.replace('"', '""') + '"')  # one phrase: a substring
         pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
         params.extend([pattern, pattern])
     return source, where, params
 
 
-def build_select(q: Query) -> tuple[str, list[object]]:
+def build_select(q: Query, *, text_index: bool = False) -> tuple[str, list[object]]:
     """The parameterised SELECT for a query, in the query's order."""
     if len(q.actions) > 1 and q.order != "position" and q.limit is not None:
-        return _union_by_action(q)
-    source, where, params = where_clause(q)
+        return _union_by_action(q, text_index)
+    source, where, params = where_clause(q, text_index=text_index)
     k = "t" if source.startswith("audit_target") else "a"
     if q.order == "position":
         if q.after_position is not None:
@@ -82,12 +93,12 @@ def build_select(q: Query) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _union_by_action(q: Query) -> tuple[str, list[object]]:
+def _union_by_action(q: Query, text_index: bool) -> tuple[str, list[object]]:
     """Several actions: one indexed, limited SELECT per action, merged. ``action IN (...)``
     would sort every matching row of the log to find the newest page."""
     arms, params = [], []
     for name in q.actions:
-        sql, arm_params = build_select(replace(q, actions=(name,)))
+        sql, arm_params = build_select(replace(q, actions=(name,)), text_index=text_index)
         arms.append(f"SELECT * FROM ({sql})")  # noqa: S608 - built from fixed fragments
         params.extend(arm_params)
     direction = "DESC" if q.order == "desc" else "ASC"
