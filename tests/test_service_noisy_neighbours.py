@@ -140,3 +140,29 @@ def _stored_metadata(store: SQLiteStore, uid: str) -> str:
     finally:
         conn.close()
     return str(metadata)
+
+
+@pytest.mark.parametrize("limit", [10, 50, 1_000])
+def test_a_text_search_pages_through_every_match_whichever_path_answers(tmp_path: Path, limit: int) -> None:
+    """The newest rows are tried first, then the index: pages must agree with a plain scan."""
+    store = SQLiteStore(tmp_path / "pages.db")
+    log = AuditLog(store, workspace="A")
+    events = [
+        {
+            "id": f"m:{i}",
+            "action": "a.b",
+            "timestamp": 1_700_000_000_000 + i,
+            "metadata": {"n": "NeEdLe" if i % 100 == 0 else "hay"},
+        }
+        for i in range(2_500)
+    ]
+    log.publish_many(events)
+    seen, cursor = [], None
+    while True:
+        page = log.list(text="needle", limit=limit, cursor=cursor)
+        seen += [e.id for e in page.events]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [f"m:{i}" for i in range(2_400, -1, -100)]
+    store.close()

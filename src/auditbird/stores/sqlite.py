@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from .._errors import ConflictError, StoreUnavailable
 from ..query import Query
 from .base import Row
-from .sqlite_query import COLUMNS_SQL, build_select, where_clause
+from .sqlite_query import COLUMNS_SQL, TRIGRAM, build_recent_text_select, build_select, where_clause
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "build_select", "write_rows"]
 
@@ -116,6 +116,7 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _IDLE_READERS = 8  # reader connections kept open between reads
+_TEXT_WINDOW = 2_000  # newest rows a text search looks through before it asks the index
 _TEXT_INDEX_MIGRATION = 5  # needs FTS5's trigram tokenizer (SQLite >= 3.34)
 
 
@@ -308,9 +309,14 @@ class SQLiteStore:
     # -- reads ----------------------------------------------------------------------------
 
     def query(self, query: Query) -> list[Row]:
-        sql, params = build_select(query, text_index=self.text_index)
         with self._reading() as conn:
             try:
+                if self.text_index and _recent_first(query):
+                    sql, params = build_recent_text_select(query, _TEXT_WINDOW)
+                    rows = conn.execute(sql, params).fetchall()
+                    if len(rows) >= (query.limit or 0):
+                        return [Row._make(r) for r in rows]
+                sql, params = build_select(query, text_index=self.text_index)
                 rows = conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"reading {self.path}: {exc}") from exc
@@ -391,6 +397,12 @@ class _Transaction:
         self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError):
             raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+
+
+def _recent_first(q: Query) -> bool:
+    """A text search worth trying on the newest rows before the index (see
+    :func:`~.sqlite_query.build_recent_text_select`)."""
+    return bool(q.text) and len(q.text or "") >= TRIGRAM and q.limit is not None and q.order != "position"
 
 
 def _has_text_index(conn: sqlite3.Connection) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from ..query import Query
 
-__all__ = ["build_select", "where_clause", "COLUMNS_SQL", "TRIGRAM"]
+__all__ = ["build_select", "build_recent_text_select", "where_clause", "COLUMNS_SQL", "TRIGRAM"]
 
 # The trigram index (FTS5, migration 5) finds the candidates of a `text` search; each is then
 # checked with the exact rule (LIKE: a substring, ASCII letters in either case, every other
@@ -31,7 +31,10 @@ def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str],
     source = (
         "audit_target AS t JOIN audit_log AS a ON a.position = t.position" if by_target else "audit_log AS a"
     )
-    where = [f"{k}.workspace = ?"]
+    indexed_text = text_index and q.text is not None and len(q.text) >= TRIGRAM
+    # With an indexed text search the index's matches drive the read (rowid look-ups, then a
+    # sort of the matches); `+` keeps SQLite from scanning the workspace's time index instead.
+    where = [f"+{k}.workspace = ?" if indexed_text and k == "a" else f"{k}.workspace = ?"]
     params: list[object] = [q.workspace]
     if q.event_id is not None:
         where.append("a.id = ?")
@@ -58,7 +61,7 @@ def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str],
         where.append("a.uid = ?")
         params.append(q.uid)
     if q.text:
-        if text_index and len(q.text) >= TRIGRAM:
+        if indexed_text:
             where.append("a.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?)")
             params.append('"' + q.text.replace('"', '""') + '"')  # one phrase: a substring
         pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -91,6 +94,23 @@ def build_select(q: Query, *, text_index: bool = False) -> tuple[str, list[objec
         sql += " LIMIT ?"
         params.append(q.limit)
     return sql, params
+
+
+def build_recent_text_select(q: Query, window: int) -> tuple[str, list[object]]:
+    """A text search over only the newest ``window`` rows the other filters match.
+
+    When it finds ``q.limit`` rows they are the answer (every row outside the window comes
+    later in the order): a word in many events is found in the first few rows, where the
+    index would have to gather and sort all its matches. Else the indexed query runs."""
+    assert q.text is not None and q.limit is not None and q.order != "position"
+    inner, params = build_select(replace(q, text=None, limit=window))
+    pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    direction = "DESC" if q.order == "desc" else "ASC"
+    sql = (
+        f"SELECT * FROM ({inner}) WHERE (id LIKE ? ESCAPE '\\' OR metadata LIKE ? ESCAPE '\\') "  # noqa: S608 - fixed fragments
+        f"ORDER BY timestamp {direction}, uid {direction} LIMIT ?"
+    )
+    return sql, [*params, pattern, pattern, q.limit]
 
 
 def _union_by_action(q: Query, text_index: bool) -> tuple[str, list[object]]:
