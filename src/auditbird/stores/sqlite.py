@@ -93,11 +93,14 @@ MIGRATIONS: list[str] = [
     """,
     # 5: a trigram index over the subject id and the metadata, so a `text` search looks up
     # candidates instead of scanning the log (see sqlite_query.TRIGRAM). Kept by triggers in
-    # the writer's transaction. Skipped where SQLite has no trigram tokenizer (< 3.34): there,
-    # text searches scan, as before.
+    # the writer's transaction. `detail = none` (rowids only, no positions): ~25% cheaper to
+    # write than a full index; a search asks for rows holding every trigram of the text and
+    # re-checks each with the exact rule, so positions are not needed. Skipped where SQLite
+    # has no trigram tokenizer (< 3.34): there, text searches scan, as before.
     """
     CREATE VIRTUAL TABLE IF NOT EXISTS audit_text USING fts5 (
-        id, metadata, content = 'audit_log', content_rowid = 'position', tokenize = 'trigram'
+        id, metadata, content = 'audit_log', content_rowid = 'position', tokenize = 'trigram',
+        detail = none
     );
     INSERT INTO audit_text (audit_text) VALUES ('rebuild');
     CREATE TRIGGER IF NOT EXISTS audit_text_insert AFTER INSERT ON audit_log BEGIN

@@ -63,11 +63,18 @@ def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str],
     if q.text:
         if indexed_text:
             where.append("a.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?)")
-            params.append('"' + q.text.replace('"', '""') + '"')  # one phrase: a substring
+            params.append(_every_trigram(q.text))
         pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
         params.extend([pattern, pattern])
     return source, where, params
+
+
+def _every_trigram(text: str) -> str:
+    """An FTS5 query for the rows holding every trigram of ``text`` (each a quoted string):
+    a superset of the rows holding ``text``, which the exact rule then narrows."""
+    grams = dict.fromkeys(text[i : i + TRIGRAM] for i in range(len(text) - TRIGRAM + 1))
+    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
 
 
 def build_select(q: Query, *, text_index: bool = False) -> tuple[str, list[object]]:
