@@ -8,8 +8,8 @@ server otherwise idle, and while tenant A keeps ``--tails`` live tails (``/v1/st
 ``--searchers`` connections run `text` searches back to back (one for a word no event holds,
 one for a word in a few events: the searches a full scan makes slowest). The per-key tail cap
 is raised to ``--tails`` for the run, so that all of A's tails come from one read key, as in
-issue #10 (by default a key gets 5). Prints a ``## Noisy neighbours`` section for
-bench/RESULTS.md (``--write`` puts it there).
+issue #10 (``--default-caps`` keeps the server's default of 5 a key). Prints a
+``## Noisy neighbours`` section for bench/RESULTS.md (``--write`` puts it there).
 
 To compare two versions of the code, run it with ``PYTHONPATH`` pointing at each ``src``.
 """
@@ -63,7 +63,7 @@ def fill(db: Path, events: int) -> None:
             )
 
 
-def start(directory: Path, tails: int) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+def start(directory: Path, tails: int | None) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
     from auditbird.service.keys import KeyStore
 
     db, keys_path = directory / "noisy.db", directory / "noisy.keys.db"
@@ -74,7 +74,9 @@ def start(directory: Path, tails: int) -> tuple[subprocess.Popen[bytes], str, di
     }
     keys.close()
     port = _free_port()
-    env = {**os.environ, "AUDITBIRD_RATE_LIMIT": "0", "AUDITBIRD_MAX_TAILS_PER_KEY": str(tails)}
+    env = {**os.environ, "AUDITBIRD_RATE_LIMIT": "0"}
+    if tails is not None:
+        env["AUDITBIRD_MAX_TAILS_PER_KEY"] = str(tails)
     cmd = [sys.executable, "-c", "from auditbird.cli import main; main()", "--store", f"sqlite:///{db}"]
     cmd += ["serve", "--port", str(port), "--keys", str(keys_path), "--log-level", "warning"]
     process = subprocess.Popen(cmd, env=env)
@@ -171,12 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--tails", type=int, default=20)
     parser.add_argument("--searchers", type=int, default=2)
+    parser.add_argument("--default-caps", action="store_true", help="keep the per-key tail cap")
     parser.add_argument("--write", action="store_true", help="append the section to bench/RESULTS.md")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="auditbird-noisy-") as tmp:
         directory = Path(tmp)
         fill(directory / "noisy.db", args.events)
-        process, url, keys = start(directory, args.tails)
+        process, url, keys = start(directory, None if args.default_caps else args.tails)
         try:
             result = asyncio.run(measure(url, keys, args))
         finally:
@@ -187,10 +190,12 @@ def main(argv: list[str] | None = None) -> None:
         "## Noisy neighbours",
         "",
         f"`python -m bench.noisy_neighbour --seconds {args.seconds:g} --events {args.events}"
-        f" --tails {args.tails} --searchers {args.searchers}` · {describe()}",
+        f" --tails {args.tails} --searchers {args.searchers}{' --default-caps' if args.default_caps else ''}`"
+        f" · {describe()}",
         "",
         f"Tenant B publishes single events (4 connections) into a server whose SQLite file holds"
         f" {args.events:,} events of tenant A; then again while A keeps {a['tails']} live tails open"
+        f" ({args.tails} asked for)"
         f" and {args.searchers} connections search text back to back ({a['searches']:,} searches,"
         f" p50 {a['search_p50_ms']:.0f} ms).",
         "",
