@@ -27,7 +27,8 @@ def _open_tail(stack: ExitStack, server: LiveServer, key: str) -> httpx.Response
 @pytest.mark.timeout(120)
 def test_live_tails_are_capped_per_key_and_in_total(tmp_path: Path, start_service) -> None:
     server: LiveServer = start_service(tmp_path, AUDITBIRD_MAX_TAILS_PER_KEY="2", AUDITBIRD_MAX_TAILS="3")
-    a, b, c = (server.mint(f"tails-{n}", "read") for n in "abc")
+    a = server.mint("tails-a", "read")
+    b, c = (server.mint(f"tails-{n}", "read") for n in "bc")
     with ExitStack() as stack:
         assert [_open_tail(stack, server, a).status_code for _ in range(2)] == [200, 200]
         third = _open_tail(stack, server, a)
@@ -40,6 +41,11 @@ def test_live_tails_are_capped_per_key_and_in_total(tmp_path: Path, start_servic
         assert over.status_code == 429
         over.read()
         assert "3 live tails" in over.json()["detail"] and over.headers["retry-after"]
+    # A refused tail read nothing and recorded nothing: two records of A's tails, not three.
+    admin = server.mint("tails-a", "admin")
+    with server.client(admin) as client:
+        viewed = client.get("/v1/events", params={"action": "audit_log.viewed"}).json()["data"]
+    assert len([e for e in viewed if e["metadata"].get("live")]) == 2
     # Closed tails give their places back (the server notices the disconnect at its next poll).
     with ExitStack() as stack:
         deadline_statuses = []

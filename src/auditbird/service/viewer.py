@@ -389,14 +389,18 @@ async def stream(
     if filters.values["since"] is not None:
         # At most an hour back: the page already shows what came before it.
         start = max(parse_time(filters.values["since"], field_name="since"), now_ms() - 3_600_000)
-    await log.list(limit=1, **values)  # bad filters are a 422 now, not a broken stream
-    await record_access(
-        state.log(who.workspace, strict=False), who.key, "audit_log.viewed", "/v1/stream", values, live=True
-    )
+    # A place among the open tails first: a refused tail costs no read and records nothing.
     assert state.tails is not None
     release = state.tails.claim(who.key.key_id)
     if isinstance(release, str):
         raise ProblemError(429, release, slug="too-many-tails", headers={"Retry-After": "5"})
+    try:
+        await log.list(limit=1, **values)  # bad filters are a 422 now, not a broken stream
+        audit = state.log(who.workspace, strict=False)
+        await record_access(audit, who.key, "audit_log.viewed", "/v1/stream", values, live=True)
+    except BaseException:
+        release()
+        raise
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
 
     def still_valid() -> bool:
