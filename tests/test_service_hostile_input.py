@@ -193,3 +193,37 @@ def test_a_conflict_on_a_live_server_keeps_the_connection(live_server: LiveServe
     metrics = httpx.get(f"{live_server.url}/metrics").text
     assert 'route="/v1/events",status="500"' not in metrics
     json.loads(r.text)  # a JSON document either way
+
+
+def test_a_large_batch_is_validated_off_the_event_loop(tmp_path: Path) -> None:
+    """Where validation runs, seen by the action's own validator: in the service's CPU pool, so
+    the event loop keeps serving other tenants while a big bad body is checked."""
+    import threading
+
+    from pydantic import BaseModel, field_validator
+
+    from auditbird import ActionRegistry, action
+
+    threads: set[str] = set()
+    registry = ActionRegistry()
+
+    @action("probe.seen", registry=registry)
+    class Probe(BaseModel):
+        n: int
+
+        @field_validator("n")
+        @classmethod
+        def where(cls, value: int) -> int:
+            threads.add(threading.current_thread().name)
+            if value < 0:
+                raise ValueError("must be >= 0")
+            return value
+
+    keys = KeyStore(tmp_path / "v.keys.db")
+    key = keys.create(workspace="A", scope="write").secret
+    app = create_app(f"sqlite:///{tmp_path / 'v.db'}", keys=keys, registry=registry)
+    bad = [{"id": "p:1", "action": "probe.seen", "metadata": {"n": -1}}] * 1_500
+    with TestClient(app) as c:
+        r = c.post("/v1/events", json=bad, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 422 and r.json()["error_count"] == 1_500
+    assert threads and all(name.startswith("auditbird-cpu") for name in threads), threads
