@@ -113,14 +113,19 @@ def test_parse_time_still_reads_iso_and_ms() -> None:
 def test_a_megabyte_of_empty_events_gets_a_small_answer_with_the_total(live_server: LiveServer) -> None:
     writer = live_server.mint(f"hostile-{uuid.uuid4().hex[:8]}", "write")
     count = 1024 * 1024 // 3
+    blank = b"\n" * (1024 * 1024)
     with live_server.client(writer) as c:
+        # A megabyte of blank lines is no event at all.
+        r = c.post("/v1/events", content=blank, headers={"Content-Type": "application/x-ndjson"})
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == "body"
         for body, media in (
             (b"{}\n" * count, "application/x-ndjson"),
             (b"[" + b",".join([b"{}"] * count) + b"]", "application/json"),
         ):
             r = c.post("/v1/events", content=body, headers={"Content-Type": media})
             assert r.status_code == 413 and len(r.content) < 16 * 1024
-            assert f"{count:,} events" in r.json()["detail"]
+            # Counted up to the first event over the limit, not parsed: the answer says so.
+            assert "more than 10,000 events" in r.json()["detail"]
         # The connection and the server are fine afterwards.
         assert c.get("/healthz").status_code == 200
 
@@ -227,3 +232,13 @@ def test_a_large_batch_is_validated_off_the_event_loop(tmp_path: Path) -> None:
         r = c.post("/v1/events", json=bad, headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 422 and r.json()["error_count"] == 1_500
     assert threads and all(name.startswith("auditbird-cpu") for name in threads), threads
+
+
+def test_a_batch_with_many_commas_but_few_events_is_stored(live_server: LiveServer) -> None:
+    """More commas than the event cap sends the body through the element count first."""
+    writer = live_server.mint(f"commas-{uuid.uuid4().hex[:8]}", "write")
+    event = {"id": "c:1", "action": "a.b", "metadata": {k: [1, 2, 3] for k in "abcde"}}
+    body = [event] * 3_000  # ~45,000 commas, 3,000 events
+    with live_server.client(writer) as c:
+        r = c.post("/v1/events", json=body, headers={"Prefer": "return=minimal"})
+    assert r.status_code == 201 and r.json() == {"count": 3_000}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 import uuid
 from typing import Any
 
@@ -47,18 +49,18 @@ def parse_events(body: bytes, content_type: str, max_events: int) -> tuple[list[
     UTF-8, lone surrogates and nesting deeper than 200 levels are refused here, as a 400)."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media in NDJSON_TYPES:
-        lines = [line for line in body.split(b"\n") if line.strip()]
-        _check_count(len(lines), max_events)  # before parsing: a line costs a dict or more
+        lines = _ndjson_lines(body, max_events)  # counted before parsing: a line costs a dict
         items: list[Any] = []
         problems: list[Problem] = []
         bad = 0
-        for i, line in enumerate(lines):
+        for match in lines:
             try:
-                items.append(from_json(line))
+                items.append(from_json(match.group()))
             except ValueError as exc:
                 bad += 1
                 if len(problems) < MAX_LISTED_ERRORS:
-                    problems.append(Problem("", f"line {i + 1} is not JSON: {_reason(exc)}", len(items)))
+                    number = body.count(b"\n", 0, match.start()) + 1
+                    problems.append(Problem("", f"line {number} is not JSON: {_reason(exc)}", len(items)))
         if problems:
             raise ProblemError(
                 400, "the NDJSON body has lines that are not JSON", errors=problems, error_count=bad
@@ -66,6 +68,8 @@ def parse_events(body: bytes, content_type: str, max_events: int) -> tuple[list[
         if not items:
             raise _empty()
         return items, False
+    if body.count(b",") >= max_events:  # perhaps more events than allowed: count them first
+        _check_array_length(body, max_events)
     try:
         data = from_json(body)
     except ValueError as exc:
@@ -89,11 +93,60 @@ def parse_events(body: bytes, content_type: str, max_events: int) -> tuple[list[
     )
 
 
-def _check_count(count: int, max_events: int) -> None:
+_LINE = re.compile(rb"\S[^\n]*")  # a line that is not blank, from its first non-space byte
+
+
+def _ndjson_lines(body: bytes, max_events: int) -> list[re.Match[bytes]]:
+    """The body's non-blank lines; 413 at the first one over ``max_events`` (so neither time
+    nor memory depends on how many more there are). Blank runs are skipped in C, not looped."""
+    lines: list[re.Match[bytes]] = []
+    for match in _LINE.finditer(body):
+        lines.append(match)
+        if len(lines) > max_events:
+            _check_count(len(lines), max_events, exact=False)
+    return lines
+
+
+def _check_array_length(body: bytes, max_events: int) -> None:
+    """413 if a JSON array body holds more than ``max_events`` elements, found by decoding
+    one element at a time and dropping it: memory stays that of one element, and it stops at
+    the first one over. (Not JSON, or not an array: the parse that follows says so.)"""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    decoder = json.JSONDecoder()
+    at = _skip(text, 0)
+    if not text.startswith("[", at):
+        return
+    at, count = _skip(text, at + 1), 0
+    while at < len(text) and text[at] != "]":
+        try:
+            _, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return
+        count += 1
+        if count > max_events:
+            _check_count(count, max_events, exact=False)
+        at = _skip(text, at)
+        if text.startswith(",", at):
+            at = _skip(text, at + 1)
+
+
+def _skip(text: str, at: int) -> int:
+    found = _WHITESPACE.match(text, at)
+    return found.end() if found else at
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _check_count(count: int, max_events: int, *, exact: bool = True) -> None:
     if count > max_events:
+        many = f"{count:,}" if exact else f"more than {max_events:,}"
         raise _too_large(
-            f"the body holds {count:,} events; send at most {max_events:,} per request",
-            [Problem("body", f"{count:,} events; at most {max_events:,}: split the batch")],
+            f"the body holds {many} events; send at most {max_events:,} per request",
+            [Problem("body", f"{many} events; at most {max_events:,}: split the batch")],
         )
 
 
