@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["bench.core_sqlite", "bench.tinybird_ingest", "bench.projection"]
+MODULES = ["bench.core_sqlite", "bench.tinybird_ingest", "bench.projection", "bench.noisy_neighbour"]
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -211,17 +211,43 @@ def test_sqlite_url_forms(tmp_path: Path, monkeypatch) -> None:
         AuditLog("sqlite://host/a.db")
 
 
-def test_a_uid_taken_by_another_workspace_is_a_conflict_not_a_silent_no_op(db_path: Path) -> None:
+def test_a_uid_is_unique_per_workspace_and_another_workspace_is_another_event(db_path: Path) -> None:
     store = SQLiteStore(db_path)
     a, b = AuditLog(store, workspace="a"), AuditLog(store, workspace="b")
     b.publish_audit_log({"id": "x:1", "action": "x.y", "uid": "shared-uid"})
-    with pytest.raises(ConflictError, match="shared-uid"):
-        a.publish_audit_log({"id": "m:1", "action": "monitor.down", "uid": "shared-uid"})
-    with pytest.raises(ConflictError):
-        a.publish_many([{"id": "m:1", "action": "a.b"}, {"id": "m:1", "action": "a.b", "uid": "shared-uid"}])
-    assert a.list().events == []  # nothing of the batch was stored
+    mine = a.publish_audit_log({"id": "m:1", "action": "monitor.down", "uid": "shared-uid"})
+    a.publish_many([{"id": "m:2", "action": "a.b"}, {"id": "m:2", "action": "a.b", "uid": "shared-uid"}])
+    a.publish_audit_log({"id": "m:3", "action": "a.b", "uid": "shared-uid"})  # a's retry: nothing
+    assert [e.id for e in a.list().events] == ["m:2", "m:1"]  # the first copy wins
+    assert a.get("shared-uid") == mine
+    assert [e.id for e in b.list().events] == ["x:1"]
     b.publish_audit_log({"id": "x:1", "action": "x.y", "uid": "shared-uid"})  # its own retry: fine
     assert len(b.list()) == 1
+
+
+def test_a_file_from_before_per_workspace_uids_is_migrated(tmp_path: Path) -> None:
+    from auditbird.stores.sqlite import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE auditbird_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("INSERT INTO auditbird_meta VALUES ('schema_version', '3')")
+    conn.execute(
+        "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
+        "VALUES ('u1', 'a', 'm:1', 'a.b', '{\"id\":\"x\",\"name\":\"y\"}', '[]', '{\"k\":\"Hello\"}', 5, 1)"
+    )
+    conn.commit()
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        a, b = AuditLog(store, workspace="a"), AuditLog(store, workspace="b")
+        assert a.get("u1") is not None and a.get("u1").actor.id == "x"
+        b.publish_audit_log({"id": "m:1", "action": "a.b", "uid": "u1"})
+        assert b.get("u1") is not None
+        assert [e.uid for e in a.list(actor_id="x").events] == ["u1"]
+        assert [e.uid for e in a.list(text="hello").events] == ["u1"]
 
 
 def test_single_and_batched_appends_write_the_same_target_rows(tmp_path: Path) -> None:

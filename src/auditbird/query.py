@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -13,9 +12,12 @@ from typing import Literal
 from ._errors import AuditValidationError, Problem
 from .event import now_ms
 
-__all__ = ["Query", "encode_cursor", "decode_cursor", "parse_time", "MAX_LIMIT"]
+__all__ = ["Query", "encode_cursor", "decode_cursor", "parse_time", "MAX_LIMIT", "MAX_TIME_CHARS"]
 
 MAX_LIMIT = 10_000
+# The longest ISO 8601 time is ~35 characters ("2026-01-31T02:00:00.123456+05:30"); a cap well
+# above it keeps every parse below linear in a bounded input.
+MAX_TIME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,6 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return value[0], value[1]
 
 
-_RELATIVE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*(ago)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
@@ -97,13 +98,17 @@ def _parse_time(value: str | int | datetime, field_name: str) -> int:
         dt = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1000)
     text = str(value).strip()
-    if text.isdigit():
+    if len(text) > MAX_TIME_CHARS:
+        raise AuditValidationError(
+            [Problem(field_name, f"{len(text):,} characters; a time is at most {MAX_TIME_CHARS}")]
+        )
+    if text.isascii() and text.isdigit():
         return int(text)
     if text == "now":
         return now_ms()
-    match = _RELATIVE.match(text)
-    if match:
-        return now_ms() - int(match.group(1)) * _UNIT_MS[match.group(2)]
+    ago = _duration_ms(text)
+    if ago is not None:
+        return now_ms() - ago
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -119,3 +124,17 @@ def _parse_time(value: str | int | datetime, field_name: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
+
+
+def _duration_ms(text: str) -> int | None:
+    """``15m``, ``1h ago``, ``7d``: ASCII digits, optional spaces, a unit, an optional ``ago``.
+
+    A single left-to-right pass (no regex): a hostile value cannot make it backtrack."""
+    body = text[:-3].rstrip() if text.endswith("ago") else text
+    digits = 0
+    while digits < len(body) and "0" <= body[digits] <= "9":
+        digits += 1
+    unit = body[digits:].lstrip(" ")
+    if digits == 0 or unit not in _UNIT_MS:
+        return None
+    return int(body[:digits]) * _UNIT_MS[unit]

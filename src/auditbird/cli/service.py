@@ -220,6 +220,14 @@ def serve(
     max_event_bytes: Annotated[
         int | None, typer.Option("--max-event-bytes", envvar="AUDITBIRD_MAX_EVENT_BYTES")
     ] = None,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-token",
+            envvar="AUDITBIRD_METRICS_TOKEN",
+            help="Serve /metrics only with `Authorization: Bearer TOKEN` (then with per-workspace figures)",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Server processes")] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -246,6 +254,7 @@ def serve(
         ("AUDITBIRD_RATE_LIMIT", rate_limit),
         ("AUDITBIRD_MAX_REQUEST_BYTES", max_request_bytes),
         ("AUDITBIRD_MAX_EVENT_BYTES", max_event_bytes),
+        ("AUDITBIRD_METRICS_TOKEN", metrics_token),
     ):
         if value is not None:
             env[name] = str(value)

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import gc
+import hmac
 import importlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -36,10 +37,12 @@ from ..stores import default_url, open_store
 from ..stores.base import Store
 from ..validation import DEFAULT_LIMITS, Limits
 from . import docs_ui
+from .auth import bearer_token
 from .fastpath import LeanPath
 from .keys import KeyStore, keys_path_for
 from .limits import RateLimiter, ServiceLimits
 from .metrics import MetricsMiddleware
+from .private_files import load_or_create_secret, secret_path_for
 from .problems import ProblemError, problem_response
 from .routes_events import publish_lean
 from .routes_events import router as events_router
@@ -66,8 +69,12 @@ def create_app(
     registry: ActionRegistry | None = None,
     strict: bool = False,
     event_limits: Limits = DEFAULT_LIMITS,
+    metrics_token: str | None = None,
 ) -> FastAPI:
-    """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``)."""
+    """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``).
+
+    ``metrics_token``: if set, ``/metrics`` answers only to it, and then with per-workspace
+    figures; if not, ``/metrics`` is open and shows no workspace."""
     url = store if isinstance(store, str) else default_url() if store is None else ""
     backend: Store = open_store(url) if isinstance(store, str) or store is None else store
     if isinstance(keys, KeyStore):
@@ -83,6 +90,8 @@ def create_app(
         event_limits=event_limits,
         strict=strict,
         limiter=RateLimiter(service_limits.burst_seconds),
+        uid_secret=load_or_create_secret(secret_path_for(key_store.path)),
+        metrics_token=metrics_token or None,
     )
 
     @asynccontextmanager
@@ -90,6 +99,7 @@ def create_app(
         yield
         await state.store.aclose()
         state.keys.close()
+        state.cpu_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="auditbird",
@@ -133,9 +143,29 @@ def _install_ops_routes(app: FastAPI, state: ServiceState) -> None:
             return problem_response(503, f"the store is unavailable: {exc}")
         return Response('{"status":"ok"}', media_type="application/json")
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text exposition format)")
-    async def metrics() -> Response:
-        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics (text exposition format)",
+        description="Open, with no per-workspace figures, unless the server has a metrics token "
+        "(`serve --metrics-token` / `AUDITBIRD_METRICS_TOKEN`): then only for "
+        "`Authorization: Bearer <token>`, with events written and read by workspace.",
+    )
+    async def metrics(request: Request) -> Response:
+        token = state.metrics_token
+        if token:
+            given = bearer_token(request.headers.get("authorization")) or ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return problem_response(
+                    401,
+                    "/metrics needs the server's metrics token: `Authorization: Bearer <token>`",
+                    slug="unauthorized",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return Response(
+            state.metrics.render(per_workspace=bool(token)),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
 
 
 def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
@@ -173,13 +203,15 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
             503, f"the store is unavailable; nothing was written, retry: {exc}", headers={"Retry-After": "1"}
         )
 
+    def library_error(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+        # Each of the library's own errors has a handler of its own (not the catch-all): the lean
+        # POST path answers only errors with a handler of their class, else it re-raises.
+        async def on_error(request: Request, exc: Exception) -> Response:
+            return problem_response(status, str(exc), instance=instance(request))
+
+        return on_error
+
     async def on_other(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, NotFound):
-            return problem_response(404, str(exc), instance=instance(request))
-        if isinstance(exc, ConflictError):
-            return problem_response(409, str(exc), instance=instance(request))
-        if isinstance(exc, UnsupportedOperation):
-            return problem_response(501, str(exc), instance=instance(request))
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(500, "internal error; it has been logged", instance=instance(request))
 
@@ -188,6 +220,9 @@ def _install_error_handlers(app: FastAPI, state: ServiceState) -> None:
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(StoreUnavailable, on_store)
+    app.add_exception_handler(NotFound, library_error(404))
+    app.add_exception_handler(ConflictError, library_error(409))
+    app.add_exception_handler(UnsupportedOperation, library_error(501))
     app.add_exception_handler(Exception, on_other)
 
 
@@ -207,6 +242,11 @@ def app_from_env() -> FastAPI:
         max_request_bytes=int(number("AUDITBIRD_MAX_REQUEST_BYTES", defaults.max_request_bytes)),
         max_event_bytes=int(number("AUDITBIRD_MAX_EVENT_BYTES", defaults.max_event_bytes)),
         default_rate=number("AUDITBIRD_RATE_LIMIT", defaults.default_rate),
+        max_events_per_request=int(
+            number("AUDITBIRD_MAX_EVENTS_PER_REQUEST", defaults.max_events_per_request)
+        ),
+        max_tails_per_key=int(number("AUDITBIRD_MAX_TAILS_PER_KEY", defaults.max_tails_per_key)),
+        max_tails=int(number("AUDITBIRD_MAX_TAILS", defaults.max_tails)),
     )
     keys = os.environ.get("AUDITBIRD_KEYS")
     app = create_app(
@@ -214,6 +254,7 @@ def app_from_env() -> FastAPI:
         keys=Path(keys) if keys else None,
         limits=limits,
         strict=os.environ.get("AUDITBIRD_STRICT", "") in ("1", "true", "yes"),
+        metrics_token=os.environ.get("AUDITBIRD_METRICS_TOKEN") or None,
     )
     tune_gc()
     return app

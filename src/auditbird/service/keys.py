@@ -20,19 +20,19 @@ request with one ``stat``), and in any case within ``cache_seconds``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
+
+from .private_files import connect_private
 
 __all__ = ["ApiKey", "CreatedKey", "KeyStore", "Scope", "SCOPES", "keys_path_for"]
 
@@ -104,6 +104,10 @@ class CreatedKey:
     secret: str  # the full ``ab_<id>_<secret>`` token: shown once, then only its hash exists
 
 
+# Compared against when a key id is unknown: the hex form of a SHA-256 no secret produces in practice.
+_NO_KEY_HASH = hashlib.sha256(b"auditbird: no such key").hexdigest()
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -119,18 +123,17 @@ class KeyStore:
     def __init__(self, path: str | os.PathLike[str], *, cache_seconds: float = 1.0) -> None:
         self.path = Path(path)
         self.cache_seconds = cache_seconds
-        # key_id -> (row as ApiKey fields + hash, monotonic expiry); rows only, never a secret.
-        self._cache: dict[str, tuple[tuple[Any, ...], float]] = {}
+        # key_id -> (row as ApiKey fields + hash, or None for an unknown id; monotonic expiry).
+        # Rows only, never a secret.
+        self._cache: dict[str, tuple[tuple[Any, ...] | None, float]] = {}
         self._stamp: tuple[int, int] | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        # Hashes only, but nobody else needs to read them (nor the viewer-link secret beside them).
+        self._conn = connect_private(self.path)
         self._lock = threading.Lock()
         self._wal = self.path.with_name(self.path.name + "-wal")
         with self._lock:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.executescript(_SCHEMA)
-        with contextlib.suppress(OSError):  # hashes only, but nobody else needs to read them
-            os.chmod(self.path, 0o600)
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -154,6 +157,7 @@ class KeyStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key_id, _hash(secret), workspace, scope, name, rate, created),
             )
+        self._cache.pop(key_id, None)
         key = ApiKey(key_id, workspace, cast(Scope, scope), name, rate, created)
         return CreatedKey(key, token)
 
@@ -163,8 +167,10 @@ class KeyStore:
         if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
             return None
         row = self._row(parts[1])
-        # Hash and compare even when the id is unknown, so timing says nothing about ids.
-        stored = row[7] if row else "0" * 64
+        # Hash and compare even when the id is unknown (against a hash no secret has), and look
+        # unknown ids up through the same cache as known ones: the same work either way, so
+        # timing says nothing about which ids exist.
+        stored = row[7] if row else _NO_KEY_HASH
         matches = hmac.compare_digest(_hash(parts[2]), stored)
         if row is None or not matches or row[6] is not None:
             return None
@@ -187,11 +193,12 @@ class KeyStore:
                 "FROM api_key WHERE key_id = ?",
                 (key_id,),
             ).fetchone()
-        if row is not None and self.cache_seconds > 0:  # unknown ids are not cached
+        found = tuple(row) if row is not None else None
+        if self.cache_seconds > 0:  # unknown ids too: the same cost as a known one
             if len(self._cache) >= 10_000:
                 self._cache.clear()
-            self._cache[key_id] = (tuple(row), now + self.cache_seconds)
-        return tuple(row) if row is not None else None
+            self._cache[key_id] = (found, now + self.cache_seconds)
+        return found
 
     def _file_stamp(self) -> tuple[int, int]:
         """Size and mtime of the key file's WAL (the main file if there is none): a commit by

@@ -1,7 +1,9 @@
 """Prometheus text exposition: requests by route and status, latency, events written, store errors.
 
-Hand-rolled (a few counters need no dependency). Labels never carry a workspace or a key:
-``/metrics`` is unauthenticated, so it must not tell one tenant anything about another.
+Hand-rolled (a few counters need no dependency). The figures everyone may see carry no
+workspace and no key: an open ``/metrics`` must not tell one tenant anything about another.
+Per-workspace counts (events written and read) are rendered only for a caller holding the
+metrics token (``serve --metrics-token`` / ``AUDITBIRD_METRICS_TOKEN``); see :mod:`.app`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "MetricsMiddleware"]
+
+# Distinct workspaces counted one by one; any beyond are summed under one label, so a flood of
+# workspace names cannot grow the process or the scrape without bound.
+MAX_WORKSPACES = 1_000
+OTHER_WORKSPACES = "(others)"
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -30,6 +37,8 @@ class Metrics:
         self.events_read = 0
         self.store_errors = 0
         self.rate_limited = 0
+        # (counter name, workspace) -> count; rendered only with the metrics token
+        self.by_workspace: dict[tuple[str, str], int] = defaultdict(int)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -41,11 +50,17 @@ class Metrics:
             self.latency_sum[route] += seconds
             self.latency_count[route] += 1
 
-    def add(self, name: str, n: int = 1) -> None:
+    def add(self, name: str, n: int = 1, *, workspace: str | None = None) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
+            if workspace is not None:
+                key = (name, workspace)
+                if key not in self.by_workspace and len(self.by_workspace) >= 2 * MAX_WORKSPACES:
+                    key = (name, OTHER_WORKSPACES)
+                self.by_workspace[key] += n
 
-    def render(self) -> str:
+    def render(self, *, per_workspace: bool = False) -> str:
+        """The exposition text; ``per_workspace`` adds figures by workspace (token holders only)."""
         with self._lock:
             lines = [
                 "# HELP auditbird_http_requests_total HTTP requests by method, route template and status.",
@@ -92,7 +107,22 @@ class Metrics:
                 ("auditbird_rate_limited_total", "counter", "Requests answered 429.", self.rate_limited),
             ):
                 lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+            if per_workspace:
+                lines += self._render_workspaces()
         return "\n".join(lines) + "\n"
+
+    def _render_workspaces(self) -> list[str]:
+        lines = []
+        for counter in ("events_written", "events_read"):
+            name = f"auditbird_workspace_{counter}_total"
+            lines += [
+                f"# HELP {name} {counter.replace('_', ' ').capitalize()}, by workspace.",
+                f"# TYPE {name} counter",
+            ]
+            for (kind, workspace), n in sorted(self.by_workspace.items()):
+                if kind == counter:
+                    lines.append(f'{name}{{workspace="{_esc(workspace)}"}} {n}')
+        return lines
 
 
 def _esc(value: str) -> str:

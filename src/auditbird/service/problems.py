@@ -11,8 +11,11 @@ from starlette.responses import Response
 
 from .._errors import Problem
 
-__all__ = ["ProblemError", "problem_response", "PROBLEM_TYPE"]
+__all__ = ["ProblemError", "problem_response", "PROBLEM_TYPE", "MAX_LISTED_ERRORS"]
 
+# An answer lists the first problems and counts them all: a megabyte of bad events must not
+# become a 40 MB answer (issue #10). The first ones are what a client fixes first anyway.
+MAX_LISTED_ERRORS = 20
 PROBLEM_TYPE = "https://auditbird.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
@@ -28,6 +31,7 @@ class ProblemError(Exception):
         errors: Sequence[Problem] | None = None,
         slug: str | None = None,
         headers: Mapping[str, str] | None = None,
+        error_count: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -35,6 +39,7 @@ class ProblemError(Exception):
         self.errors = list(errors or [])
         self.slug = slug
         self.headers = dict(headers or {})
+        self.error_count = error_count
 
     def response(self, instance: str | None = None) -> Response:
         return problem_response(
@@ -44,6 +49,7 @@ class ProblemError(Exception):
             slug=self.slug,
             headers=self.headers,
             instance=instance,
+            error_count=self.error_count,
         )
 
 
@@ -55,8 +61,13 @@ def problem_response(
     slug: str | None = None,
     headers: Mapping[str, str] | None = None,
     instance: str | None = None,
+    error_count: int | None = None,
 ) -> Response:
+    """``error_count``: how many problems there were, when ``errors`` holds only some of them."""
     title = HTTPStatus(status).phrase
+    total = max(len(errors), error_count or 0)
+    if total > MAX_LISTED_ERRORS:
+        detail = f"{detail} ({total:,} problems; the first {MAX_LISTED_ERRORS} are listed)"
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE + (slug or title.lower().replace(" ", "-")),
         "title": title,
@@ -66,10 +77,16 @@ def problem_response(
     if instance:
         body["instance"] = instance
     if errors:
-        body["errors"] = [p.as_dict() for p in errors]
+        body["errors"] = [_clipped(p) for p in errors[:MAX_LISTED_ERRORS]]
+        body["error_count"] = total
     return Response(
         json.dumps(body, ensure_ascii=False),
         status_code=status,
         media_type=MEDIA_TYPE,
         headers=dict(headers or {}),
     )
+
+
+def _clipped(problem: Problem) -> dict[str, object]:
+    """A problem's fields, each cut to a few hundred characters (they may quote the input)."""
+    return {k: v[:300] if isinstance(v, str) else v for k, v in problem.as_dict().items()}

@@ -16,13 +16,14 @@ from pydantic_core import to_json
 from .._errors import Problem
 from ..event import Event
 from ..export import csv_lines, ndjson_lines
+from ..validation import validate_events
 from .access import iter_pages, read_page, record_access
 from .auth import AnyKey, ReadKey, WriteKey, authenticate, bearer_token
 from .ingest import body_digest, check_event_sizes, derive_uids, parse_events, read_body
 from .keys import ApiKey
 from .problems import ProblemError
 from .schemas import EVENT_BODY, EventBatch, EventPage, ProblemDetail, PublishCount
-from .state import ServiceState
+from .state import OFFLOAD_BYTES, OFFLOAD_EVENTS, ServiceState
 
 __all__ = ["router", "publish_lean"]
 
@@ -61,27 +62,39 @@ def _check_workspace(key_workspace: str, asked: str | None) -> None:
         )
 
 
+# Every query parameter has a cap: a read must cost what its answer costs, never what a
+# hostile value makes a parser or a scan do (issue #10: one 60 KB `since` froze every tenant).
+MAX_PARAM_CHARS = 256
+MAX_ACTIONS = 100
+
+
+def _text_param(description: str | None = None) -> Any:
+    return Query(description=description, max_length=MAX_PARAM_CHARS)
+
+
 class Filters:
     """The ``list`` filters as query parameters (shared by ``/v1/events`` and ``/v1/export``)."""
 
     def __init__(
         self,
-        event_id: Annotated[
-            str | None, Query(description="The stream, e.g. `monitor:1`", max_length=256)
+        event_id: Annotated[str | None, _text_param("The stream, e.g. `monitor:1`")] = None,
+        action: Annotated[
+            list[str] | None,
+            Query(description=f"Repeatable (up to {MAX_ACTIONS}): any of these actions"),
         ] = None,
-        action: Annotated[list[str] | None, Query(description="Repeatable: any of these actions")] = None,
-        actor_id: Annotated[str | None, Query(max_length=256)] = None,
-        target_type: Annotated[str | None, Query(max_length=256)] = None,
-        target_id: Annotated[str | None, Query(max_length=256)] = None,
+        actor_id: Annotated[str | None, _text_param()] = None,
+        target_type: Annotated[str | None, _text_param()] = None,
+        target_id: Annotated[str | None, _text_param()] = None,
         since: Annotated[
-            str | None, Query(description="Inclusive: ms since epoch, `15m`/`1h`/`7d` (ago), or ISO 8601")
+            str | None, _text_param("Inclusive: ms since epoch, `15m`/`1h`/`7d` (ago), or ISO 8601")
         ] = None,
-        until: Annotated[str | None, Query(description="Exclusive; same forms as `since`")] = None,
+        until: Annotated[str | None, _text_param("Exclusive; same forms as `since`")] = None,
         text: Annotated[
-            str | None, Query(description="Substring of the subject id or the metadata", max_length=500)
+            str | None,
+            _text_param("Substring of the subject id or the metadata (ASCII letters match in either case)"),
         ] = None,
         workspace: Annotated[
-            str | None, Query(description="Optional; if given it must be the key's own workspace")
+            str | None, _text_param("Optional; if given it must be the key's own workspace")
         ] = None,
     ) -> None:
         self.workspace = workspace
@@ -95,8 +108,19 @@ class Filters:
             "until": until,
             "text": text,
         }
-        if action is not None and len(action) > 100:
-            raise ProblemError(422, "too many actions", errors=[Problem("action", "at most 100 values")])
+        if action is not None and (
+            len(action) > MAX_ACTIONS or any(len(a) > MAX_PARAM_CHARS for a in action)
+        ):
+            raise ProblemError(
+                422,
+                "invalid parameters",
+                errors=[
+                    Problem(
+                        "query.action",
+                        f"at most {MAX_ACTIONS} values of at most {MAX_PARAM_CHARS} characters each",
+                    )
+                ],
+            )
 
 
 @router.post(
@@ -172,7 +196,12 @@ async def _publish(request: Request, key: ApiKey) -> Response:
         if found is not None:  # the first answer again (Preference-Applied if it was minimal)
             minimal = _wants_minimal(request) and found[2].startswith(b'{"count":')
             return _replay(found, digest, _MINIMAL_APPLIED if minimal else None)
-    items, single = parse_events(body, request.headers.get("content-type", "application/json"))
+    content_type = request.headers.get("content-type", "application/json")
+    limit = state.limits.max_events_per_request
+    if len(body) > OFFLOAD_BYTES:  # parsing a large body must not hold up other requests
+        items, single = await state.offload(parse_events, body, content_type, limit)
+    else:
+        items, single = parse_events(body, content_type, limit)
     check_event_sizes(items, len(body), state.limits)
     problems = [
         Problem("workspace", f"must be {key.workspace!r} (the key's workspace) or left out", i)
@@ -182,13 +211,24 @@ async def _publish(request: Request, key: ApiKey) -> Response:
     if problems:
         raise ProblemError(403, "events for another workspace; nothing was stored", errors=problems)
     if idempotency_key:
-        items = derive_uids(items, key.workspace, idempotency_key)
+        items = derive_uids(items, key.workspace, idempotency_key, state.uid_secret)
     log = state.log(key.workspace)
+    if len(items) > OFFLOAD_EVENTS:
+        # A large batch is checked off the event loop first, so a big bad body costs its own
+        # request the time, not every other tenant's (a valid one is validated again below).
+        await state.offload(
+            validate_events,
+            items,
+            state.registry,
+            strict=state.strict,
+            limits=state.event_limits,
+            workspace=key.workspace,
+        )
     if single:
         stored = [await log.publish_audit_log(items[0])]
     else:
         stored = await log.publish_many(items)
-    state.metrics.add("events_written", len(stored))
+    state.metrics.add("events_written", len(stored), workspace=key.workspace)
     minimal = _wants_minimal(request)
     if minimal:
         data: Any = {"count": len(stored)}
@@ -251,7 +291,7 @@ async def list_events(
     _check_workspace(key.workspace, filters.workspace)
     log = state.log(key.workspace)
     events, next_cursor = await read_page(log, filters.values, limit, cursor)
-    state.metrics.add("events_read", len(events))
+    state.metrics.add("events_read", len(events), workspace=key.workspace)
     await record_access(
         state.log(key.workspace, strict=False),
         key,
@@ -284,7 +324,7 @@ async def get_event(
     )
     if event is None:
         raise ProblemError(404, f"no event with uid {uid!r} in this key's workspace")
-    state.metrics.add("events_read")
+    state.metrics.add("events_read", workspace=key.workspace)
     return _json(event.to_dict())
 
 
@@ -337,7 +377,7 @@ async def export(
             lines = csv_lines(page, header=header) if format == "csv" else ndjson_lines(page)
             header = False
             yield "".join(lines)
-            state.metrics.add("events_read", len(page))
+            state.metrics.add("events_read", len(page), workspace=key.workspace)
             page = await anext(pages, None)
         if first is None and format == "csv":
             yield "".join(csv_lines([], header=True))

@@ -20,13 +20,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.staticfiles import StaticFiles
+from starlette.background import BackgroundTask
 
 from .._errors import Problem
 from ..async_log import AsyncAuditLog
@@ -45,7 +46,7 @@ from .viewer_links import PREFIX, Grant, ViewerLinks
 
 __all__ = ["install", "Viewer", "STATIC_DIR", "viewer_link_key"]
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = FilePath(__file__).with_name("static")
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -306,7 +307,9 @@ async def viewer_export(
 
 
 @router.get("/v1/viewer/events/{uid:path}", summary="One event and its stored row")
-async def viewer_event(request: Request, who: ViewerDep, uid: str) -> Response:
+async def viewer_event(
+    request: Request, who: ViewerDep, uid: Annotated[str, Path(min_length=1, max_length=128)]
+) -> Response:
     state = _state(request)
     event = await state.log(who.workspace).get(uid)
     if event is not None and not who.allows(event):
@@ -388,10 +391,18 @@ async def stream(
     if filters.values["since"] is not None:
         # At most an hour back: the page already shows what came before it.
         start = max(parse_time(filters.values["since"], field_name="since"), now_ms() - 3_600_000)
-    await log.list(limit=1, **values)  # bad filters are a 422 now, not a broken stream
-    await record_access(
-        state.log(who.workspace, strict=False), who.key, "audit_log.viewed", "/v1/stream", values, live=True
-    )
+    # A place among the open tails first: a refused tail costs no read and records nothing.
+    assert state.tails is not None
+    release = state.tails.claim(who.key.key_id)
+    if isinstance(release, str):
+        raise ProblemError(429, release, slug="too-many-tails", headers={"Retry-After": "5"})
+    try:
+        await log.list(limit=1, **values)  # bad filters are a 422 now, not a broken stream
+        audit = state.log(who.workspace, strict=False)
+        await record_access(audit, who.key, "audit_log.viewed", "/v1/stream", values, live=True)
+    except BaseException:
+        release()
+        raise
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
 
     def still_valid() -> bool:
@@ -409,10 +420,19 @@ async def stream(
         expires_at=who.grant.expires_at if who.grant else None,
         still_valid=still_valid,
     )
+
+    async def held() -> AsyncIterator[str]:
+        try:
+            async for frame in frames:
+                yield frame
+        finally:
+            release()
+
     return StreamingResponse(
-        frames,
+        held(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(release),  # also when the stream never started
     )
 
 

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .private_files import connect_private
 
 __all__ = ["Grant", "ViewerLinks", "PREFIX", "parse_duration", "parse_target", "link_url", "MAX_TTL_MS"]
 
@@ -64,8 +64,19 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_MAC_CHARS = 43  # an HMAC-SHA256, unpadded URL-safe base64
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the URL-safe alphabet, no padding, and the one canonical spelling of the
+    bytes (Python's decoder would skip junk characters and ignore spare bits)."""
+    if not set(text) <= _B64_ALPHABET:
+        raise ValueError("not URL-safe base64")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not the canonical encoding")
+    return raw
 
 
 class ViewerLinks:
@@ -73,13 +84,10 @@ class ViewerLinks:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._conn = connect_private(self.path)
         self._lock = threading.Lock()
         with self._lock:
             self._conn.executescript(_SCHEMA)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
 
     def _secret(self) -> bytes:
         # Read on every use (a primary-key look-up): a rotation by `auditbird keys` takes effect
@@ -121,7 +129,7 @@ class ViewerLinks:
         if not token.startswith(PREFIX) or len(token) > 2_048:
             return None
         body, _, mac = token.rpartition(".")
-        if not body or not mac:
+        if not body or len(mac) != _MAC_CHARS:
             return None
         expected = hmac.new(self._secret(), body.encode(), hashlib.sha256).digest()
         try:

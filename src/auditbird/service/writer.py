@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .._errors import AuditError, StoreUnavailable
 from ..query import Query
@@ -30,6 +32,12 @@ class GroupCommitStore:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # Commits run on a thread of their own, not in the loop's default pool where reads
+        # (searches, live-tail polls) queue: a flood of reads never delays a write's turn.
+        self._commits = ThreadPoolExecutor(1, thread_name_prefix="auditbird-commit")
+
+    async def _in_commit_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._commits, fn, *args)
 
     async def append(self, rows: Sequence[Row]) -> None:
         if not rows:
@@ -65,14 +73,14 @@ class GroupCommitStore:
     async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[None]]]) -> None:
         merged = group[0][0] if len(group) == 1 else [row for rows, _ in group for row in rows]
         try:
-            await asyncio.to_thread(self.sync.append, merged)
+            await self._in_commit_thread(self.sync.append, merged)
         except Exception as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc)
                 return
             for rows, future in group:  # one request's bad rows must not fail the others
                 try:
-                    await asyncio.to_thread(self.sync.append, rows)
+                    await self._in_commit_thread(self.sync.append, rows)
                 except Exception as single:
                     _settle(future, single)
                 else:
@@ -93,6 +101,7 @@ class GroupCommitStore:
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
         await asyncio.to_thread(self.sync.close)
+        self._commits.shutdown(wait=False)
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:

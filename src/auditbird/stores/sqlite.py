@@ -6,7 +6,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 from .._errors import ConflictError, StoreUnavailable
@@ -15,57 +16,23 @@ from . import sqlite_open
 from .base import Row
 from .capabilities import FollowStore, HistogramStore, ReplayStore, StreamStore
 from .sqlite_open import Transaction as _Transaction
-from .sqlite_query import COLUMNS_SQL, build_select, where_clause
+from .sqlite_query import COLUMNS_SQL, TRIGRAM, build_recent_text_select, build_select, where_clause
+from .sqlite_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TEXT_INDEX_MIGRATION,
+    has_text_index,
+    has_trigram,
+    statements,
+)
 from .sqlite_snapshots import FileSnapshots
 
-__all__ = ["SQLiteStore", "SCHEMA_VERSION", "build_select", "write_rows", "migrate"]
+__all__ = ["SQLiteStore", "SCHEMA_VERSION", "MIGRATIONS", "build_select", "write_rows", "migrate"]
 
-# Each entry migrates the file from version i to i+1; never edit one that has shipped.
-MIGRATIONS: list[str] = [
-    # Indexes end at `timestamp`: the `uid` tie-break is sorted per timestamp by SQLite (a
-    # partial sort), which keeps index keys short and writes fast.
-    """
-    CREATE TABLE audit_log (
-        position  INTEGER PRIMARY KEY,  -- commit order: rowid, gap-free while writers serialise
-        uid       TEXT    NOT NULL UNIQUE,
-        workspace TEXT    NOT NULL,
-        id        TEXT    NOT NULL,
-        action    TEXT    NOT NULL,
-        actor     TEXT    NOT NULL,
-        targets   TEXT    NOT NULL DEFAULT '[]',
-        metadata  TEXT,
-        timestamp INTEGER NOT NULL,
-        version   INTEGER NOT NULL DEFAULT 1,
-        actor_id  TEXT GENERATED ALWAYS AS (json_extract(actor, '$.id')) VIRTUAL
-    );
-    CREATE INDEX audit_log_stream ON audit_log (workspace, id, timestamp);
-    CREATE INDEX audit_log_time   ON audit_log (workspace, timestamp);
-    CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp);
-    CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp);
-    -- One row per (event, target) so target look-ups use an index instead of parsing JSON.
-    -- Written by the store in the same transaction as the event (see write_rows).
-    CREATE TABLE audit_target (
-        position  INTEGER NOT NULL REFERENCES audit_log (position),
-        workspace TEXT    NOT NULL,
-        type      TEXT    NOT NULL,
-        target_id TEXT    NOT NULL,
-        timestamp INTEGER NOT NULL,
-        uid       TEXT    NOT NULL
-    );
-    CREATE INDEX audit_target_id   ON audit_target (workspace, target_id, type, timestamp);
-    CREATE INDEX audit_target_type ON audit_target (workspace, type, timestamp);
-    """,
-    # 2: a stream's history in commit order (replay, projections, snapshot tails) is a range scan.
-    """
-    CREATE INDEX audit_log_stream_position ON audit_log (workspace, id, position);
-    """,
-    # 3: the time index covers `action`, so the activity chart counts without reading rows.
-    """
-    DROP INDEX audit_log_time;
-    CREATE INDEX audit_log_time ON audit_log (workspace, timestamp, action);
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+_statements = statements  # the name bench/core_sqlite.py imports
+
+_IDLE_READERS = 8  # reader connections kept open between reads
+_TEXT_WINDOW = 2_000  # newest rows a text search looks through before it asks the index
 
 _INSERT = (
     "INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp, "
@@ -73,7 +40,7 @@ _INSERT = (
 )
 _INSERT_ONE = (
     "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, uid) DO NOTHING"
 )
 _INSERT_TARGET = (
     "INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid) "
@@ -103,6 +70,14 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         self._lock = threading.RLock()
         self._options = (synchronous, busy_timeout_ms)
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self.text_index = False
+        # Reads run on connections of their own, never under the writer's lock: in WAL mode
+        # SQLite reads beside a write, so one tenant's long search never holds up another's
+        # publish (issue #10). Idle ones are kept for the next read.
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
         if sqlite_open.directory_missing(self.path):
             # Made by the first write, never by a read: a mistyped path must not read as an empty log.
             self._conn = sqlite_open.not_created_yet(self.path, self._open)
@@ -115,6 +90,7 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
             self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
         )
         self._migrate()
+        self.text_index = has_text_index(self._conn)
         return self._conn
 
     @classmethod
@@ -177,15 +153,15 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
     def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
         """``(bucket_start_ms, action, count)`` for the events a query matches (no limit).
         Buckets start at ``query.since`` (or the epoch): ``since + k * bucket_ms``."""
-        source, where, params = where_clause(query)
+        source, where, params = where_clause(query, text_index=self.text_index)
         origin = query.since or 0
         sql = (
             f"SELECT ((a.timestamp - ?) / ?) * ? + ? AS bucket, a.action, count(DISTINCT a.position) "  # noqa: S608
             f"FROM {source} "
             f"WHERE {' AND '.join(where)} GROUP BY bucket, a.action ORDER BY bucket"
         )
-        with self._lock:
-            rows = self._conn.execute(sql, [origin, bucket_ms, bucket_ms, origin, *params]).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, [origin, bucket_ms, bucket_ms, origin, *params]).fetchall()
         return [(int(b), str(a), int(c)) for b, a, c in rows]
 
     def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
@@ -208,15 +184,60 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
     # -- reads ----------------------------------------------------------------------------
 
     def query(self, query: Query) -> list[Row]:
-        sql, params = build_select(query)
-        with self._lock:
+        with self._reading() as conn:
             try:
-                rows = self._conn.execute(sql, params).fetchall()
+                if self.text_index and _recent_first(query):
+                    sql, params = build_recent_text_select(query, _TEXT_WINDOW)
+                    rows = conn.execute(sql, params).fetchall()
+                    if len(rows) >= (query.limit or 0):
+                        return [Row._make(r) for r in rows]
+                sql, params = build_select(query, text_index=self.text_index)
+                rows = conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise sqlite_open.translate(exc, self.path, "reading") from exc
         return [Row._make(r) for r in rows]
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read: an idle reader, or a new one (``:memory:``: the writer's,
+        under its lock, as a private in-memory database has no other connection)."""
+        if self.path == ":memory:" or sqlite_open.is_placeholder(self._conn):
+            # A log in a missing directory: its placeholder answers with a clear StoreNotFound.
+            with self._lock:
+                yield self._conn
+            return
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = self._open_reader()
+        try:
+            yield conn
+        finally:
+            with self._readers_lock:
+                keep = not self._closed and len(self._readers) < _IDLE_READERS
+                if keep:
+                    self._readers.append(conn)
+            if not keep:
+                conn.close()
+
+    def _open_reader(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_ms / 1000
+            )
+        except sqlite3.Error as exc:
+            raise sqlite_open.translate(exc, self.path, "opening to read") from exc
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        conn.execute("PRAGMA query_only = 1")  # a reader never writes, whatever it is asked
+        conn.execute("PRAGMA cache_size = -16384")
+        return conn
+
     def close(self) -> None:
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
         with self._lock:
             self._conn.close()
 
@@ -238,8 +259,15 @@ def migrate(conn: sqlite3.Connection, *, where: str = "the database") -> None:
             f"{where} has schema version {current}, newer than this auditbird "
             f"understands ({SCHEMA_VERSION}); upgrade auditbird"
         )
-    for script in MIGRATIONS[current:]:
-        for statement in _statements(script):
+    trigram = has_trigram()
+    for version, script in enumerate(MIGRATIONS[current:], current + 1):
+        if version == TEXT_INDEX_MIGRATION and not trigram:
+            continue
+        for statement in statements(script):
+            conn.execute(statement)
+    if current == SCHEMA_VERSION and trigram and not has_text_index(conn):
+        # Migrated by an SQLite without trigrams; this one has them: build the index now.
+        for statement in statements(MIGRATIONS[TEXT_INDEX_MIGRATION - 1]):
             conn.execute(statement)
     if current != SCHEMA_VERSION:
         conn.execute(
@@ -248,23 +276,17 @@ def migrate(conn: sqlite3.Connection, *, where: str = "the database") -> None:
         )
 
 
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (``sqlite3.complete_statement`` knows triggers)."""
-    out, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
+def _recent_first(q: Query) -> bool:
+    """A text search worth trying on the newest rows before the index (see
+    :func:`~.sqlite_query.build_recent_text_select`)."""
+    return bool(q.text) and len(q.text or "") >= TRIGRAM and q.limit is not None and q.order != "position"
 
 
 def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
     """Insert rows and their target rows inside the caller's open transaction.
 
-    Rows whose ``uid`` is already stored (or repeated in ``rows``) are skipped. Positions
+    Rows whose ``(workspace, uid)`` is already stored (or repeated in ``rows``) are skipped:
+    the first stored copy wins. Positions
     are assigned here, max + 1 onwards, so the target rows can be written in the same pass;
     the caller holds the write lock, which keeps them gap-free. Returns how many were new.
     Shared by the store and by ``auditbird.emit`` (the caller's own transaction).
@@ -273,8 +295,7 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
         row = rows[0]
         cursor = conn.execute(_INSERT_ONE, row[:9])
         if cursor.rowcount == 0 or cursor.lastrowid is None:
-            _check_owner(_known_uids(conn, [row.uid]), [row])
-            return 0  # a retried uid
+            return 0  # a retried uid: the first stored copy wins
         # lastrowid, not RETURNING: a RETURNING statement costs ~15 µs more per publish.
         targets = _target_rows(cursor.lastrowid, row)
         if len(targets) == 1:
@@ -289,12 +310,11 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
     except sqlite3.IntegrityError:
         # A retried uid: rare, so it costs a look-up only when it happens.
         conn.execute("ROLLBACK TO auditbird_append")
-        known = _known_uids(conn, [r.uid for r in rows])
-        _check_owner(known, rows)
+        known = _known_uids(conn, rows)
         fresh: list[Row] = []
         for row in rows:
-            if row.uid not in known:
-                known[row.uid] = row.workspace
+            if (row.workspace, row.uid) not in known:
+                known.add((row.workspace, row.uid))
                 fresh.append(row)
         count = _insert(conn, fresh, last)
     conn.execute("RELEASE auditbird_append")
@@ -351,26 +371,17 @@ def _target_rows(position: int, row: Row) -> list[tuple[object, ...]]:
     return out
 
 
-def _known_uids(conn: sqlite3.Connection, uids: list[str]) -> dict[str, str]:
-    """``{uid: workspace}`` of the given uids that are already stored."""
-    known: dict[str, str] = {}
-    for i in range(0, len(uids), 500):
-        chunk = uids[i : i + 500]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT uid, workspace FROM audit_log WHERE uid IN ({marks})"  # noqa: S608
-        known.update(conn.execute(sql, chunk).fetchall())
+def _known_uids(conn: sqlite3.Connection, rows: Sequence[Row]) -> set[tuple[str, str]]:
+    """The ``(workspace, uid)`` pairs of ``rows`` that are already stored (a uid is unique per
+    workspace: the same uid in another workspace is another event, and says nothing of it)."""
+    known: set[tuple[str, str]] = set()
+    pairs = sorted({(r.workspace, r.uid) for r in rows})
+    for i in range(0, len(pairs), 400):
+        chunk = pairs[i : i + 400]
+        marks = ", ".join(["(?, ?)"] * len(chunk))
+        sql = f"SELECT workspace, uid FROM audit_log WHERE (workspace, uid) IN (VALUES {marks})"  # noqa: S608
+        known.update(conn.execute(sql, [v for pair in chunk for v in pair]).fetchall())
     return known
-
-
-def _check_owner(known: dict[str, str], rows: Sequence[Row]) -> None:
-    """A uid is an idempotency key within its workspace: a uid another workspace already
-    stored is a conflict, never a silent no-op (nor a hint of what that workspace holds)."""
-    taken = sorted({r.uid for r in rows if r.uid in known and known[r.uid] != r.workspace})
-    if taken:
-        raise ConflictError(
-            f"uid {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''} is already taken; "
-            "give these events new uids (or let auditbird generate them)"
-        )
 
 
 def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:

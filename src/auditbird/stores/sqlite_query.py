@@ -9,21 +9,32 @@ from dataclasses import replace
 
 from ..query import Query
 
-__all__ = ["build_select", "where_clause", "COLUMNS_SQL"]
+__all__ = ["build_select", "build_recent_text_select", "where_clause", "COLUMNS_SQL", "TRIGRAM"]
+
+# The trigram index (FTS5, migration 5) finds the candidates of a `text` search; each is then
+# checked with the exact rule (LIKE: a substring, ASCII letters in either case, every other
+# character exactly). The index folds case more widely than that rule, so it finds a superset,
+# never fewer. A search shorter than a trigram cannot use it, and scans.
+TRIGRAM = 3
 
 COLUMNS_SQL = (
     "a.uid, a.workspace, a.id, a.action, a.actor, a.targets, a.metadata, a.timestamp, a.version, a.position"
 )
 
 
-def where_clause(q: Query) -> tuple[str, list[str], list[object]]:
-    """FROM and WHERE of a query: values are always bound, never formatted in."""
+def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str], list[object]]:
+    """FROM and WHERE of a query: values are always bound, never formatted in.
+
+    ``text_index``: the file has the trigram index (``audit_text``) for ``text`` searches."""
     by_target = q.target_type is not None or q.target_id is not None
     k = "t" if by_target else "a"  # the table whose (timestamp, uid) index drives the order
     source = (
         "audit_target AS t JOIN audit_log AS a ON a.position = t.position" if by_target else "audit_log AS a"
     )
-    where = [f"{k}.workspace = ?"]
+    indexed_text = text_index and q.text is not None and len(q.text) >= TRIGRAM
+    # With an indexed text search the index's matches drive the read (rowid look-ups, then a
+    # sort of the matches); `+` keeps SQLite from scanning the workspace's time index instead.
+    where = [f"+{k}.workspace = ?" if indexed_text and k == "a" else f"{k}.workspace = ?"]
     params: list[object] = [q.workspace]
     if q.event_id is not None:
         where.append("a.id = ?")
@@ -50,17 +61,27 @@ def where_clause(q: Query) -> tuple[str, list[str], list[object]]:
         where.append("a.uid = ?")
         params.append(q.uid)
     if q.text:
+        if indexed_text:
+            where.append("a.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?)")
+            params.append(_every_trigram(q.text))
         pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
         params.extend([pattern, pattern])
     return source, where, params
 
 
-def build_select(q: Query) -> tuple[str, list[object]]:
+def _every_trigram(text: str) -> str:
+    """An FTS5 query for the rows holding every trigram of ``text`` (each a quoted string):
+    a superset of the rows holding ``text``, which the exact rule then narrows."""
+    grams = dict.fromkeys(text[i : i + TRIGRAM] for i in range(len(text) - TRIGRAM + 1))
+    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+
+
+def build_select(q: Query, *, text_index: bool = False) -> tuple[str, list[object]]:
     """The parameterised SELECT for a query, in the query's order."""
     if len(q.actions) > 1 and q.order != "position" and q.limit is not None:
-        return _union_by_action(q)
-    source, where, params = where_clause(q)
+        return _union_by_action(q, text_index)
+    source, where, params = where_clause(q, text_index=text_index)
     k = "t" if source.startswith("audit_target") else "a"
     if q.order == "position":
         if q.after_position is not None:
@@ -82,12 +103,29 @@ def build_select(q: Query) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _union_by_action(q: Query) -> tuple[str, list[object]]:
+def build_recent_text_select(q: Query, window: int) -> tuple[str, list[object]]:
+    """A text search over only the newest ``window`` rows the other filters match.
+
+    When it finds ``q.limit`` rows they are the answer (every row outside the window comes
+    later in the order): a word in many events is found in the first few rows, where the
+    index would have to gather and sort all its matches. Else the indexed query runs."""
+    assert q.text is not None and q.limit is not None and q.order != "position"
+    inner, params = build_select(replace(q, text=None, limit=window))
+    pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    direction = "DESC" if q.order == "desc" else "ASC"
+    sql = (
+        f"SELECT * FROM ({inner}) WHERE (id LIKE ? ESCAPE '\\' OR metadata LIKE ? ESCAPE '\\') "  # noqa: S608 - fixed fragments
+        f"ORDER BY timestamp {direction}, uid {direction} LIMIT ?"
+    )
+    return sql, [*params, pattern, pattern, q.limit]
+
+
+def _union_by_action(q: Query, text_index: bool) -> tuple[str, list[object]]:
     """Several actions: one indexed, limited SELECT per action, merged. ``action IN (...)``
     would sort every matching row of the log to find the newest page."""
     arms, params = [], []
     for name in q.actions:
-        sql, arm_params = build_select(replace(q, actions=(name,)))
+        sql, arm_params = build_select(replace(q, actions=(name,)), text_index=text_index)
         arms.append(f"SELECT * FROM ({sql})")  # noqa: S608 - built from fixed fragments
         params.extend(arm_params)
     direction = "DESC" if q.order == "desc" else "ASC"
