@@ -122,7 +122,10 @@ def open_store(url: str, **options: Any) -> Any:
     try:
         return obj(url, **options)
     except Exception as exc:
-        if not any(secret in text for text in _chain_texts(exc) for secret in [url, *url_secrets(url)]):
+        # Only a URL that carries credentials needs retelling; an error quoting a plain URL
+        # (a damaged sqlite:/// file) keeps its own type, e.g. StoreDamaged.
+        secrets = url_secrets(url)
+        if not secrets or not any(s in text for text in _chain_texts(exc) for s in [url, *secrets]):
             raise
         # Told again, cut from its chain: a traceback prints every chained message too.
         raise _retold(exc, scrub_url(str(exc), url)) from None

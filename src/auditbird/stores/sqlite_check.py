@@ -80,7 +80,11 @@ def check_file(path: str, *, quick: bool = False) -> CheckReport:
 
 def _check_sqlite(conn: sqlite3.Connection, report: CheckReport, quick: bool) -> None:
     pragma = "quick_check" if quick else "integrity_check"
-    found = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}(100)").fetchall()]
+    try:
+        found = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}(100)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        # Damage the check itself trips over (a page it must walk to go on) is its finding too.
+        found = [str(exc)]
     if found != ["ok"]:
         report.problems.extend(f"SQLite {pragma}: {line}" for line in found)
     else:
