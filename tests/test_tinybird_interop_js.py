@@ -71,7 +71,7 @@ def test_zod_bird_publishes_the_seed_example_and_reads_it_back(
         tinybird_server,
         op="read",
         pipe="endpoint_audit_log",
-        params={"event_id": "monitor:1", "workspace": ws},
+        params={"event_id": "monitor:1", "ws": ws},
     )
     [row] = read["data"]
     assert row["uid"] == event["uid"] and row["action"] == "monitor.down"
@@ -111,7 +111,7 @@ def test_sdk_ingests_queries_and_runs_sql(node: str, tinybird_server: TinybirdSe
         "quarantined_rows": 0,
     }
     queried = run_js(
-        node, "tinybird_sdk.mjs", tinybird_server, op="query", pipe="list_audit_log", params={"workspace": ws}
+        node, "tinybird_sdk.mjs", tinybird_server, op="query", pipe="list_audit_log", params={"ws": ws}
     )
     assert [r["uid"] for r in queried["data"]] == ["u2", "u1", "u0"]
     assert json.loads(queried["data"][0]["metadata"])["note"] == "line\u2028separator"
@@ -150,13 +150,13 @@ def test_python_publishes_and_javascript_reads(node: str, tinybird_server: Tinyb
         tinybird_server,
         op="read",
         pipe="endpoint_audit_log",
-        params={"event_id": "monitor:1", "workspace": ws},
+        params={"event_id": "monitor:1", "ws": ws},
     )
     [row] = read["data"]
     assert row["uid"] == stored.uid and row["timestamp"] == stored.timestamp
     assert row["actor"] == {"id": "7", "name": "mxkaske"} and row["metadata"] == meta
     queried = run_js(
-        node, "tinybird_sdk.mjs", tinybird_server, op="query", pipe="list_audit_log", params={"workspace": ws}
+        node, "tinybird_sdk.mjs", tinybird_server, op="query", pipe="list_audit_log", params={"ws": ws}
     )
     assert [r["uid"] for r in queried["data"]] == [stored.uid]
 

@@ -81,7 +81,7 @@ def test_gzip_is_read_whatever_the_content_type(tinybird_server: TinybirdServer,
         )
         assert resp.status_code == 200, (content_type, resp.text)
         assert is_json(resp) == {"successful_rows": 1, "quarantined_rows": 0}
-    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws, order="asc")) == [
+    assert uids(pipe(tinybird_server, "list_audit_log", ws=ws, order="asc")) == [
         "u0001",
         "u0002",
         "u0003",
@@ -117,7 +117,7 @@ def test_a_json_array_body_is_one_row_per_element(tinybird_server: TinybirdServe
     resp = post_events(tinybird_server, body)
     assert resp.status_code == 200
     assert is_json(resp) == {"successful_rows": 2, "quarantined_rows": 1}
-    assert uids(pipe(tinybird_server, "list_audit_log", workspace=ws, order="asc")) == ["u0001", "u0002"]
+    assert uids(pipe(tinybird_server, "list_audit_log", ws=ws, order="asc")) == ["u0001", "u0002"]
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\r"])
@@ -128,7 +128,7 @@ def test_ndjson_is_split_only_at_newlines(tinybird_server: TinybirdServer, ws: s
     body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode("utf-8")
     resp = post_events(tinybird_server, body)
     assert is_json(resp) == {"successful_rows": 2, "quarantined_rows": 0}, resp.text
-    found = pipe(tinybird_server, "list_audit_log", workspace=ws, order="asc").json()["data"]
+    found = pipe(tinybird_server, "list_audit_log", ws=ws, order="asc").json()["data"]
     assert [r["uid"] for r in found] == ["u0001", "u0002"]
     assert json.loads(found[0]["metadata"]) == {"note": f"before{separator}after"}
 
@@ -161,9 +161,9 @@ def three(tinybird_server: TinybirdServer, ws: str) -> str:
 
 def test_pipe_answers_post_as_get(tinybird_server: TinybirdServer, three: str) -> None:
     url = f"{tinybird_server.url}/v0/pipes/list_audit_log.json"
-    as_form = httpx.post(url, data={"workspace": three, "order": "asc"}, headers=tinybird_server.headers)
+    as_form = httpx.post(url, data={"ws": three, "order": "asc"}, headers=tinybird_server.headers)
     assert as_form.status_code == 200, as_form.text
-    as_json = httpx.post(url, json={"workspace": three, "order": "asc"}, headers=tinybird_server.headers)
+    as_json = httpx.post(url, json={"ws": three, "order": "asc"}, headers=tinybird_server.headers)
     assert uids(as_form) == uids(as_json) == ["u0001", "u0002", "u0003"]
 
 
@@ -171,7 +171,7 @@ def test_pipe_answers_post_as_get(tinybird_server: TinybirdServer, three: str) -
 def test_pipe_formats(tinybird_server: TinybirdServer, three: str, extension: str) -> None:
     resp = httpx.get(
         f"{tinybird_server.url}/v0/pipes/list_audit_log.{extension}",
-        params={"workspace": three, "order": "asc"},
+        params={"ws": three, "order": "asc"},
         headers=tinybird_server.headers,
     )
     assert resp.status_code == 200, resp.text
@@ -191,22 +191,20 @@ def test_pipe_formats(tinybird_server: TinybirdServer, three: str, extension: st
 
 
 def test_q_runs_over_the_pipe_result(tinybird_server: TinybirdServer, three: str) -> None:
-    resp = pipe(
-        tinybird_server, "list_audit_log", workspace=three, q="SELECT count() AS n, max(uid) AS top FROM _"
-    )
+    resp = pipe(tinybird_server, "list_audit_log", ws=three, q="SELECT count() AS n, max(uid) AS top FROM _")
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"] == [{"n": 3, "top": "u0003"}]
-    outside = pipe(tinybird_server, "list_audit_log", workspace=three, q="SELECT name FROM system.tables")
+    outside = pipe(tinybird_server, "list_audit_log", ws=three, q="SELECT name FROM system.tables")
     assert outside.status_code == 403 and "system.tables" in outside.json()["error"]
 
 
 def test_quote_64bit_integers(tinybird_server: TinybirdServer, three: str) -> None:
-    plain = pipe(tinybird_server, "list_audit_log", workspace=three, order="asc").json()["data"]
+    plain = pipe(tinybird_server, "list_audit_log", ws=three, order="asc").json()["data"]
     assert plain[0]["timestamp"] == T0 + 1000
     quoted = pipe(
         tinybird_server,
         "list_audit_log",
-        workspace=three,
+        ws=three,
         order="asc",
         output_format_json_quote_64bit_integers="1",
     ).json()["data"]
@@ -236,15 +234,13 @@ def test_listings_have_the_fields_the_clis_read(tinybird_server: TinybirdServer)
 
 
 def test_sql_reads_a_pipe_by_name_with_its_parameters(tinybird_server: TinybirdServer, three: str) -> None:
-    resp = sql(tinybird_server, "SELECT uid FROM list_audit_log ORDER BY uid FORMAT JSON", workspace=three)
+    resp = sql(tinybird_server, "SELECT uid FROM list_audit_log ORDER BY uid FORMAT JSON", ws=three)
     assert resp.status_code == 200, resp.text
     assert [r["uid"] for r in resp.json()["data"]] == ["u0001", "u0002", "u0003"]
 
 
 def test_sql_pipeline_is_read_as_underscore(tinybird_server: TinybirdServer, three: str) -> None:
-    resp = sql(
-        tinybird_server, "SELECT count() AS n FROM _ FORMAT JSON", pipeline="list_audit_log", workspace=three
-    )
+    resp = sql(tinybird_server, "SELECT count() AS n FROM _ FORMAT JSON", pipeline="list_audit_log", ws=three)
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"] == [{"n": 3}]
 

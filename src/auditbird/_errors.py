@@ -9,6 +9,10 @@ from dataclasses import dataclass
 class AuditError(Exception):
     """Base class of every error auditbird raises on purpose."""
 
+    #: The request reached the store and was handled (e.g. rows quarantined by Tinybird):
+    #: sending the same rows again would not help. False when nothing is known to be stored.
+    delivered: bool = False
+
 
 @dataclass(frozen=True)
 class Problem:

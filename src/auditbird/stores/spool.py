@@ -251,7 +251,7 @@ class BufferedWriter:
                 self._drain(time.sleep)
             self._raise_reported()
         except AuditError as exc:
-            if getattr(exc, "delivered", False):
+            if exc.delivered:
                 self.spool.close()
                 raise
             left = self.spool.pending()
@@ -283,7 +283,7 @@ class BufferedWriter:
             try:
                 self._send(lines, sleep)
             except AuditError as exc:
-                if getattr(exc, "delivered", False):  # e.g. quarantined: sending again won't help
+                if exc.delivered:  # e.g. quarantined: sending again won't help
                     self.spool.ack(lo, hi)
                 raise
             self.spool.ack(lo, hi)
@@ -315,7 +315,7 @@ class BufferedWriter:
                 log.warning("auditbird: spooled rows not sent yet, retrying in %.0fs: %s", backoff, exc)
             except AuditError as exc:
                 self.last_error = exc
-                if getattr(exc, "delivered", False):  # quarantined rows: report, keep sending
+                if exc.delivered:  # quarantined rows: report, keep sending
                     self._reported = exc
                     log.error("auditbird: %s", exc)
                     continue
