@@ -286,7 +286,8 @@ def _copy_page(items: list[dict[str, Any]], destination: Any, workspace: str) ->
         try:
             destination.append(new)
         except AuditError as exc:
-            if not getattr(exc, "delivered", False):  # nothing known to be stored: stop, resume later
+            # Nothing known to have arrived: stop, resume later (QuarantinedRows says `delivered`).
+            if not getattr(exc, "delivered", False):
                 raise
             why = str(exc)  # QuarantinedRows: delivered, some of it to quarantine
         now_held = _destination_uids(destination, workspace, since, until)
