@@ -250,6 +250,18 @@ def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
     assert row_uids(other) == row_uids(page)
 
 
+def test_a_page_url_from_before_the_rename_still_filters_by_event_id(
+    browser_page: Any, seeded: Seeded
+) -> None:
+    """The filter was called ``subject``; a bookmarked ``?subject=`` still works."""
+    page = browser_page
+    sign_in(page, seeded.server, seeded.read_a, "/?subject=monitor:3")
+    expected = [e["uid"] for e in newest_first(seeded.events_a) if e["id"] == "monitor:3"]
+    assert expected, "the seed must leave something to find"
+    assert page.get_by_label("Event id").input_value() == "monitor:3"
+    assert row_uids(page) == expected
+
+
 def test_clicking_the_chart_zooms_the_time_range(browser_page: Any, seeded: Seeded, screenshot: Any) -> None:
     page = browser_page
     sign_in(page, seeded.server, seeded.read_a + "", "/?range=24h")
