@@ -44,8 +44,8 @@ class Counting:
 class CountingStore(Counting, StreamStore):
     """Passes the SQLite store's stream tier on."""
 
-    def revision(self, workspace: str, stream: str) -> int:
-        return self.inner.revision(workspace, stream)
+    def revision(self, workspace: str, event_id: str) -> int:
+        return self.inner.revision(workspace, event_id)
 
 
 def test_history_is_oldest_first_in_commit_order_even_when_timestamps_are_not(sqlite_log: AuditLog) -> None:

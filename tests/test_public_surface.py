@@ -193,9 +193,8 @@ def test_capabilities_are_checked_in_one_place() -> None:
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             if "hasattr(" in line or ("getattr(" in line and "store" in line):
                 sniffs.append(f"{path.relative_to(SRC)}:{lineno}")
-    # capabilities.py is the one checking place; service/viewer.py is being split on another
-    # branch (svc-hard) and is the one left; the template sandbox is not about stores.
-    left = ("stores/capabilities.py", "tinybird/local/template.py", "service/viewer.py")
+    # capabilities.py is the one checking place; the template sandbox is not about stores.
+    left = ("stores/capabilities.py", "tinybird/local/template.py")
     assert [s for s in sniffs if not s.startswith(left)] == []
 
 

@@ -241,3 +241,26 @@ def test_a_live_tail_ends_when_its_key_is_revoked(viewer_server: LiveServer) -> 
             if line.startswith("event: expired"):
                 break
             assert time.monotonic() < deadline, "the stream went on after the key was revoked"
+
+
+def test_the_chart_and_the_actions_seen_work_over_any_histogram_store(tmp_path: Path) -> None:
+    """The viewer asks the store's tiers, not its class: over the library's MemoryStore (no
+    file, not SQLite) the chart counts what was published, and a link's restriction holds."""
+    from fastapi.testclient import TestClient
+
+    from auditbird.service import KeyStore, create_app
+    from auditbird.testing import MemoryStore
+
+    keys = KeyStore(tmp_path / "m.keys.db")
+    token = keys.create(workspace="A", scope="admin").secret
+    link = ViewerLinks(keys.path).sign(Grant("A", _now() + 60_000, actor_id="u1"))
+    with TestClient(create_app(MemoryStore(), keys=keys)) as c:
+        auth = {"Authorization": f"Bearer {token}"}
+        events = [{"id": f"m:{i}", "action": "monitor.down", "actor": {"id": f"u{i % 2}"}} for i in range(5)]
+        assert c.post("/v1/events", json=events, headers=auth).status_code == 201
+        hist = c.get("/v1/histogram", params={"since": "1h", "buckets": 4}, headers=auth).json()
+        assert sum(sum(bar.values()) for bar in hist["counts"]) == 5
+        seen = c.get("/v1/viewer/actions", headers=auth).json()["seen"]
+        assert seen == {"monitor.down": 5}
+        as_link = c.get("/v1/viewer/actions", headers={"Authorization": f"Bearer {link}"}).json()
+        assert as_link["seen"] == {"monitor.down": 2}  # u1's events only: m:1, m:3

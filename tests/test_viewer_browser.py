@@ -99,8 +99,8 @@ def row_uids(page: Any) -> list[str]:
 
 
 def shown(page: Any, field: str) -> list[str]:
-    """A column of the rows on screen: action, subject or actor."""
-    column = {"time": 1, "action": 2, "actor": 3, "subject": 4, "targets": 5}[field]
+    """A column of the rows on screen: action, event id or actor."""
+    column = {"time": 1, "action": 2, "actor": 3, "event_id": 4, "targets": 5}[field]
     return list(
         page.eval_on_selector_all(
             f"#rows .row > span:nth-child({column})", "cells => cells.map(c => c.textContent.trim())"
@@ -187,7 +187,7 @@ def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
     page.get_by_label("Actor").fill("u1")
     settle(page, n)
     n = refreshes(page)
-    page.get_by_label("Subject").fill("monitor:3")
+    page.get_by_label("Event id").fill("monitor:3")
     settle(page, n)
     expected = [
         e
@@ -200,17 +200,17 @@ def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
     assert row_uids(page) == [e["uid"] for e in expected]
     query = parse_qs(urlsplit(page.url).query)
     assert query["action"] == ["monitor.down", "monitor.updated"]
-    assert query["actor"] == ["u1"] and query["subject"] == ["monitor:3"]
+    assert query["actor"] == ["u1"] and query["event_id"] == ["monitor:3"]
     page.wait_for_function("() => window.__auditbird.charts > 1")
     screenshot(page, "03-filtered")
 
-    # free text over subject and metadata, and the target filters
+    # free text over the event id and metadata, and the target filters
     n = refreshes(page)
     page.get_by_role("button", name=re.compile("actions")).click()
     page.get_by_role("button", name="Clear").click()
     settle(page, n)
     page.keyboard.press("Escape")
-    for label in ("Actor", "Subject"):
+    for label in ("Actor", "Event id"):
         n = refreshes(page)
         page.get_by_label(label).fill("")
         settle(page, n)
@@ -248,6 +248,18 @@ def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
     assert other.get_by_label("Target id").input_value() == "5"
     assert other.locator('input[name="range"][value="1h"]').is_checked()
     assert row_uids(other) == row_uids(page)
+
+
+def test_a_page_url_from_before_the_rename_still_filters_by_event_id(
+    browser_page: Any, seeded: Seeded
+) -> None:
+    """The filter was called ``subject``; a bookmarked ``?subject=`` still works."""
+    page = browser_page
+    sign_in(page, seeded.server, seeded.read_a, "/?subject=monitor:3")
+    expected = [e["uid"] for e in newest_first(seeded.events_a) if e["id"] == "monitor:3"]
+    assert expected, "the seed must leave something to find"
+    assert page.get_by_label("Event id").input_value() == "monitor:3"
+    assert row_uids(page) == expected
 
 
 def test_clicking_the_chart_zooms_the_time_range(browser_page: Any, seeded: Seeded, screenshot: Any) -> None:

@@ -37,7 +37,7 @@ class Query:
     target_id: str | None = None
     since: int | None = None  # inclusive, ms
     until: int | None = None  # exclusive, ms
-    text: str | None = None  # substring of the subject id or the metadata JSON
+    text: str | None = None  # substring of the event id or the metadata JSON
     uid: str | None = None
     limit: int | None = 100
     after: tuple[int, str] | None = None

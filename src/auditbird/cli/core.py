@@ -112,7 +112,7 @@ def _flush(log: Any, batch: list[Any], first_line: int, done: int) -> int:
 
 @app.command("log")
 def log_cmd(
-    event_id: Annotated[str, typer.Argument(help="The stream, e.g. monitor:1")],
+    event_id: Annotated[str, typer.Argument(help="The stream's key (an event's id), e.g. monitor:1")],
     limit: Annotated[int | None, typer.Option(help="At most this many events")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
@@ -136,10 +136,14 @@ def query(
     actor: Annotated[str | None, typer.Option("--actor", help="Actor id")] = None,
     target_type: Annotated[str | None, typer.Option("--target-type")] = None,
     target_id: Annotated[str | None, typer.Option("--target-id")] = None,
-    subject: Annotated[str | None, typer.Option("--id", help="Stream / subject id")] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="The stream's key (an event's id), e.g. monitor:1")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="1h, 7d, ISO 8601 or ms")] = None,
     until: Annotated[str | None, typer.Option(help="1h, 7d, ISO 8601 or ms")] = None,
-    text: Annotated[str | None, typer.Option("--text", help="Substring of subject or metadata")] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="Substring of the event id or the metadata")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Events per page (1..10000)")] = 50,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow cursors to the end")] = False,
@@ -161,7 +165,7 @@ def query(
         target_id=target_id,
         since=since,
         until=until,
-        event_id=subject,
+        event_id=event_id,
         text=text,
     )
     with settings.open_log() as log:

@@ -10,12 +10,13 @@ leave the machine that serves them. For ``sqlite:///path/audit.db`` the keys liv
 >>> keys.verify(created.secret).workspace
 'acme'
 
-Verified keys are cached for ``cache_seconds`` (default 1 s) so that a request costs no SQLite
-look-up: the cache holds each key's row (with the secret's hash, never the secret) and every
-request still hashes the presented secret and compares it in constant time. A key revoked
-through this store is dropped from its cache at once; a key revoked by another process (``auditbird
-keys revoke``) stops working as soon as the key file is seen to change (checked on every
-request with one ``stat``), and in any case within ``cache_seconds``.
+Verified keys are cached (a ``cachetools.TTLCache``) for ``cache_seconds`` (default 1 s) so
+that a request costs no SQLite look-up: the cache holds each key's row (with the secret's hash,
+never the secret) and every request still hashes the presented secret and compares it in
+constant time. A key revoked through this store is dropped from its cache at once; a key
+revoked by another process (``auditbird keys revoke``) stops working as soon as the key file
+is seen to change (checked on every request with one ``stat``), and in any case within
+``cache_seconds``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
+
+from cachetools import TTLCache
 
 from .private_files import connect_private
 
@@ -108,6 +111,9 @@ class CreatedKey:
 _NO_KEY_HASH = hashlib.sha256(b"auditbird: no such key").hexdigest()
 
 
+_MISSING = object()  # a cache miss (None is a cached answer: "no such key")
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -123,9 +129,12 @@ class KeyStore:
     def __init__(self, path: str | os.PathLike[str], *, cache_seconds: float = 1.0) -> None:
         self.path = Path(path)
         self.cache_seconds = cache_seconds
-        # key_id -> (row as ApiKey fields + hash, or None for an unknown id; monotonic expiry).
-        # Rows only, never a secret.
-        self._cache: dict[str, tuple[tuple[Any, ...] | None, float]] = {}
+        # key_id -> row as ApiKey fields + hash (None for an unknown id), for cache_seconds.
+        # Rows only, never a secret; at most 10,000 (least recently used go first).
+        self._cache: TTLCache[str, tuple[Any, ...] | None] | None = (
+            TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
+        )
+        self._cache_lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         # Hashes only, but nobody else needs to read them (nor the viewer-link secret beside them).
         self._conn = connect_private(self.path)
@@ -157,7 +166,7 @@ class KeyStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key_id, _hash(secret), workspace, scope, name, rate, created),
             )
-        self._cache.pop(key_id, None)
+        self._forget(key_id)
         key = ApiKey(key_id, workspace, cast(Scope, scope), name, rate, created)
         return CreatedKey(key, token)
 
@@ -178,15 +187,16 @@ class KeyStore:
 
     def _row(self, key_id: str) -> tuple[Any, ...] | None:
         """The key's row: from the cache while fresh and the file unchanged, else from SQLite."""
-        now = time.monotonic()
-        if self.cache_seconds > 0:
+        if self._cache is not None:
             stamp = self._file_stamp()
             if stamp != self._stamp:  # another process wrote the key file: trust no cached row
-                self._cache.clear()
+                with self._cache_lock:
+                    self._cache.clear()
                 self._stamp = stamp
-            cached = self._cache.get(key_id)
-            if cached is not None and cached[1] > now:
-                return cached[0]
+            with self._cache_lock:  # TTLCache is not thread-safe; verify may run in threads
+                cached = self._cache.get(key_id, _MISSING)
+            if cached is not _MISSING:
+                return cast("tuple[Any, ...] | None", cached)
         with self._lock:
             row = self._conn.execute(
                 "SELECT key_id, workspace, scope, name, rate, created_at, revoked_at, hash "
@@ -194,11 +204,15 @@ class KeyStore:
                 (key_id,),
             ).fetchone()
         found = tuple(row) if row is not None else None
-        if self.cache_seconds > 0:  # unknown ids too: the same cost as a known one
-            if len(self._cache) >= 10_000:
-                self._cache.clear()
-            self._cache[key_id] = (found, now + self.cache_seconds)
+        if self._cache is not None:  # unknown ids too: the same cost as a known one
+            with self._cache_lock:
+                self._cache[key_id] = found
         return found
+
+    def _forget(self, key_id: str) -> None:
+        if self._cache is not None:
+            with self._cache_lock:
+                self._cache.pop(key_id, None)
 
     def _file_stamp(self) -> tuple[int, int]:
         """Size and mtime of the key file's WAL (the main file if there is none): a commit by
@@ -229,7 +243,7 @@ class KeyStore:
                 "UPDATE api_key SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (int(time.time() * 1000), key_id),
             )
-        self._cache.pop(key_id, None)  # this process stops accepting it at once
+        self._forget(key_id)  # this process stops accepting it at once
         return cur.rowcount == 1
 
     # -- idempotency records --------------------------------------------------------------

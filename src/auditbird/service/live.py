@@ -1,5 +1,7 @@
 """Live tail: new events matching the filters, as server-sent events, by polling the library.
 
+``GET /v1/stream`` (the viewer's live tail) serves :func:`tail` for an API key or a viewer link.
+
 Polling ``list(since=...)`` (rather than a hook inside this process) sees events that other
 processes publish to the same store. Each poll looks back a few seconds, so an event committed
 a little after its ``timestamp`` is still caught; ``uid`` de-duplicates what was already sent.
@@ -11,13 +13,22 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from ..async_log import AsyncAuditLog
 from ..event import now_ms
-from .access import ACCESS_ACTIONS
+from ..query import parse_time
+from .access import ACCESS_ACTIONS, record_access
+from .auth import ReaderDep, bearer_token, still_valid
+from .problems import ProblemError
+from .reads import Filters, hides_access, list_filters, restricted
+from .state import ServiceState
 
-__all__ = ["tail", "POLL_SECONDS", "LOOKBACK_MS"]
+__all__ = ["tail", "router", "POLL_SECONDS", "LOOKBACK_MS"]
 
 POLL_SECONDS = 0.5
 LOOKBACK_MS = 5_000
@@ -81,3 +92,59 @@ async def tail(
             yield ": keep-alive\n\n"
             last_beat = time.monotonic()
         await asyncio.sleep(poll_seconds)
+
+
+router = APIRouter(tags=["viewer"])
+
+
+@router.get("/v1/stream", summary="Live tail: new events matching the filters, as server-sent events")
+async def stream(
+    request: Request,
+    who: ReaderDep,
+    filters: Annotated[Filters, Depends()],
+) -> StreamingResponse:
+    state: ServiceState = request.app.state.auditbird
+    restricted(who, filters)
+    values = list_filters(filters)
+    log = state.reader(who.workspace)
+    start = now_ms() - 60_000
+    if filters.values["since"] is not None:
+        # At most an hour back: the page already shows what came before it.
+        start = max(parse_time(filters.values["since"], field_name="since"), now_ms() - 3_600_000)
+    # A place among the open tails first: a refused tail costs no read and records nothing.
+    assert state.tails is not None
+    release = state.tails.claim(who.key.key_id)
+    if isinstance(release, str):
+        raise ProblemError(429, release, slug="too-many-tails", headers={"Retry-After": "5"})
+    try:
+        await log.list(limit=1, **values)  # bad filters are a 422 now, not a broken stream
+        audit = state.log(who.workspace, strict=False)
+        await record_access(audit, who.key, "audit_log.viewed", "/v1/stream", values, live=True)
+    except BaseException:
+        release()
+        raise
+    token = bearer_token(request.headers.get("authorization")) or ""
+    frames = tail(
+        log,
+        values,
+        since=start,
+        hide_access=hides_access(values),
+        disconnected=request.is_disconnected,
+        expires_at=who.grant.expires_at if who.grant else None,
+        # Re-checked while the stream runs: a revoked key or rotated link secret ends it.
+        still_valid=lambda: still_valid(request.app, token),
+    )
+
+    async def held() -> AsyncIterator[str]:
+        try:
+            async for frame in frames:
+                yield frame
+        finally:
+            release()
+
+    return StreamingResponse(
+        held(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(release),  # also when the stream never started
+    )

@@ -1,12 +1,11 @@
 """``/v1/events``, ``/v1/events/{uid}``, ``/v1/actions``, ``/v1/export``: the library over HTTP.
 
-Handlers call the library (an :class:`AsyncAuditLog` forced to the key's workspace); they never
-build queries or touch the store themselves.
+Handlers call the library (an :class:`AsyncAuditLog` forced to the key's workspace, through the
+shared reads of :mod:`.reads`); they never build queries or touch the store themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -15,13 +14,12 @@ from pydantic_core import to_json
 
 from .._errors import Problem
 from ..event import Event
-from ..export import csv_lines, ndjson_lines
 from ..validation import validate_events
-from .access import iter_pages, read_page, record_access
-from .auth import AnyKey, ReadKey, WriteKey, authenticate, bearer_token
+from .auth import AnyKey, Credential, ReadKey, WriteKey, authenticate, bearer_token
 from .ingest import body_digest, check_event_sizes, derive_uids, parse_events, read_body
 from .keys import ApiKey
 from .problems import ProblemError
+from .reads import Filters, export_response, find_event, json_response, list_page
 from .schemas import EVENT_BODY, EventBatch, EventPage, ProblemDetail, PublishCount
 from .state import OFFLOAD_BYTES, OFFLOAD_EVENTS, ServiceState
 
@@ -42,85 +40,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """Compact UTF-8 JSON, as ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` writes
-    it, by pydantic-core's serializer (a few times faster)."""
-    return Response(to_json(data), status_code=status, media_type="application/json", headers=headers)
-
-
 def _state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.auditbird
     return state
-
-
-def _check_workspace(key_workspace: str, asked: str | None) -> None:
-    if asked is not None and asked != key_workspace:
-        raise ProblemError(
-            403,
-            f"this key is scoped to workspace {key_workspace!r}; it cannot read or write {asked!r}",
-            errors=[Problem("workspace", "must be the key's workspace (or left out)")],
-        )
-
-
-# Every query parameter has a cap: a read must cost what its answer costs, never what a
-# hostile value makes a parser or a scan do (issue #10: one 60 KB `since` froze every tenant).
-MAX_PARAM_CHARS = 256
-MAX_ACTIONS = 100
-
-
-def _text_param(description: str | None = None) -> Any:
-    return Query(description=description, max_length=MAX_PARAM_CHARS)
-
-
-class Filters:
-    """The ``list`` filters as query parameters (shared by ``/v1/events`` and ``/v1/export``)."""
-
-    def __init__(
-        self,
-        event_id: Annotated[str | None, _text_param("The stream, e.g. `monitor:1`")] = None,
-        action: Annotated[
-            list[str] | None,
-            Query(description=f"Repeatable (up to {MAX_ACTIONS}): any of these actions"),
-        ] = None,
-        actor_id: Annotated[str | None, _text_param()] = None,
-        target_type: Annotated[str | None, _text_param()] = None,
-        target_id: Annotated[str | None, _text_param()] = None,
-        since: Annotated[
-            str | None, _text_param("Inclusive: ms since epoch, `15m`/`1h`/`7d` (ago), or ISO 8601")
-        ] = None,
-        until: Annotated[str | None, _text_param("Exclusive; same forms as `since`")] = None,
-        text: Annotated[
-            str | None,
-            _text_param("Substring of the subject id or the metadata (ASCII letters match in either case)"),
-        ] = None,
-        workspace: Annotated[
-            str | None, _text_param("Optional; if given it must be the key's own workspace")
-        ] = None,
-    ) -> None:
-        self.workspace = workspace
-        self.values: dict[str, Any] = {
-            "event_id": event_id,
-            "action": action or None,
-            "actor_id": actor_id,
-            "target_type": target_type,
-            "target_id": target_id,
-            "since": since,
-            "until": until,
-            "text": text,
-        }
-        if action is not None and (
-            len(action) > MAX_ACTIONS or any(len(a) > MAX_PARAM_CHARS for a in action)
-        ):
-            raise ProblemError(
-                422,
-                "invalid parameters",
-                errors=[
-                    Problem(
-                        "query.action",
-                        f"at most {MAX_ACTIONS} values of at most {MAX_PARAM_CHARS} characters each",
-                    )
-                ],
-            )
 
 
 @router.post(
@@ -287,20 +209,7 @@ async def list_events(
         str | None, Query(max_length=512, description="`next_cursor` of the previous page")
     ] = None,
 ) -> Response:
-    state = _state(request)
-    _check_workspace(key.workspace, filters.workspace)
-    log = state.log(key.workspace)
-    events, next_cursor = await read_page(log, filters.values, limit, cursor)
-    state.metrics.add("events_read", len(events), workspace=key.workspace)
-    await record_access(
-        state.log(key.workspace, strict=False),
-        key,
-        "audit_log.viewed",
-        "/v1/events",
-        {**filters.values, "cursor": cursor},
-        count=len(events),
-    )
-    return _json({"data": [e.to_dict() for e in events], "next_cursor": next_cursor})
+    return await list_page(_state(request), key, filters, limit, cursor)
 
 
 @router.get(
@@ -313,19 +222,11 @@ async def get_event(
     request: Request, key: ReadKey, uid: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> Response:
     state = _state(request)
-    event = await state.log(key.workspace).get(uid)
-    await record_access(
-        state.log(key.workspace, strict=False),
-        key,
-        "audit_log.viewed",
-        "/v1/events/{uid}",
-        {"uid": uid},
-        count=0 if event is None else 1,
-    )
+    event = await find_event(state, Credential(key), uid, "/v1/events/{uid}")
     if event is None:
         raise ProblemError(404, f"no event with uid {uid!r} in this key's workspace")
     state.metrics.add("events_read", workspace=key.workspace)
-    return _json(event.to_dict())
+    return json_response(event.to_dict())
 
 
 @router.get(
@@ -355,35 +256,4 @@ async def export(
         Literal["csv", "ndjson"], Query(description="csv (cells neutralised) or ndjson")
     ] = "ndjson",
 ) -> StreamingResponse:
-    state = _state(request)
-    _check_workspace(key.workspace, filters.workspace)
-    log = state.log(key.workspace)
-    pages = iter_pages(log, filters.values)
-    # Pull the first page before answering: bad filters are a 422, not a broken stream.
-    first = await anext(pages, None)
-    await record_access(
-        state.log(key.workspace, strict=False),
-        key,
-        "audit_log.exported",
-        "/v1/export",
-        filters.values,
-        format=format,
-    )
-
-    async def body() -> AsyncIterator[str]:
-        header = format == "csv"
-        page = first
-        while page is not None:
-            lines = csv_lines(page, header=header) if format == "csv" else ndjson_lines(page)
-            header = False
-            yield "".join(lines)
-            state.metrics.add("events_read", len(page), workspace=key.workspace)
-            page = await anext(pages, None)
-        if first is None and format == "csv":
-            yield "".join(csv_lines([], header=True))
-
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    filename = f"auditbird-{key.workspace or 'default'}.{format}"
-    return StreamingResponse(
-        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    return await export_response(_state(request), key, filters, format)

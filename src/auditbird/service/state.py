@@ -73,3 +73,11 @@ class ServiceState:
                 limits=self.event_limits,
             )
         return found
+
+    def reader(self, workspace: str) -> AsyncAuditLog:
+        """A log over the blocking store itself, for the viewer's reads past append/query (the
+        chart's counts, live-tail polls): the group-commit wrapper only appends and queries.
+
+        SQLite answers these on reader connections of its own, beside the writer (WAL), so a
+        chart counting a million rows never holds up a commit or the API's next page."""
+        return AsyncAuditLog(self.store.sync, workspace=workspace, registry=self.registry)

@@ -142,11 +142,11 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
                     )
             write_rows(conn, rows)
 
-    def revision(self, workspace: str, stream: str) -> int:
-        """How many events the stream holds (not an event's schema ``version``)."""
+    def revision(self, workspace: str, event_id: str) -> int:
+        """How many events the stream ``event_id`` holds (not an event's schema ``version``)."""
         with self._lock:
             (count,) = self._conn.execute(
-                "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, stream)
+                "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, event_id)
             ).fetchone()
         return int(count)
 

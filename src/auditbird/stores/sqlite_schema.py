@@ -90,7 +90,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_actor  ON audit_log (workspace, actor_id, timestamp);
     CREATE INDEX audit_log_stream_position ON audit_log (workspace, id, position);
     """,
-    # 5: a trigram index over the subject id and the metadata, so a `text` search looks up
+    # 5: a trigram index over the event id and the metadata, so a `text` search looks up
     # candidates instead of scanning the log (see sqlite_query.TRIGRAM). Kept by triggers in
     # the writer's transaction. `detail = none` (rowids only, no positions): ~25% cheaper to
     # write than a full index; a search asks for rows holding every trigram of the text and

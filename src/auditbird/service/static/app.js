@@ -50,7 +50,7 @@
   });
 
   function emptyFilters() {
-    return { actions: [], actor: "", ttype: "", tid: "", subject: "", q: "", range: DEFAULT_RANGE, since: null, until: null };
+    return { actions: [], actor: "", ttype: "", tid: "", eventId: "", q: "", range: DEFAULT_RANGE, since: null, until: null };
   }
 
   // ---------------------------------------------------------------- time
@@ -120,7 +120,7 @@
     f.actor = p.get("actor") || "";
     f.ttype = p.get("target_type") || "";
     f.tid = p.get("target_id") || "";
-    f.subject = p.get("subject") || "";
+    f.eventId = p.get("event_id") || p.get("subject") || ""; // `subject`: what older page URLs call it
     f.q = p.get("q") || "";
     const range = p.get("range");
     f.since = parseTimeParam(p.get("since"));
@@ -136,7 +136,7 @@
     if (f.actor) p.set("actor", f.actor);
     if (f.ttype) p.set("target_type", f.ttype);
     if (f.tid) p.set("target_id", f.tid);
-    if (f.subject) p.set("subject", f.subject);
+    if (f.eventId) p.set("event_id", f.eventId);
     if (f.q) p.set("q", f.q);
     if (f.range !== DEFAULT_RANGE) p.set("range", f.range);
     if (f.range === "custom") {
@@ -163,7 +163,7 @@
     if (f.actor) p.set("actor_id", f.actor);
     if (f.ttype) p.set("target_type", f.ttype);
     if (f.tid) p.set("target_id", f.tid);
-    if (f.subject) p.set("event_id", f.subject);
+    if (f.eventId) p.set("event_id", f.eventId);
     if (f.q) p.set("text", f.q);
     const w = timeWindow(f);
     if (w.since !== null) p.set("since", String(Math.floor(w.since)));
@@ -525,7 +525,7 @@
     $("#f-actor").value = r.actor_id || f.actor;
     $("#f-ttype").value = r.target_type || f.ttype;
     $("#f-tid").value = r.target_id || f.tid;
-    $("#f-subject").value = f.subject;
+    $("#f-event-id").value = f.eventId;
     $("#f-text").value = f.q;
     for (const radio of document.querySelectorAll('input[name="range"]')) radio.checked = radio.value === f.range;
     $("#custom-range").hidden = f.range !== "custom";
@@ -542,7 +542,7 @@
     f.actor = r.actor_id ? "" : $("#f-actor").value.trim();
     f.ttype = r.target_type ? "" : $("#f-ttype").value.trim();
     f.tid = r.target_id ? "" : $("#f-tid").value.trim();
-    f.subject = $("#f-subject").value.trim();
+    f.eventId = $("#f-event-id").value.trim();
     f.q = $("#f-text").value.trim();
     const checked = document.querySelector('input[name="range"]:checked');
     f.range = checked ? checked.value : DEFAULT_RANGE;
@@ -770,7 +770,7 @@
     add("Time", el("time", { datetime: new Date(ev.timestamp).toISOString(), text: `${fmtUTC(ev.timestamp)} UTC` }),
       el("br"), el("span", { class: "muted", text: `${fmtLocal(ev.timestamp)} local · ${relative(ev.timestamp)} · ${ev.timestamp} ms` }));
     add("Action", badge(ev.action), el("span", { class: "muted", text: `  v${ev.version}` }));
-    add("Subject", el("span", { class: "mono", text: ev.id }));
+    add("Event id", el("span", { class: "mono", text: ev.id }));
     add("Actor", `${actor.name || ""}`, actor.id ? el("span", { class: "muted mono", text: `  id ${actor.id}` }) : null,
       actor.type ? el("span", { class: "actor-type", text: actor.type }) : null);
     add("Targets", ...(ev.targets && ev.targets.length ? targetsText(ev.targets).map((t) => el("span", { class: "tgt mono", text: t })) : ["—"]));
