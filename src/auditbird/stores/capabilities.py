@@ -253,7 +253,7 @@ def tiers_of(store: object) -> frozenset[type]:
 
     >>> from auditbird.testing import MemoryStore
     >>> sorted(t.__name__ for t in tiers_of(MemoryStore()))
-    ['FollowStore', 'HistogramStore', 'ReplayStore', 'SnapshotStoreTier', 'StreamStore']
+    ['FollowStore', 'HistogramStore', 'ReplayStore', 'SnapshotStoreTier', 'StoredCopyStore', 'StreamStore']
     """
     mro = type(store).__mro__
     return frozenset(t for t in (*TIERS, *TIERS.values()) if t in mro)
@@ -299,3 +299,43 @@ def store_name(store: Any) -> str:
     """
     inner = getattr(store, "sync", None)  # ThreadedStore and the native async twins keep one
     return type(store).__name__ if inner is None else f"{type(store).__name__}({type(inner).__name__})"
+
+
+# -- the stored-copy tier (issue #11) ---------------------------------------------------------
+# Kept in one hunk at the end of the module, beside the tiers above rather than among them.
+
+
+class StoredCopyStore(Store, Protocol):
+    """``append_stored`` appends as ``append`` does and says which rows were not stored as
+    given, so a publish can return what is stored without reading it back.
+
+    It answers ``{index in rows: the row as stored}`` for a row whose ``(workspace, uid)`` was
+    already taken (the first copy, which stays; a uid repeated within ``rows`` is taken by its
+    first occurrence) or which the store filed otherwise (the service files a row without a
+    workspace in its key's). Empty when every row was stored as given; finding that out must
+    cost no read (SQLite: the insert's own change count).
+    """
+
+    def append_stored(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
+        """:meth:`Store.append` (``expected_revision``: stream-tier stores only); the rows not
+        stored as given, by index, as stored."""
+        ...
+
+
+class AsyncStoredCopyStore(AsyncStore, Protocol):
+    """The async twin of :class:`StoredCopyStore`."""
+
+    async def append_stored(
+        self, rows: Sequence[Row], *, expected_revision: int | None = None
+    ) -> dict[int, Row]:
+        """:meth:`StoredCopyStore.append_stored`, awaited."""
+        ...
+
+
+TIERS[StoredCopyStore] = AsyncStoredCopyStore
+_SYNC_OF[AsyncStoredCopyStore] = StoredCopyStore
+_MEANING[StoredCopyStore] = (
+    "reporting the stored copy of a re-published uid",
+    "publish returns the event as submitted; read the stored copy with log.get(uid)",
+)
+__all__ += ["StoredCopyStore", "AsyncStoredCopyStore"]

@@ -29,7 +29,7 @@ from .._errors import (
 )
 from ..query import Query, encode_cursor
 from ..row import Row, row_from_json, row_to_wire
-from .capabilities import AsyncTwinStore
+from .capabilities import AsyncStoredCopyStore, AsyncTwinStore, StoredCopyStore
 
 __all__ = ["ServiceStore", "AsyncServiceStore"]
 
@@ -49,10 +49,33 @@ class _Common:
         self.headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": "auditbird-python"}
 
     @staticmethod
-    def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
+    def _append_request(rows: Sequence[Row], *, minimal: bool = True) -> tuple[bytes, dict[str, str]]:
         # A row without a workspace is sent without one, so the server files it in the key's.
         body = "[" + ",".join(row_to_wire(r, omit_empty_workspace=True) for r in rows) + "]"
-        return body.encode(), {"Content-Type": "application/json", "Prefer": "return=minimal"}
+        headers = {"Content-Type": "application/json"}
+        if minimal:  # only the count back: nobody reads the events
+            headers["Prefer"] = "return=minimal"
+        return body.encode(), headers
+
+    @staticmethod
+    def _no_revision(expected_revision: int | None) -> None:
+        if expected_revision is not None:
+            raise UnsupportedOperation(
+                "the service has no atomic check-and-append (expected_revision); publish without it, "
+                "or write through a SQLite store"
+            )
+
+    def _kept(self, rows: Sequence[Row], response: httpx.Response) -> dict[int, Row]:
+        """The rows the service did not store as sent, by index, as it answered them: the first
+        copy of a uid it already held, and the workspace of the key for a row sent without one."""
+        self._raise_for(response)
+        answered = response.json().get("data") or []
+        kept: dict[int, Row] = {}
+        for i, (sent, item) in enumerate(zip(rows, answered, strict=False)):
+            stored = row_from_json(item)
+            if stored[:9] != sent[:9]:
+                kept[i] = stored
+        return kept
 
     @staticmethod
     def _params(q: Query, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -143,7 +166,7 @@ class _Common:
         raise AuditError(f"{where}: the service answered {status}: {detail}")
 
 
-class ServiceStore(_Common, AsyncTwinStore):
+class ServiceStore(_Common, AsyncTwinStore, StoredCopyStore):
     """A :class:`~auditbird.stores.base.Store` over the auditbird REST API (httpx, keep-alive)."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
@@ -166,6 +189,15 @@ class ServiceStore(_Common, AsyncTwinStore):
             return
         body, headers = self._append_request(rows)
         self._raise_for(self._send("POST", "/v1/events", content=body, headers=headers))
+
+    def append_stored(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
+        """:meth:`append`, asking the service for the events as stored (instead of only their
+        count); the ones that differ from what was sent, by index."""
+        self._no_revision(expected_revision)
+        if not rows:
+            return {}
+        body, headers = self._append_request(rows, minimal=False)
+        return self._kept(rows, self._send("POST", "/v1/events", content=body, headers=headers))
 
     def query(self, query: Query) -> list[Row]:
         if query.uid is not None:
@@ -192,7 +224,7 @@ class ServiceStore(_Common, AsyncTwinStore):
         self.close()
 
 
-class AsyncServiceStore(_Common):
+class AsyncServiceStore(_Common, AsyncStoredCopyStore):
     """The async twin of :class:`ServiceStore`."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
@@ -210,6 +242,16 @@ class AsyncServiceStore(_Common):
             return
         body, headers = self._append_request(rows)
         self._raise_for(await self._send("POST", "/v1/events", content=body, headers=headers))
+
+    async def append_stored(
+        self, rows: Sequence[Row], *, expected_revision: int | None = None
+    ) -> dict[int, Row]:
+        """:meth:`ServiceStore.append_stored`, awaited."""
+        self._no_revision(expected_revision)
+        if not rows:
+            return {}
+        body, headers = self._append_request(rows, minimal=False)
+        return self._kept(rows, await self._send("POST", "/v1/events", content=body, headers=headers))
 
     async def query(self, query: Query) -> list[Row]:
         if query.uid is not None:

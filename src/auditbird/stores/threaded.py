@@ -42,6 +42,17 @@ class ThreadedStore:
         else:
             await asyncio.to_thread(self.sync.append, rows, expected_revision=expected_revision)
 
+    async def append_stored(
+        self, rows: Sequence[Row], *, expected_revision: int | None = None
+    ) -> dict[int, Row]:
+        """:meth:`~auditbird.stores.capabilities.StoredCopyStore.append_stored` in a worker thread."""
+        kept: dict[int, Row]
+        if expected_revision is None:
+            kept = await asyncio.to_thread(self.sync.append_stored, rows)
+        else:
+            kept = await asyncio.to_thread(self.sync.append_stored, rows, expected_revision=expected_revision)
+        return kept
+
     async def query(self, query: Query) -> list[Row]:
         """:meth:`~auditbird.stores.capabilities.Store.query` in a worker thread."""
         rows: list[Row] = await asyncio.to_thread(self.sync.query, query)
