@@ -32,7 +32,7 @@ CANNOT_TELL = {"tinybird"}
 # The service answers with the events as its store kept them once its group-commit writer
 # reports them (GroupCommitStore declaring AsyncStoredCopyStore); until then it answers what it
 # was sent, and these tests are expected to fail on it.
-SERVER_REPORTS = issubclass(GroupCommitStore, AsyncStoredCopyStore)
+SERVER_REPORTS = AsyncStoredCopyStore in GroupCommitStore.__mro__  # declared, as supports() asks
 
 
 @pytest.fixture
@@ -227,3 +227,22 @@ def test_the_async_service_client_too(live_server: LiveServer) -> None:
     one, many = asyncio.run(main())
     assert one.workspace == "acme-async"
     assert [e.workspace for e in many] == ["acme-async"]
+
+
+def test_a_store_that_overrides_append_is_never_bypassed(tmp_path: Any) -> None:
+    """One write method: a subclass's ``append`` (instrumentation, fault injection) runs on
+    every publish; returning None, it only loses the stored-copy answer."""
+    calls: list[int] = []
+
+    class Counting(SQLiteStore):
+        def append(self, rows: Any, *, expected_revision: int | None = None) -> None:  # type: ignore[override]
+            calls.append(len(rows))
+            super().append(rows, expected_revision=expected_revision)
+
+    uid = new_uid()
+    with AuditLog(Counting(tmp_path / "counting.db")) as log:
+        log.publish_audit_log(_first(uid))
+        again = log.publish_many([_other(uid)])
+        assert calls == [1, 1]
+        assert again[0].id == "monitor:2"  # as submitted: this override does not say
+        assert log.event(uid).id == "monitor:1"

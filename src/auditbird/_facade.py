@@ -8,7 +8,8 @@ awaits on an async one. The list filters are declared once, as :class:`Filters`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import inspect
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypedDict
@@ -289,11 +290,18 @@ class LogCore(SourcingCore):
 
 
 def _append(store: Any, rows: list[Row], **options: int) -> Any:
-    """``append_stored`` on a store that declares it, else ``append`` (None): the same call for
-    a blocking store and for an async one, whose coroutine the async driver awaits."""
+    """``store.append``; its answer counts only from a store that declares the stored-copy
+    tier (declared, not discovered: another store's return value promises nothing)."""
+    answer = store.append(rows, **options)
     if supports(store, StoredCopyStore) or supports(store, AsyncStoredCopyStore):
-        return store.append_stored(rows, **options)
-    return store.append(rows, **options)
+        return answer
+    if inspect.isawaitable(answer):
+        return _nothing_after(answer)
+    return None
+
+
+async def _nothing_after(awaitable: Awaitable[Any]) -> None:
+    await awaitable
 
 
 def _histogram(start: int, end: int, bucket_ms: int, rows: list[tuple[int, str, int]]) -> Histogram:

@@ -49,21 +49,12 @@ class _Common:
         self.headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": "auditbird-python"}
 
     @staticmethod
-    def _append_request(rows: Sequence[Row], *, minimal: bool = True) -> tuple[bytes, dict[str, str]]:
+    def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
         # A row without a workspace is sent without one, so the server files it in the key's.
+        # No `Prefer: return=minimal`: the answer (the events as stored) is what the publish
+        # returns, so a re-published uid comes back as its first copy, in the key's workspace.
         body = "[" + ",".join(row_to_wire(r, omit_empty_workspace=True) for r in rows) + "]"
-        headers = {"Content-Type": "application/json"}
-        if minimal:  # only the count back: nobody reads the events
-            headers["Prefer"] = "return=minimal"
-        return body.encode(), headers
-
-    @staticmethod
-    def _no_revision(expected_revision: int | None) -> None:
-        if expected_revision is not None:
-            raise UnsupportedOperation(
-                "the service has no atomic check-and-append (expected_revision); publish without it, "
-                "or write through a SQLite store"
-            )
+        return body.encode(), {"Content-Type": "application/json"}
 
     def _kept(self, rows: Sequence[Row], response: httpx.Response) -> dict[int, Row]:
         """The rows the service did not store as sent, by index, as it answered them: the first
@@ -184,19 +175,12 @@ class ServiceStore(_Common, AsyncTwinStore, StoredCopyStore):
             raise StoreUnavailable(f"cannot reach {self.url}: {exc}") from exc
         return response
 
-    def append(self, rows: Sequence[Row]) -> None:
-        if not rows:
-            return
-        body, headers = self._append_request(rows)
-        self._raise_for(self._send("POST", "/v1/events", content=body, headers=headers))
-
-    def append_stored(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
-        """:meth:`append`, asking the service for the events as stored (instead of only their
-        count); the ones that differ from what was sent, by index."""
-        self._no_revision(expected_revision)
+    def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """Send ``rows``; the service answers them as stored, and the ones that differ from
+        what was sent (a re-published uid's first copy, the key's workspace) come back by index."""
         if not rows:
             return {}
-        body, headers = self._append_request(rows, minimal=False)
+        body, headers = self._append_request(rows)
         return self._kept(rows, self._send("POST", "/v1/events", content=body, headers=headers))
 
     def query(self, query: Query) -> list[Row]:
@@ -237,20 +221,11 @@ class AsyncServiceStore(_Common, AsyncStoredCopyStore):
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"cannot reach {self.url}: {exc}") from exc
 
-    async def append(self, rows: Sequence[Row]) -> None:
-        if not rows:
-            return
-        body, headers = self._append_request(rows)
-        self._raise_for(await self._send("POST", "/v1/events", content=body, headers=headers))
-
-    async def append_stored(
-        self, rows: Sequence[Row], *, expected_revision: int | None = None
-    ) -> dict[int, Row]:
-        """:meth:`ServiceStore.append_stored`, awaited."""
-        self._no_revision(expected_revision)
+    async def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """:meth:`ServiceStore.append`, awaited."""
         if not rows:
             return {}
-        body, headers = self._append_request(rows, minimal=False)
+        body, headers = self._append_request(rows)
         return self._kept(rows, await self._send("POST", "/v1/events", content=body, headers=headers))
 
     async def query(self, query: Query) -> list[Row]:

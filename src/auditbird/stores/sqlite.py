@@ -123,24 +123,16 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
             self._open()
         return _Transaction(self._conn, self.path)
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
         """Store ``rows`` in one transaction. With ``expected_revision`` (all rows of one
         stream), fail with :class:`ConflictError` unless the stream holds exactly that many
-        events: the check and the insert share the write lock, so one writer wins."""
-        self._append(rows, expected_revision, None)
+        events: the check and the insert share the write lock, so one writer wins.
 
-    def append_stored(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
-        """:meth:`append`; the stored copy of each row whose uid was already taken, by index
-        (read only when the insert skipped one: a new uid costs nothing more)."""
+        Returns the stored copy of each row whose uid was already taken, by index (read only
+        when the insert skipped one: a new uid costs nothing more)."""
         kept: dict[int, Row] = {}
-        self._append(rows, expected_revision, kept)
-        return kept
-
-    def _append(
-        self, rows: Sequence[Row], expected_revision: int | None, kept: dict[int, Row] | None
-    ) -> None:
         if not rows:
-            return
+            return kept
         with self._lock, self._write() as conn:
             if expected_revision is not None:
                 workspace, stream = _single_stream(rows)
@@ -153,6 +145,7 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
                         "another writer got there first; reload the stream and retry"
                     )
             write_rows(conn, rows, kept=kept)
+        return kept
 
     def revision(self, workspace: str, stream: str) -> int:
         """How many events the stream holds (not an event's schema ``version``)."""

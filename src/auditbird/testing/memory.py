@@ -50,12 +50,9 @@ class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snapsho
 
     # -- base tier ------------------------------------------------------------------------
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
-        """All rows or none; a uid already stored in its workspace is skipped (first wins)."""
-        self.append_stored(rows, expected_revision=expected_revision)
-
-    def append_stored(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
-        """:meth:`append`; the stored copy of each row whose uid was already taken, by index."""
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
+        """All rows or none; a uid already stored in its workspace is skipped (first wins).
+        Returns the stored copy of each skipped row, by index."""
         kept: dict[int, Row] = {}
         if not rows:
             return kept

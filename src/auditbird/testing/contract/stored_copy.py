@@ -20,7 +20,7 @@ def _row(uid: str, **fields: Any) -> Row:
 
 
 class StoredCopyStoreTestCase(StoreTestCase):
-    """``append_stored``: ``{index: row as stored}`` for each row not stored as given; nothing
+    """``append``: ``{index: row as stored}`` for each row not stored as given; nothing
     for new rows."""
 
     tier: ClassVar[type] = StoredCopyStore
@@ -30,16 +30,16 @@ class StoredCopyStoreTestCase(StoreTestCase):
 
     def test_new_rows_are_stored_and_nothing_is_reported(self) -> None:
         rows = [_row(new_uid()), _row(new_uid(), id="m:2")]
-        self.assertEqual(self.store_for("").append_stored(rows), {})
+        self.assertEqual(self.store_for("").append(rows), {})
         self.assertEqual([r[:9] for r in self._stored(rows[1].uid)], [rows[1][:9]])
 
     def test_a_taken_uid_is_answered_with_the_first_copy_which_stays(self) -> None:
         store = self.store_for("")
         uid, fresh = new_uid(), new_uid()
         first = _row(uid, metadata={"n": 1})
-        store.append_stored([first])
+        store.append([first])
         again = _row(uid, id="m:9", action="a.second", timestamp=T0 + 5, metadata={"n": 2})
-        kept = store.append_stored([_row(fresh), again])
+        kept = store.append([_row(fresh), again])
         self.assertEqual(sorted(kept), [1])
         self.assertEqual(kept[1][:9], first[:9])
         self.assertEqual([r[:9] for r in self._stored(uid)], [first[:9]])
@@ -48,6 +48,6 @@ class StoredCopyStoreTestCase(StoreTestCase):
     def test_a_uid_repeated_in_one_append_is_kept_as_its_first_occurrence(self) -> None:
         uid = new_uid()
         first, second = _row(uid), _row(uid, action="a.second")
-        kept = self.store_for("").append_stored([first, second])
+        kept = self.store_for("").append([first, second])
         self.assertEqual({i: r[:9] for i, r in kept.items()}, {1: first[:9]})
         self.assertEqual([r[:9] for r in self._stored(uid)], [first[:9]])
