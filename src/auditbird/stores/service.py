@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic_core import from_json
 
 from .._errors import (
     AuditError,
@@ -60,12 +61,15 @@ class _Common:
         """The rows the service did not store as sent, by index, as it answered them: the first
         copy of a uid it already held, and the workspace of the key for a row sent without one."""
         self._raise_for(response)
-        answered = response.json().get("data") or []
+        answered = from_json(response.content).get("data") or []
         kept: dict[int, Row] = {}
         for i, (sent, item) in enumerate(zip(rows, answered, strict=False)):
-            stored = row_from_json(item)
-            if stored[:9] != sent[:9]:
-                kept[i] = stored
+            if _same_content(sent, item):  # the common case: compared parsed, never re-encoded
+                workspace = item.get("workspace", "")
+                if workspace != sent.workspace:
+                    kept[i] = sent._replace(workspace=workspace)
+            else:
+                kept[i] = row_from_json(item)
         return kept
 
     @staticmethod
@@ -155,6 +159,20 @@ class _Common:
         if status >= 500:
             raise StoreUnavailable(f"{where}: the service answered {status}: {detail}")
         raise AuditError(f"{where}: the service answered {status}: {detail}")
+
+
+def _same_content(sent: Row, item: dict[str, Any]) -> bool:
+    """Whether the service's answer holds what was sent, the workspace aside."""
+    return (
+        item.get("uid") == sent.uid
+        and item.get("id") == sent.id
+        and item.get("action") == sent.action
+        and item.get("timestamp") == sent.timestamp
+        and item.get("version", 1) == sent.version
+        and item.get("metadata") == (None if sent.metadata is None else from_json(sent.metadata))
+        and (item.get("targets") or []) == from_json(sent.targets or "[]")
+        and item.get("actor") == from_json(sent.actor or "{}")
+    )
 
 
 class ServiceStore(_Common, AsyncTwinStore, StoredCopyStore):
