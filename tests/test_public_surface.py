@@ -233,7 +233,7 @@ def test_the_tier_table_of_architecture_md_is_what_the_stores_declare() -> None:
     stores = [SQLiteStore, TinybirdStore, ServiceStore, MemoryStore]
     text = (SRC.parent.parent / "ARCHITECTURE.md").read_text()
     rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| `")]
-    assert len(rows) == 7
+    assert len(rows) == 8
     for cells in rows:
         tier = getattr(capabilities, cells[0].strip().strip("`"))
         marked = [cell.strip() == "✓" for cell in cells[2:]]

@@ -7,8 +7,9 @@ real client against the local server) the base and replay tiers; the service cli
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ import pytest
 
 from auditbird.query import Query
 from auditbird.row import Row
-from auditbird.stores.capabilities import ReplayStore, StreamStore, tiers_of
+from auditbird.service.writer import GroupCommitStore
+from auditbird.stores.capabilities import (
+    AsyncStoredCopyStore,
+    ReplayStore,
+    StoredCopyStore,
+    StreamStore,
+    tiers_of,
+)
 from auditbird.stores.service import AsyncServiceStore, ServiceStore
 from auditbird.stores.sqlite import SQLiteStore
 from auditbird.stores.tinybird import TinybirdStore
@@ -28,7 +36,7 @@ from auditbird.testing.contract import (
     HistogramStoreTestCase,
     ReplayStoreTestCase,
     SnapshotStoreTestCase,
-    StoreTestCase,
+    StoredCopyStoreTestCase,
     StreamStoreTestCase,
 )
 from tests.plugins.service import wipe_events
@@ -41,6 +49,7 @@ class EveryTier(
     FollowStoreTestCase,
     HistogramStoreTestCase,
     SnapshotStoreTestCase,
+    StoredCopyStoreTestCase,
 ):
     """All tiers at once: the base tests run once."""
 
@@ -93,8 +102,33 @@ class TestTinybirdStore(ReplayStoreTestCase):
         return PrefixedTinybird(tinybird_store(self.server), f"t{uuid.uuid4().hex[:12]}-")
 
 
-class TestServiceStore(StoreTestCase):
+# The server answers the stored copy of a re-published uid once its group-commit writer reports
+# it (GroupCommitStore declaring AsyncStoredCopyStore); until then those two tests fail on it.
+SERVER_REPORTS = AsyncStoredCopyStore in GroupCommitStore.__mro__  # declared, as supports() asks
+
+
+def _until_the_server_reports(test: Callable[[Any], None]) -> Callable[[Any], None]:
+    if SERVER_REPORTS:
+        return test
+
+    @functools.wraps(test)
+    def expected_to_fail(self: Any) -> None:
+        test(self)
+
+    reason = "the service's GroupCommitStore does not report the stored copy yet"
+    marked: Callable[[Any], None] = pytest.mark.xfail(strict=True, reason=reason)(expected_to_fail)
+    return marked
+
+
+class TestServiceStore(StoredCopyStoreTestCase):
     """The service client, one API key (so one store) per workspace, on a real server."""
+
+    test_a_taken_uid_is_answered_with_the_first_copy_which_stays = _until_the_server_reports(
+        StoredCopyStoreTestCase.test_a_taken_uid_is_answered_with_the_first_copy_which_stays
+    )
+    test_a_uid_repeated_in_one_append_is_kept_as_its_first_occurrence = _until_the_server_reports(
+        StoredCopyStoreTestCase.test_a_uid_repeated_in_one_append_is_kept_as_its_first_occurrence
+    )
 
     @pytest.fixture(autouse=True)
     def _server(self, live_server: Any) -> None:
@@ -144,7 +178,9 @@ def test_each_store_declares_the_tiers_its_suite_covers() -> None:
         "FollowStore",
         "HistogramStore",
         "SnapshotStoreTier",
+        "StoredCopyStore",
     }
     assert tiers_of(SQLiteStore(":memory:")) == tiers_of(MemoryStore())
     assert {t.__name__ for t in tiers_of(PrefixedTinybird.__new__(PrefixedTinybird))} == {"ReplayStore"}
     assert StreamStore not in tiers_of(ServiceStore.__new__(ServiceStore))
+    assert StoredCopyStore in tiers_of(ServiceStore.__new__(ServiceStore))

@@ -8,7 +8,8 @@ awaits on an async one. The list filters are declared once, as :class:`Filters`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import inspect
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypedDict
@@ -23,7 +24,13 @@ from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
 from .row import Row
 from .sourcing import SourcingCore
 from .stores.base import Store
-from .stores.capabilities import HistogramStore, StreamStore
+from .stores.capabilities import (
+    AsyncStoredCopyStore,
+    HistogramStore,
+    StoredCopyStore,
+    StreamStore,
+    supports,
+)
 from .validation import DEFAULT_LIMITS, Limits, gc_paused, validate_event, validate_events
 
 __all__ = ["Page", "Histogram", "Filters", "TimeArg", "LogCore"]
@@ -145,21 +152,41 @@ class LogCore(SourcingCore):
 
     @staticmethod
     def _append_call(rows: list[Row], expected_revision: int | None) -> Call:
+        """Append ``rows``; the step's answer is the store's ``{index: row as stored}`` for the
+        rows not stored as given, or None from a store that cannot tell (Tinybird)."""
         if expected_revision is None:
-            return Call(Store, lambda store: store.append(rows))
-        return Call(StreamStore, lambda store: store.append(rows, expected_revision=expected_revision))
+            return Call(Store, lambda store: _append(store, rows))
+        return Call(StreamStore, lambda store: _append(store, rows, expected_revision=expected_revision))
 
     def _publish_op(self, event: Mapping[str, Any] | Event, expected_revision: int | None) -> Op[Event]:
-        stored, row = self._prepare_one(event)
-        yield self._append_call([row], expected_revision)
-        return stored
+        submitted, row = self._prepare_one(event)
+        kept = yield self._append_call([row], expected_revision)
+        if not kept:  # the common path: stored as given
+            return submitted
+        return self._as_stored([submitted], [row], kept)[0]
 
     def _publish_many_op(
         self, events: Sequence[Mapping[str, Any] | Event], expected_revision: int | None
     ) -> Op[list[Event]]:
-        stored, rows = self._prepare_many(events)
-        yield self._append_call(rows, expected_revision)
-        return stored
+        submitted, rows = self._prepare_many(events)
+        kept = yield self._append_call(rows, expected_revision)
+        if not kept:
+            return submitted
+        return self._as_stored(submitted, rows, kept)
+
+    def _as_stored(self, events: list[Event], rows: list[Row], kept: Mapping[int, Row]) -> list[Event]:
+        """``events`` with each one the store did not keep as given replaced by what it keeps:
+        the first copy of a re-published uid, or the workspace the service filed it in."""
+        out = list(events)
+        for i, stored in kept.items():
+            given = rows[i]
+            if stored[:9] == given[:9]:
+                continue  # the same event again: what was submitted is what is stored
+            if stored[:9] == given._replace(workspace=stored.workspace)[:9]:
+                out[i] = events[i].model_copy(update={"workspace": stored.workspace})
+            else:
+                out[i] = decode(stored, self.registry)
+        return out
 
     def _revision_op(self, event_id: str, workspace: str | None) -> Op[int]:
         ws = self._ws(workspace)
@@ -260,6 +287,21 @@ class LogCore(SourcingCore):
         q = replace(self._list_query(1, None, {**filters, "since": start, "until": end}), limit=None)
         rows = yield Call(HistogramStore, lambda store: store.histogram(q, bucket_ms))
         return _histogram(start, end, bucket_ms, rows)
+
+
+def _append(store: Any, rows: list[Row], **options: int) -> Any:
+    """``store.append``; its answer counts only from a store that declares the stored-copy
+    tier (declared, not discovered: another store's return value promises nothing)."""
+    answer = store.append(rows, **options)
+    if supports(store, StoredCopyStore) or supports(store, AsyncStoredCopyStore):
+        return answer
+    if inspect.isawaitable(answer):
+        return _nothing_after(answer)
+    return None
+
+
+async def _nothing_after(awaitable: Awaitable[Any]) -> None:
+    await awaitable
 
 
 def _histogram(start: int, end: int, bucket_ms: int, rows: list[tuple[int, str, int]]) -> Histogram:

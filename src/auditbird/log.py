@@ -83,6 +83,10 @@ class AuditLog(LogCore):
     ) -> Event:
         """Validate, fill defaults, store durably; return the stored event (with ``uid``).
 
+        A ``uid`` already stored in the workspace stores nothing: the first copy stays and is
+        what this returns, whatever was sent (on a store that cannot tell at write time,
+        Tinybird, it returns what was sent; ``get(uid)`` reads the stored copy).
+
         ``expected_revision``: fail with :class:`~auditbird.ConflictError` unless the stream
         holds exactly that many events (optimistic concurrency; stores of the stream tier).
         """
@@ -93,7 +97,8 @@ class AuditLog(LogCore):
     def publish_many(
         self, events: Sequence[Mapping[str, Any] | Event], *, expected_revision: int | None = None
     ) -> list[Event]:
-        """Store a batch all or nothing: one bad event rejects the batch, naming its index."""
+        """Store a batch all or nothing: one bad event rejects the batch, naming its index.
+        Returns the stored events, in order (a re-published uid: its first copy)."""
         return run(self.store, self._publish_many_op(events, expected_revision))
 
     def publish_change(

@@ -7,7 +7,7 @@ store may declare (streams, following, histograms, snapshots) are in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..query import Query
@@ -23,7 +23,9 @@ class Store(Protocol):
 
     ``append`` stores all rows or none; a row whose ``uid`` is already stored in its
     workspace is skipped (a retried publish stores nothing twice: the first copy wins). It
-    returns once the rows are durable. ``query`` answers newest first (``timestamp`` desc,
+    returns once the rows are durable, with None, or on a store of the stored-copy tier
+    (:class:`~auditbird.stores.capabilities.StoredCopyStore`) the rows it did not store as
+    given. ``query`` answers newest first (``timestamp`` desc,
     ``uid`` desc) with the keyset ``after``; other orders belong to wider tiers.
 
     >>> from auditbird.testing import MemoryStore
@@ -31,7 +33,7 @@ class Store(Protocol):
     True
     """
 
-    def append(self, rows: Sequence[Row]) -> None:
+    def append(self, rows: Sequence[Row]) -> Mapping[int, Row] | None:
         """Store ``rows`` durably, all or none; a uid already stored in its workspace is skipped."""
         ...
 
@@ -48,7 +50,7 @@ class Store(Protocol):
 class AsyncStore(Protocol):
     """The async twin of :class:`Store`: ``append``, ``query`` and ``aclose`` coroutines."""
 
-    async def append(self, rows: Sequence[Row]) -> None:
+    async def append(self, rows: Sequence[Row]) -> Mapping[int, Row] | None:
         """:meth:`Store.append`, awaited."""
         ...
 

@@ -37,7 +37,7 @@ auditbird._errors.UnsupportedOperation: AppendOnly does not support stream revis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -90,7 +90,9 @@ class StreamStore(Store, Protocol):
     stream in commit order, keyed by ``after_position``, every row with its ``position``.
     """
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+    def append(
+        self, rows: Sequence[Row], *, expected_revision: int | None = None
+    ) -> Mapping[int, Row] | None:
         """:meth:`Store.append`; with ``expected_revision``, only if the stream holds that many."""
         ...
 
@@ -159,7 +161,9 @@ class AsyncReplayStore(AsyncStore, Protocol):
 class AsyncStreamStore(AsyncStore, Protocol):
     """The async twin of :class:`StreamStore`."""
 
-    async def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+    async def append(
+        self, rows: Sequence[Row], *, expected_revision: int | None = None
+    ) -> Mapping[int, Row] | None:
         """:meth:`StreamStore.append`, awaited."""
         ...
 
@@ -253,7 +257,7 @@ def tiers_of(store: object) -> frozenset[type]:
 
     >>> from auditbird.testing import MemoryStore
     >>> sorted(t.__name__ for t in tiers_of(MemoryStore()))
-    ['FollowStore', 'HistogramStore', 'ReplayStore', 'SnapshotStoreTier', 'StreamStore']
+    ['FollowStore', 'HistogramStore', 'ReplayStore', 'SnapshotStoreTier', 'StoredCopyStore', 'StreamStore']
     """
     mro = type(store).__mro__
     return frozenset(t for t in (*TIERS, *TIERS.values()) if t in mro)
@@ -299,3 +303,41 @@ def store_name(store: Any) -> str:
     """
     inner = getattr(store, "sync", None)  # ThreadedStore and the native async twins keep one
     return type(store).__name__ if inner is None else f"{type(store).__name__}({type(inner).__name__})"
+
+
+# -- the stored-copy tier (issue #11) ---------------------------------------------------------
+# Kept in one hunk at the end of the module, beside the tiers above rather than among them.
+
+
+class StoredCopyStore(Store, Protocol):
+    """``append`` says which rows were not stored as given, so a publish returns what is
+    stored without reading it back.
+
+    It returns ``{index in rows: the row as stored}`` for a row whose ``(workspace, uid)`` was
+    already taken (the first copy, which stays; a uid repeated within ``rows`` is taken by its
+    first occurrence) or which the store filed otherwise (the service files a row without a
+    workspace in its key's); ``{}`` when every row was stored as given, which must cost no read
+    (SQLite: the insert's own change count). One write method, so a subclass that overrides
+    ``append`` is never bypassed: if it returns None, the facade only knows what it sent.
+    """
+
+    def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """:meth:`Store.append`; the rows not stored as given, by index, as stored."""
+        ...
+
+
+class AsyncStoredCopyStore(AsyncStore, Protocol):
+    """The async twin of :class:`StoredCopyStore`."""
+
+    async def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """:meth:`StoredCopyStore.append`, awaited."""
+        ...
+
+
+TIERS[StoredCopyStore] = AsyncStoredCopyStore
+_SYNC_OF[AsyncStoredCopyStore] = StoredCopyStore
+_MEANING[StoredCopyStore] = (
+    "answering the stored copy of a re-published uid",
+    "publish returns the event as submitted; read the stored copy with log.get(uid)",
+)
+__all__ += ["StoredCopyStore", "AsyncStoredCopyStore"]

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic_core import from_json
 
 from .._errors import (
     AuditError,
@@ -29,7 +30,7 @@ from .._errors import (
 )
 from ..query import Query, encode_cursor
 from ..row import Row, row_from_json, row_to_wire
-from .capabilities import AsyncTwinStore
+from .capabilities import AsyncStoredCopyStore, AsyncTwinStore, StoredCopyStore
 
 __all__ = ["ServiceStore", "AsyncServiceStore"]
 
@@ -51,8 +52,25 @@ class _Common:
     @staticmethod
     def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
         # A row without a workspace is sent without one, so the server files it in the key's.
+        # No `Prefer: return=minimal`: the answer (the events as stored) is what the publish
+        # returns, so a re-published uid comes back as its first copy, in the key's workspace.
         body = "[" + ",".join(row_to_wire(r, omit_empty_workspace=True) for r in rows) + "]"
-        return body.encode(), {"Content-Type": "application/json", "Prefer": "return=minimal"}
+        return body.encode(), {"Content-Type": "application/json"}
+
+    def _kept(self, rows: Sequence[Row], response: httpx.Response) -> dict[int, Row]:
+        """The rows the service did not store as sent, by index, as it answered them: the first
+        copy of a uid it already held, and the workspace of the key for a row sent without one."""
+        self._raise_for(response)
+        answered = from_json(response.content).get("data") or []
+        kept: dict[int, Row] = {}
+        for i, (sent, item) in enumerate(zip(rows, answered, strict=False)):
+            if _same_content(sent, item):  # the common case: compared parsed, never re-encoded
+                workspace = item.get("workspace", "")
+                if workspace != sent.workspace:
+                    kept[i] = sent._replace(workspace=workspace)
+            else:
+                kept[i] = row_from_json(item)
+        return kept
 
     @staticmethod
     def _params(q: Query, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -143,7 +161,21 @@ class _Common:
         raise AuditError(f"{where}: the service answered {status}: {detail}")
 
 
-class ServiceStore(_Common, AsyncTwinStore):
+def _same_content(sent: Row, item: dict[str, Any]) -> bool:
+    """Whether the service's answer holds what was sent, the workspace aside."""
+    return (
+        item.get("uid") == sent.uid
+        and item.get("id") == sent.id
+        and item.get("action") == sent.action
+        and item.get("timestamp") == sent.timestamp
+        and item.get("version", 1) == sent.version
+        and item.get("metadata") == (None if sent.metadata is None else from_json(sent.metadata))
+        and (item.get("targets") or []) == from_json(sent.targets or "[]")
+        and item.get("actor") == from_json(sent.actor or "{}")
+    )
+
+
+class ServiceStore(_Common, AsyncTwinStore, StoredCopyStore):
     """A :class:`~auditbird.stores.base.Store` over the auditbird REST API (httpx, keep-alive)."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
@@ -161,11 +193,13 @@ class ServiceStore(_Common, AsyncTwinStore):
             raise StoreUnavailable(f"cannot reach {self.url}: {exc}") from exc
         return response
 
-    def append(self, rows: Sequence[Row]) -> None:
+    def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """Send ``rows``; the service answers them as stored, and the ones that differ from
+        what was sent (a re-published uid's first copy, the key's workspace) come back by index."""
         if not rows:
-            return
+            return {}
         body, headers = self._append_request(rows)
-        self._raise_for(self._send("POST", "/v1/events", content=body, headers=headers))
+        return self._kept(rows, self._send("POST", "/v1/events", content=body, headers=headers))
 
     def query(self, query: Query) -> list[Row]:
         if query.uid is not None:
@@ -192,7 +226,7 @@ class ServiceStore(_Common, AsyncTwinStore):
         self.close()
 
 
-class AsyncServiceStore(_Common):
+class AsyncServiceStore(_Common, AsyncStoredCopyStore):
     """The async twin of :class:`ServiceStore`."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
@@ -205,11 +239,12 @@ class AsyncServiceStore(_Common):
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"cannot reach {self.url}: {exc}") from exc
 
-    async def append(self, rows: Sequence[Row]) -> None:
+    async def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """:meth:`ServiceStore.append`, awaited."""
         if not rows:
-            return
+            return {}
         body, headers = self._append_request(rows)
-        self._raise_for(await self._send("POST", "/v1/events", content=body, headers=headers))
+        return self._kept(rows, await self._send("POST", "/v1/events", content=body, headers=headers))
 
     async def query(self, query: Query) -> list[Row]:
         if query.uid is not None:

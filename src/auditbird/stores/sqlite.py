@@ -14,7 +14,7 @@ from .._errors import ConflictError, StoreUnavailable
 from ..query import Query
 from . import sqlite_open
 from .base import Row
-from .capabilities import FollowStore, HistogramStore, ReplayStore, StreamStore
+from .capabilities import FollowStore, HistogramStore, ReplayStore, StoredCopyStore, StreamStore
 from .sqlite_open import Transaction as _Transaction
 from .sqlite_query import COLUMNS_SQL, TRIGRAM, build_recent_text_select, build_select, where_clause
 from .sqlite_schema import (
@@ -48,7 +48,7 @@ _INSERT_TARGET = (
 )
 
 
-class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, HistogramStore):
+class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, HistogramStore, StoredCopyStore):
     """Events in one SQLite file. Every tier (:mod:`auditbird.stores.capabilities`).
 
     >>> store = SQLiteStore("audit.db")          # or SQLiteStore.from_url("sqlite:///audit.db")
@@ -123,12 +123,16 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
             self._open()
         return _Transaction(self._conn, self.path)
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
         """Store ``rows`` in one transaction. With ``expected_revision`` (all rows of one
         stream), fail with :class:`ConflictError` unless the stream holds exactly that many
-        events: the check and the insert share the write lock, so one writer wins."""
+        events: the check and the insert share the write lock, so one writer wins.
+
+        Returns the stored copy of each row whose uid was already taken, by index (read only
+        when the insert skipped one: a new uid costs nothing more)."""
+        kept: dict[int, Row] = {}
         if not rows:
-            return
+            return kept
         with self._lock, self._write() as conn:
             if expected_revision is not None:
                 workspace, stream = _single_stream(rows)
@@ -140,7 +144,8 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
                         f"stream {stream!r} is at revision {current}, not {expected_revision}: "
                         "another writer got there first; reload the stream and retry"
                     )
-            write_rows(conn, rows)
+            write_rows(conn, rows, kept=kept)
+        return kept
 
     def revision(self, workspace: str, event_id: str) -> int:
         """How many events the stream ``event_id`` holds (not an event's schema ``version``)."""
@@ -282,20 +287,25 @@ def _recent_first(q: Query) -> bool:
     return bool(q.text) and len(q.text or "") >= TRIGRAM and q.limit is not None and q.order != "position"
 
 
-def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
+def write_rows(conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None) -> int:
     """Insert rows and their target rows inside the caller's open transaction.
 
     Rows whose ``(workspace, uid)`` is already stored (or repeated in ``rows``) are skipped:
     the first stored copy wins. Positions
     are assigned here, max + 1 onwards, so the target rows can be written in the same pass;
     the caller holds the write lock, which keeps them gap-free. Returns how many were new.
+    With ``kept``, adds ``{index: the row as stored}`` for every skipped row (read only then).
     Shared by the store and by ``auditbird.emit`` (the caller's own transaction).
     """
     if len(rows) == 1:  # the common single publish: as few statements as the raw floor
         row = rows[0]
         cursor = conn.execute(_INSERT_ONE, row[:9])
         if cursor.rowcount == 0 or cursor.lastrowid is None:
-            return 0  # a retried uid: the first stored copy wins
+            # A retried uid: the first stored copy wins, and is what the publish answers.
+            found = _stored_rows(conn, rows).get((row.workspace, row.uid)) if kept is not None else None
+            if kept is not None and found is not None:
+                kept[0] = found
+            return 0
         # lastrowid, not RETURNING: a RETURNING statement costs ~15 µs more per publish.
         targets = _target_rows(cursor.lastrowid, row)
         if len(targets) == 1:
@@ -310,12 +320,16 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> int:
     except sqlite3.IntegrityError:
         # A retried uid: rare, so it costs a look-up only when it happens.
         conn.execute("ROLLBACK TO auditbird_append")
-        known = _known_uids(conn, rows)
+        stored = _stored_rows(conn, rows)
         fresh: list[Row] = []
-        for row in rows:
-            if (row.workspace, row.uid) not in known:
-                known.add((row.workspace, row.uid))
-                fresh.append(row)
+        for i, row in enumerate(rows):
+            key = (row.workspace, row.uid)
+            if key in stored:
+                if kept is not None:
+                    kept[i] = stored[key]
+                continue
+            stored[key] = row  # repeated later in this batch: this first occurrence is the one kept
+            fresh.append(row)
         count = _insert(conn, fresh, last)
     conn.execute("RELEASE auditbird_append")
     return count
@@ -371,16 +385,19 @@ def _target_rows(position: int, row: Row) -> list[tuple[object, ...]]:
     return out
 
 
-def _known_uids(conn: sqlite3.Connection, rows: Sequence[Row]) -> set[tuple[str, str]]:
-    """The ``(workspace, uid)`` pairs of ``rows`` that are already stored (a uid is unique per
-    workspace: the same uid in another workspace is another event, and says nothing of it)."""
-    known: set[tuple[str, str]] = set()
+def _stored_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> dict[tuple[str, str], Row]:
+    """The stored rows of the ``(workspace, uid)`` pairs of ``rows`` that are already stored (a
+    uid is unique per workspace: the same uid in another workspace is another event, and says
+    nothing of it)."""
+    known: dict[tuple[str, str], Row] = {}
     pairs = sorted({(r.workspace, r.uid) for r in rows})
     for i in range(0, len(pairs), 400):
         chunk = pairs[i : i + 400]
         marks = ", ".join(["(?, ?)"] * len(chunk))
-        sql = f"SELECT workspace, uid FROM audit_log WHERE (workspace, uid) IN (VALUES {marks})"  # noqa: S608
-        known.update(conn.execute(sql, [v for pair in chunk for v in pair]).fetchall())
+        sql = f"SELECT {COLUMNS_SQL} FROM audit_log AS a WHERE (a.workspace, a.uid) IN (VALUES {marks})"  # noqa: S608
+        for found in conn.execute(sql, [v for pair in chunk for v in pair]).fetchall():
+            row = Row._make(found)
+            known[(row.workspace, row.uid)] = row
     return known
 
 

@@ -13,7 +13,7 @@ True
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +35,17 @@ class ThreadedStore:
     def __init__(self, store: Store) -> None:
         self.sync: Any = store
 
-    async def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
-        """:meth:`~auditbird.stores.capabilities.Store.append` in a worker thread."""
+    async def append(
+        self, rows: Sequence[Row], *, expected_revision: int | None = None
+    ) -> Mapping[int, Row] | None:
+        """:meth:`~auditbird.stores.capabilities.Store.append` in a worker thread (its answer:
+        the stored copies, on a store of the stored-copy tier)."""
+        kept: Mapping[int, Row] | None
         if expected_revision is None:
-            await asyncio.to_thread(self.sync.append, rows)
+            kept = await asyncio.to_thread(self.sync.append, rows)
         else:
-            await asyncio.to_thread(self.sync.append, rows, expected_revision=expected_revision)
+            kept = await asyncio.to_thread(self.sync.append, rows, expected_revision=expected_revision)
+        return kept
 
     async def query(self, query: Query) -> list[Row]:
         """:meth:`~auditbird.stores.capabilities.Store.query` in a worker thread."""

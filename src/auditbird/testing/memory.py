@@ -20,14 +20,21 @@ from .._errors import ConflictError
 from ..query import Query
 from ..row import Row
 from ..snapshots import Snapshot
-from ..stores.capabilities import FollowStore, HistogramStore, ReplayStore, SnapshotStoreTier, StreamStore
+from ..stores.capabilities import (
+    FollowStore,
+    HistogramStore,
+    ReplayStore,
+    SnapshotStoreTier,
+    StoredCopyStore,
+    StreamStore,
+)
 
 __all__ = ["MemoryStore"]
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, SnapshotStoreTier):
+class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, SnapshotStoreTier, StoredCopyStore):
     """A store in memory that passes the contract suite of every tier.
 
     ``rows`` lists what was stored, in commit order (with positions). Nothing survives the
@@ -37,15 +44,18 @@ class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snapsho
     def __init__(self) -> None:
         self.rows: list[Row] = []
         self._owner: dict[str, str] = {}  # uid -> workspace
+        self._stored: dict[str, Row] = {}  # uid -> its stored row
         self._snapshots: dict[tuple[str, str, str], Snapshot] = {}
         self._lock = threading.RLock()
 
     # -- base tier ------------------------------------------------------------------------
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
-        """All rows or none; a uid already stored in its workspace is skipped (first wins)."""
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
+        """All rows or none; a uid already stored in its workspace is skipped (first wins).
+        Returns the stored copy of each skipped row, by index."""
+        kept: dict[int, Row] = {}
         if not rows:
-            return
+            return kept
         with self._lock:
             taken = sorted({r.uid for r in rows if self._owner.get(r.uid, r.workspace) != r.workspace})
             if taken:
@@ -63,11 +73,14 @@ class MemoryStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snapsho
                         f"stream {event_id!r} is at revision {current}, not {expected_revision}: "
                         "another writer got there first; reload the stream and retry"
                     )
-            for row in rows:
+            for i, row in enumerate(rows):
                 if row.uid in self._owner:
+                    kept[i] = self._stored[row.uid]
                     continue
                 self._owner[row.uid] = row.workspace
                 self.rows.append(row._replace(position=len(self.rows) + 1))
+                self._stored[row.uid] = self.rows[-1]
+        return kept
 
     def query(self, query: Query) -> list[Row]:
         """The rows ``query`` matches, in its order, after its keyset position, up to its limit."""

@@ -21,6 +21,7 @@ one API key, one workspace), and ``close_store(store)`` for special clean-up.
 
 from .asynchronous import AsyncStoreTestCase
 from .base import StoreTestCase
+from .stored_copy import StoredCopyStoreTestCase
 from .tiers import (
     FollowStoreTestCase,
     HistogramStoreTestCase,
@@ -37,4 +38,5 @@ __all__ = [
     "FollowStoreTestCase",
     "HistogramStoreTestCase",
     "SnapshotStoreTestCase",
+    "StoredCopyStoreTestCase",
 ]
