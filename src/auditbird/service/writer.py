@@ -18,17 +18,21 @@ from typing import Any
 from .._errors import AuditError, StoreUnavailable
 from ..query import Query
 from ..stores.base import Row, Store
+from ..stores.capabilities import AsyncStoredCopyStore, StoredCopyStore, supports
 
 __all__ = ["GroupCommitStore"]
 
 
-class GroupCommitStore:
-    """An :class:`~auditbird.stores.base.AsyncStore` over a blocking store, with group commit."""
+class GroupCommitStore(AsyncStoredCopyStore):
+    """An :class:`~auditbird.stores.base.AsyncStore` over a blocking store, with group commit.
+
+    Each request's ``append`` answers its share of what the store kept otherwise (a
+    re-published uid's first copy), so the service answers the events as stored."""
 
     def __init__(self, store: Store, *, max_rows: int = 20_000) -> None:
         self.sync = store
         self.max_rows = max_rows
-        self._pending: deque[tuple[Sequence[Row], asyncio.Future[None]]] = deque()
+        self._pending: deque[tuple[Sequence[Row], asyncio.Future[dict[int, Row]]]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -39,20 +43,24 @@ class GroupCommitStore:
     async def _in_commit_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._commits, fn, *args)
 
-    async def append(self, rows: Sequence[Row]) -> None:
+    async def append(self, rows: Sequence[Row]) -> dict[int, Row]:
         if not rows:
-            return
+            return {}
         if self._closed:
             raise StoreUnavailable("the service is shutting down; retry")
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._run())
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[dict[int, Row]] = loop.create_future()
         self._pending.append((rows, future))
         assert self._wakeup is not None
         self._wakeup.set()
-        await future
+        return await future
+
+    def _write(self, rows: Sequence[Row]) -> dict[int, Row]:
+        kept = self.sync.append(rows)
+        return dict(kept or {}) if supports(self.sync, StoredCopyStore) else {}
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -60,7 +68,7 @@ class GroupCommitStore:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                group: list[tuple[Sequence[Row], asyncio.Future[None]]] = []
+                group: list[tuple[Sequence[Row], asyncio.Future[dict[int, Row]]]] = []
                 size = 0
                 while self._pending and (not group or size + len(self._pending[0][0]) <= self.max_rows):
                     rows, future = self._pending.popleft()
@@ -70,24 +78,27 @@ class GroupCommitStore:
             if self._closed:
                 return
 
-    async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[None]]]) -> None:
+    async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[dict[int, Row]]]]) -> None:
         merged = group[0][0] if len(group) == 1 else [row for rows, _ in group for row in rows]
         try:
-            await self._in_commit_thread(self.sync.append, merged)
+            kept: dict[int, Row] = await self._in_commit_thread(self._write, merged)
         except Exception as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc)
                 return
             for rows, future in group:  # one request's bad rows must not fail the others
                 try:
-                    await self._in_commit_thread(self.sync.append, rows)
+                    alone: dict[int, Row] = await self._in_commit_thread(self._write, rows)
                 except Exception as single:
                     _settle(future, single)
                 else:
-                    _settle(future, None)
+                    _settle(future, None, alone)
             return
-        for _, future in group:
-            _settle(future, None)
+        start = 0
+        for rows, future in group:  # each request's share of the merged answer, by its own index
+            end = start + len(rows)
+            _settle(future, None, {i - start: row for i, row in kept.items() if start <= i < end})
+            start = end
 
     async def query(self, query: Query) -> list[Row]:
         return await asyncio.to_thread(self.sync.query, query)
@@ -104,11 +115,13 @@ class GroupCommitStore:
         self._commits.shutdown(wait=False)
 
 
-def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+def _settle(
+    future: asyncio.Future[dict[int, Row]], exc: BaseException | None, kept: dict[int, Row] | None = None
+) -> None:
     if future.done():  # the request was cancelled (client went away); its rows may be stored
         return
     if exc is None:
-        future.set_result(None)
+        future.set_result(kept or {})
     elif isinstance(exc, AuditError):
         future.set_exception(exc)
     else:
