@@ -18,8 +18,6 @@ import pytest
 
 from auditbird import AsyncAuditLog, AuditLog, Event
 from auditbird.event import new_uid
-from auditbird.service.writer import GroupCommitStore
-from auditbird.stores.capabilities import AsyncStoredCopyStore
 from auditbird.stores.sqlite import SQLiteStore
 
 from .conftest import MakeLog
@@ -29,18 +27,9 @@ from .plugins.service import LiveServer
 CANNOT_TELL = {"tinybird"}
 
 
-# The service answers with the events as its store kept them once its group-commit writer
-# reports them (GroupCommitStore declaring AsyncStoredCopyStore); until then it answers what it
-# was sent, and these tests are expected to fail on it.
-SERVER_REPORTS = AsyncStoredCopyStore in GroupCommitStore.__mro__  # declared, as supports() asks
-
-
 @pytest.fixture
 def kind(request: pytest.FixtureRequest, make_log: MakeLog) -> str:
     value: str = request.node.callspec.params["make_log"]
-    if value == "service" and not SERVER_REPORTS:
-        reason = "the service's GroupCommitStore does not report the stored copy yet"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     return value
 
 

@@ -7,9 +7,8 @@ real client against the local server) the base and replay tiers; the service cli
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,7 @@ import pytest
 
 from auditbird.query import Query
 from auditbird.row import Row
-from auditbird.service.writer import GroupCommitStore
 from auditbird.stores.capabilities import (
-    AsyncStoredCopyStore,
     ReplayStore,
     StoredCopyStore,
     StreamStore,
@@ -102,33 +99,8 @@ class TestTinybirdStore(ReplayStoreTestCase):
         return PrefixedTinybird(tinybird_store(self.server), f"t{uuid.uuid4().hex[:12]}-")
 
 
-# The server answers the stored copy of a re-published uid once its group-commit writer reports
-# it (GroupCommitStore declaring AsyncStoredCopyStore); until then those two tests fail on it.
-SERVER_REPORTS = AsyncStoredCopyStore in GroupCommitStore.__mro__  # declared, as supports() asks
-
-
-def _until_the_server_reports(test: Callable[[Any], None]) -> Callable[[Any], None]:
-    if SERVER_REPORTS:
-        return test
-
-    @functools.wraps(test)
-    def expected_to_fail(self: Any) -> None:
-        test(self)
-
-    reason = "the service's GroupCommitStore does not report the stored copy yet"
-    marked: Callable[[Any], None] = pytest.mark.xfail(strict=True, reason=reason)(expected_to_fail)
-    return marked
-
-
 class TestServiceStore(StoredCopyStoreTestCase):
     """The service client, one API key (so one store) per workspace, on a real server."""
-
-    test_a_taken_uid_is_answered_with_the_first_copy_which_stays = _until_the_server_reports(
-        StoredCopyStoreTestCase.test_a_taken_uid_is_answered_with_the_first_copy_which_stays
-    )
-    test_a_uid_repeated_in_one_append_is_kept_as_its_first_occurrence = _until_the_server_reports(
-        StoredCopyStoreTestCase.test_a_uid_repeated_in_one_append_is_kept_as_its_first_occurrence
-    )
 
     @pytest.fixture(autouse=True)
     def _server(self, live_server: Any) -> None:
