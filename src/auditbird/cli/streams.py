@@ -146,7 +146,10 @@ def list_streams(
     """The --workspace's streams: kind, filter, delivered, pending, last error, dead letters."""
     from ..streams import StreamRunner
 
-    runner = StreamRunner(settings.store, workspace=settings.workspace)
+    try:
+        runner = StreamRunner(settings.store, workspace=settings.workspace)
+    except ValueError as exc:
+        fail(exc)
     try:
         pending = runner.pending()
         for s in runner.streams:

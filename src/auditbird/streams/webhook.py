@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from standardwebhooks import Webhook
 
 from ..event import now_ms
 from ..row import Row, dumps, row_to_json
@@ -32,9 +31,19 @@ __all__ = ["WebhookSink", "signature_header"]
 _RETRYABLE = {408, 425, 429}
 
 
+def _webhook(secret: str) -> Any:
+    try:
+        from standardwebhooks import Webhook
+    except ModuleNotFoundError:  # an optional extra: say how to get it
+        raise RuntimeError(
+            "webhook streams need the streams extra: pip install 'auditbird[streams]'"
+        ) from None
+    return Webhook(secret)
+
+
 def signature_header(secrets: Sequence[str], msg_id: str, at: datetime, body: str) -> str:
     """The ``webhook-signature`` value: one ``v1,`` signature per secret, space separated."""
-    return " ".join(Webhook(s).sign(msg_id, at, body) for s in secrets)
+    return " ".join(_webhook(s).sign(msg_id, at, body) for s in secrets)
 
 
 class WebhookSink:
@@ -51,7 +60,7 @@ class WebhookSink:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url {url!r}: use an http:// or https:// URL")
-        Webhook(secret)  # a malformed secret fails here, when the stream starts, not per request
+        _webhook(secret)  # a malformed secret fails here, when the stream starts, not per request
         self.url = url
         self.batched = batched
         self._secrets = [secret]
