@@ -19,6 +19,7 @@ _GROUPS = (
     "auditbird.cli.relay",
     "auditbird.cli.maintenance",
     "auditbird.cli.streams",
+    "auditbird.cli.mcp",
 )
 
 for _name in _GROUPS:
