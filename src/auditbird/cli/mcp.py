@@ -20,7 +20,8 @@ def mcp(
 ) -> None:
     """Serve read-only audit-log tools over MCP (stdio), scoped by the API key in AUDITBIRD_API_KEY.
 
-    Example: AUDITBIRD_API_KEY=ab_... auditbird --store sqlite:///audit.db mcp
+    Example: auditbird --store sqlite:///audit.db mcp --projection app.views:MonitorState
+    (with AUDITBIRD_API_KEY=ab_... in the environment)
     """
     token = os.environ.get("AUDITBIRD_API_KEY", "")
     if not token:

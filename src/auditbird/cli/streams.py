@@ -75,7 +75,11 @@ def add(
     ] = 5,
     from_now: Annotated[bool, typer.Option("--from-now", help="Skip the events already committed")] = False,
 ) -> None:
-    """Add a stream (or, with --actor-in/--actor-not-in, an alert) to the --workspace."""
+    """Add a stream (or, with --actor-in/--actor-not-in, an alert) to the --workspace.
+
+    Example: auditbird --workspace acme streams add ops-alert --webhook https://ops.example/hook
+    --action monitor.deleted --actor-not-in alice,bob
+    """
     from ..relay import PositionTable
     from ..stores.sqlite import SQLiteStore
     from ..streams import StreamFilter, new_secret
@@ -143,7 +147,10 @@ def add(
 def list_streams(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per stream")] = False,
 ) -> None:
-    """The --workspace's streams: kind, filter, delivered, pending, last error, dead letters."""
+    """The --workspace's streams: kind, filter, delivered, pending, last error, dead letters.
+
+    Example: auditbird --workspace acme streams list --json
+    """
     from ..streams import StreamRunner
 
     try:
@@ -177,7 +184,10 @@ def list_streams(
 
 @streams_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="The stream to remove")]) -> None:
-    """Remove a stream and its dead letters."""
+    """Remove a stream and its dead letters.
+
+    Example: auditbird --workspace acme streams remove siem
+    """
     with _registry() as registry:
         try:
             registry.remove(settings.workspace, name)
@@ -193,7 +203,10 @@ def rotate_secret(
         float, typer.Option("--grace-hours", min=0, max=24 * 30, help="Old secret stays valid")
     ] = 24,
 ) -> None:
-    """A new webhook signing secret (printed); the old one signs beside it for --grace-hours."""
+    """A new webhook signing secret (printed); the old one signs beside it for --grace-hours.
+
+    Example: auditbird --workspace acme streams rotate-secret siem --grace-hours 48
+    """
     with _registry() as registry:
         try:
             fresh = registry.rotate_secret(settings.workspace, name, grace_ms=int(grace_hours * 3_600_000))
@@ -204,7 +217,10 @@ def rotate_secret(
 
 @streams_app.command("dead-letters")
 def dead_letters(name: Annotated[str, typer.Argument(help="The stream")]) -> None:
-    """The stream's dead letters, oldest first: one JSON object each (uid, error, attempts, event)."""
+    """The stream's dead letters, oldest first: one JSON object each (uid, error, attempts, event).
+
+    Example: auditbird --workspace acme streams dead-letters siem
+    """
     from ..row import row_to_json
 
     with _registry() as registry:
@@ -228,7 +244,10 @@ def dead_letters(name: Annotated[str, typer.Argument(help="The stream")]) -> Non
 
 @streams_app.command("replay-dead-letters")
 def replay(name: Annotated[str, typer.Argument(help="The stream")]) -> None:
-    """Deliver the stream's dead letters again; those delivered are forgotten."""
+    """Deliver the stream's dead letters again; those delivered are forgotten.
+
+    Example: auditbird --workspace acme streams replay-dead-letters siem
+    """
     from ..streams import replay_dead_letters
 
     with _registry() as registry:
@@ -260,7 +279,10 @@ def run(
         float, typer.Option("--retry-cap", min=0.001, help="Longest backoff, seconds")
     ] = 30.0,
 ) -> None:
-    """Deliver the streams' events, resuming at each stream's stored position."""
+    """Deliver the streams' events, resuming at each stream's stored position.
+
+    Example: auditbird --store sqlite:///audit.db streams run --all-workspaces --follow
+    """
     from ..streams import Backoff, StreamRunner
 
     stop = threading.Event()
