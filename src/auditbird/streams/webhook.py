@@ -46,6 +46,10 @@ def signature_header(secrets: Sequence[str], msg_id: str, at: datetime, body: st
     return " ".join(_webhook(s).sign(msg_id, at, body) for s in secrets)
 
 
+def _sign(signers: Sequence[Any], msg_id: str, at: datetime, body: str) -> str:
+    return " ".join(w.sign(msg_id, at, body) for w in signers)
+
+
 class WebhookSink:
     def __init__(
         self,
@@ -60,12 +64,12 @@ class WebhookSink:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url {url!r}: use an http:// or https:// URL")
-        _webhook(secret)  # a malformed secret fails here, when the stream starts, not per request
         self.url = url
         self.batched = batched
-        self._secrets = [secret]
+        # A malformed secret fails here, when the stream starts, not on every request.
+        self._signers = [_webhook(secret)]
         if old_secret and old_secret_until and old_secret_until > now_ms():
-            self._secrets.append(old_secret)
+            self._signers.append(_webhook(old_secret))
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def deliver(self, rows: Sequence[Row]) -> None:
@@ -84,7 +88,7 @@ class WebhookSink:
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signature_header(self._secrets, msg_id, at, body),
+            "webhook-signature": _sign(self._signers, msg_id, at, body),
         }
         try:
             response = self._client.post(self.url, content=body.encode(), headers=headers)
