@@ -37,6 +37,7 @@ class WebhookReceiver:
         self.port = port or free_port()
         self.status = status
         self.delay = delay
+        self.refuse: Callable[[bytes], bool] = lambda body: False  # answer 400 to these bodies
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -53,7 +54,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                status = receiver.status
+                status = 400 if receiver.refuse(body) else receiver.status
                 if 200 <= status < 300:
                     with receiver._lock:
                         receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))

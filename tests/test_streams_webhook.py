@@ -165,6 +165,22 @@ def test_receiver_answering_4xx_forever_gets_dead_letters_and_nothing_is_skipped
         assert reg.dead_letters(stream.id) == []
 
 
+def test_one_refused_event_is_dead_lettered_alone_and_the_others_arrive_once(
+    store: str, receiver: WebhookReceiver
+) -> None:
+    receiver.refuse = lambda body: b"monitor.poison" in body
+    add_webhook(store, receiver.url, new_secret(), max_attempts=3)
+    before = publish(store, 3)
+    poison = publish(store, 1, action="monitor.poison")
+    after = publish(store, 5)
+    run_once(store)  # batches of 7: the poison event is the 4th of the first
+    assert receiver.uids() == before + after  # each exactly once, in order
+    with StreamRegistry.for_store(store) as reg:
+        stream = reg.get("acme", "hook")
+        assert [letter.row.uid for letter in reg.dead_letters(stream.id)] == poison
+        assert stream.delivered == 8
+
+
 def test_receiver_down_for_a_while_gets_everything_when_it_comes_back(store: str, tmp_path: Path) -> None:
     receiver = WebhookReceiver()  # not started: connection refused
     add_webhook(store, receiver.url, new_secret(), max_attempts=1)

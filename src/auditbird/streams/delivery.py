@@ -92,23 +92,32 @@ class StreamDestination:
             self.deliver(chosen)
 
     def deliver(self, rows: list[Row]) -> None:
+        pending = rows
         refused = 0
         attempt = 0
-        while True:
+        while pending:
             attempt += 1
             try:
-                self.sink.deliver(rows)
+                self.sink.deliver(pending)
             except DeliveryError as exc:
+                if exc.delivered:
+                    self.registry.record_delivery(self.stream.id, exc.delivered)
+                    pending = pending[exc.delivered :]
+                    refused = attempt = 0  # progress: the count starts again for the next event
                 self.registry.record_failure(self.stream.id, str(exc))
                 if exc.permanent:
                     refused += 1
                     if refused >= self.stream.max_attempts:
-                        self.registry.dead_letter(self.stream.id, rows, str(exc), refused)
-                        return
-                if self.stop.wait(self.backoff.delay(attempt)):
+                        # Only what the refusal is about becomes a dead letter; the rest goes on.
+                        dead = pending[: exc.refused] if exc.refused else pending
+                        self.registry.dead_letter(self.stream.id, dead, str(exc), refused)
+                        pending = pending[len(dead) :]
+                        refused = attempt = 0
+                        continue
+                if self.stop.wait(self.backoff.delay(max(attempt, 1))):
                     raise StreamStopped(f"stream {self.stream.name!r} stopped while retrying: {exc}") from exc
                 continue
-            self.registry.record_delivery(self.stream.id, len(rows))
+            self.registry.record_delivery(self.stream.id, len(pending))
             return
 
     def query(self, query: Query) -> list[Row]:  # the relay's Store shape; never used for sinks

@@ -18,11 +18,19 @@ __all__ = ["Sink", "DeliveryError"]
 
 
 class DeliveryError(Exception):
-    """A batch the receiver did not take; ``permanent`` when retrying cannot help."""
+    """A batch the receiver did not take; ``permanent`` when retrying cannot help.
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    ``delivered``: how many rows at the head of the batch the receiver did take before the
+    failure (a sink sending one request per event); ``refused``: how many rows after those the
+    refusal is about (1 for one event's request; None for all the rest)."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, delivered: int = 0, refused: int | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.delivered = delivered
+        self.refused = refused
 
 
 class Sink(Protocol):

@@ -78,8 +78,14 @@ class WebhookSink:
             msg_id = "msg_" + hashlib.sha256(uids.encode()).hexdigest()[:32]
             self._post(msg_id, "audit_log.batch", [row_to_json(r) for r in rows])
         else:
-            for row in rows:
-                self._post(row.uid, "audit_log.event", row_to_json(row))
+            for done, row in enumerate(rows):
+                try:
+                    self._post(row.uid, "audit_log.event", row_to_json(row))
+                except DeliveryError as exc:
+                    # The events before this one arrived: they must be neither resent nor
+                    # dead-lettered, and a refusal is about this event only.
+                    exc.delivered, exc.refused = done, 1
+                    raise
 
     def _post(self, msg_id: str, kind: str, data: Any) -> None:
         at = datetime.now(tz=UTC)
