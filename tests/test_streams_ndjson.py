@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from auditbird import AuditLog
 from auditbird.streams import NdjsonFileSink, StreamRegistry
 
@@ -88,6 +90,7 @@ def test_streams_add_from_now_skips_what_is_already_committed(tmp_path: Path) ->
     assert [json.loads(x)["uid"] for x in (tmp_path / "late.ndjson").read_text().splitlines()] == uids
 
 
+@pytest.mark.slow  # ten CLI processes
 def test_streams_bad_input_says_what_to_do(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'audit.db'}"
     both = cli(store, "add", "x", "--ndjson", "a", "--syslog", "tcp://h:1")
