@@ -99,10 +99,76 @@ ruleset(name="in") {{
 """
 
 
+_RSYSLOG_TLS = """
+global(DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="{ca}"
+       DefaultNetstreamDriverCertFile="{cert}" DefaultNetstreamDriverKeyFile="{key}")
+"""
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl): ``(ca, cert, key)``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    ext = directory / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-subj",
+        "/CN=auditbird test CA",
+        "-days",
+        "2",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
+    return ca, cert, key
+
+
 class Rsyslog:
     """Debian's rsyslogd, unprivileged, in the foreground, with its own configuration."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, tls: tuple[Path, Path, Path] | None = None
+    ) -> None:
         if RSYSLOGD is None:
             pytest.fail("rsyslogd is missing: run scripts/test-deps.d/70-rsyslog.sh")
         self.dir = directory
@@ -110,7 +176,15 @@ class Rsyslog:
         self.port = port or free_port()
         self.out = self.dir / "received.log"
         self.conf = self.dir / "rsyslog.conf"
-        self.conf.write_text(_RSYSLOG_CONF.format(work=self.dir, port=self.port, out=self.out))
+        conf = _RSYSLOG_CONF.format(work=self.dir, port=self.port, out=self.out)
+        if tls is not None:
+            ca, cert, key = tls
+            conf = _RSYSLOG_TLS.format(ca=ca, cert=cert, key=key) + conf.replace(
+                'module(load="imtcp")',
+                'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" '
+                'StreamDriver.AuthMode="anon")',
+            )
+        self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Rsyslog:

@@ -12,7 +12,7 @@ from auditbird import AuditLog
 from auditbird.row import Row
 from auditbird.streams import Backoff, StreamRegistry, StreamRunner, format_message
 
-from .streams_support import Rsyslog, first_occurrences, wait_for
+from .streams_support import Rsyslog, first_occurrences, make_certificates, wait_for
 
 
 @pytest.fixture
@@ -98,3 +98,45 @@ def test_a_syslog_server_that_closes_the_connection_gets_everything_when_back(
         runner.close()
         rsyslog.stop()
     assert first_occurrences(rsyslog.uids()) == uids
+
+
+def test_syslog_over_tls_reaches_rsyslog_and_an_unknown_ca_is_refused(store: str, tmp_path: Path) -> None:
+    ca, cert, key = make_certificates(tmp_path / "certs")
+    rsyslog = Rsyslog(tmp_path / "rsyslog", tls=(ca, cert, key)).start()
+    try:
+        with StreamRegistry.for_store(store) as reg:
+            reg.add(
+                "tls",
+                workspace="acme",
+                kind="syslog",
+                options={"host": "127.0.0.1", "port": rsyslog.port, "tls": True, "ca_file": str(ca)},
+            )
+            # The same server, checked against the system's CAs: it is not trusted.
+            reg.add(
+                "untrusted",
+                workspace="acme",
+                kind="syslog",
+                options={"host": "127.0.0.1", "port": rsyslog.port, "tls": True},
+            )
+        uids = publish(store, [{"id": f"m:{i}", "action": "monitor.down"} for i in range(12)])
+        runner = StreamRunner(store, batch=5, names=["tls"])
+        runner.run()
+        runner.close()
+        wait_for(lambda: len(rsyslog.uids()) >= 12, 30, "rsyslog to write the TLS messages")
+        assert rsyslog.uids() == uids
+        stop = threading.Event()
+        untrusted = StreamRunner(store, names=["untrusted"], backoff=Backoff(0.01, 0.05), stop=stop)
+        thread = threading.Thread(target=untrusted.run)
+        thread.start()
+        with StreamRegistry.for_store(store) as reg:
+            wait_for(
+                lambda: "CERTIFICATE_VERIFY_FAILED" in (reg.get("acme", "untrusted").last_error or ""),
+                30,
+                "a refused certificate",
+            )
+        stop.set()
+        thread.join()
+        untrusted.close()
+        assert rsyslog.uids() == uids  # nothing sent to a server it could not verify
+    finally:
+        rsyslog.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -39,7 +40,14 @@ def _csv(values: list[str]) -> tuple[str, ...]:
 def add(
     name: Annotated[str, typer.Argument(help="The stream's name in its workspace")],
     webhook: Annotated[str | None, typer.Option("--webhook", help="POST events to this URL (signed)")] = None,
-    syslog: Annotated[str | None, typer.Option("--syslog", help="RFC 5424 over TCP: tcp://HOST:PORT")] = None,
+    syslog: Annotated[
+        str | None,
+        typer.Option("--syslog", help="RFC 5424 over TCP or TLS: tcp://HOST:PORT, tls://HOST:PORT"),
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--ca-file", help="Syslog over TLS: CA certificates (PEM); default: the system's"),
+    ] = None,
     ndjson: Annotated[
         str | None, typer.Option("--ndjson", help="Append NDJSON to this file, rotated by size")
     ] = None,
@@ -98,9 +106,16 @@ def add(
         options = {"url": webhook, "secret": printed_secret, "batched": batched}
     elif kind == "syslog":
         parts = urlsplit(syslog or "")
-        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
-            fail(f"--syslog {syslog!r}: use tcp://HOST:PORT (RFC 5424 over TCP)")
-        options = {"host": parts.hostname, "port": parts.port}
+        if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:
+            fail(f"--syslog {syslog!r}: use tcp://HOST:PORT (RFC 5424 over TCP) or tls://HOST:PORT")
+        if ca_file is not None and not Path(ca_file).is_file():
+            fail(f"--ca-file {ca_file!r}: no such file; give the PEM file of the CA that signed the server")
+        options = {
+            "host": parts.hostname,
+            "port": parts.port,
+            "tls": parts.scheme == "tls",
+            "ca_file": ca_file,
+        }
     else:
         options = {"path": ndjson, "max_bytes": max_bytes, "keep": keep}
     try:

@@ -50,7 +50,7 @@ def open_sink(stream: Stream) -> Sink:
             old_secret_until=o.get("old_secret_until"),
         )
     if stream.kind == "syslog":
-        return SyslogSink(o["host"], int(o["port"]))
+        return SyslogSink(o["host"], int(o["port"]), tls=bool(o.get("tls")), ca_file=o.get("ca_file"))
     if stream.kind == "ndjson":
         return NdjsonFileSink(
             o["path"], max_bytes=int(o.get("max_bytes", 100 * 1024 * 1024)), keep=int(o.get("keep", 5))

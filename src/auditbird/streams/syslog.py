@@ -1,4 +1,6 @@
-"""A stream to a syslog server: RFC 5424 messages over TCP, octet-counting framing (RFC 6587).
+"""A stream to a syslog server: RFC 5424 messages over TCP, octet-counting framing (RFC 6587),
+or over TLS (RFC 5425: the same framing; ``tls=True``, the server's certificate checked
+against ``ca_file`` or the system's CAs, and its name against ``host``).
 
 Each event is one message: facility *log audit* (13), severity *informational*, APP-NAME
 ``auditbird``, MSGID the action, the event's identity as structured data under the SD-ID
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -67,6 +70,18 @@ def _peer_closed(sock: socket.socket) -> bool:
     readable, _, _ = select.select([sock], [], [], 0)
     if not readable:
         return False
+    if isinstance(sock, ssl.SSLSocket):
+        # TLS records can be readable without data (a TLS 1.3 session ticket); read, never peek.
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            return sock.recv(1024) == b""
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(timeout)
     try:
         return sock.recv(1, socket.MSG_PEEK) == b""
     except OSError:
@@ -75,7 +90,14 @@ def _peer_closed(sock: socket.socket) -> bool:
 
 class SyslogSink:
     def __init__(
-        self, host: str, port: int, *, timeout: float = 10.0, sd_id: str = "auditbird@32473"
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 10.0,
+        sd_id: str = "auditbird@32473",
+        tls: bool = False,
+        ca_file: str | None = None,
     ) -> None:
         if not host or not 0 < port < 65536:
             raise ValueError(
@@ -84,6 +106,8 @@ class SyslogSink:
         self.host, self.port, self.timeout, self.sd_id = host, port, timeout, sd_id
         self.hostname = socket.gethostname()
         self._sock: socket.socket | None = None
+        self._tls = ssl.create_default_context(cafile=ca_file) if tls else None
+        self.scheme = "tls" if tls else "tcp"
 
     def deliver(self, rows: Sequence[Row]) -> None:
         frames = bytearray()
@@ -94,11 +118,18 @@ class SyslogSink:
             if self._sock is not None and _peer_closed(self._sock):
                 self._drop()  # a server that closed the connection would swallow this batch
             if self._sock is None:
-                self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                if self._tls is not None:
+                    try:
+                        sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+                    except BaseException:
+                        sock.close()
+                        raise
+                self._sock = sock
             self._sock.sendall(frames)
         except OSError as exc:
             self._drop()
-            raise DeliveryError(f"syslog tcp://{self.host}:{self.port}: {exc}") from exc
+            raise DeliveryError(f"syslog {self.scheme}://{self.host}:{self.port}: {exc}") from exc
 
     def _drop(self) -> None:
         if self._sock is not None:
