@@ -148,7 +148,7 @@ def test_receiver_answering_4xx_forever_gets_dead_letters_and_nothing_is_skipped
     store: str, receiver: WebhookReceiver
 ) -> None:
     receiver.status = 400
-    add_webhook(store, receiver.url, new_secret(), max_attempts=2)
+    add_webhook(store, receiver.url + "?token=hunter2", new_secret(), max_attempts=2)
     uids = publish(store, 10)
     run_once(store)
     with StreamRegistry.for_store(store) as reg:
@@ -157,6 +157,7 @@ def test_receiver_answering_4xx_forever_gets_dead_letters_and_nothing_is_skipped
         assert [letter.row.uid for letter in letters] == uids
         assert all("answered 400" in letter.error and letter.attempts == 2 for letter in letters)
         assert stream.dead_letters == 10 and "answered 400" in (stream.last_error or "")
+        assert "hunter2" not in (stream.last_error or "") + str(stream.public_options())
         # The receiver is fixed: an admin replays; everything arrives, in order, and is forgotten.
         receiver.status = 200
         replayed, error = replay_dead_letters(reg, stream)

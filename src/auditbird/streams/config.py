@@ -23,6 +23,7 @@ from typing import Any
 from ..event import now_ms
 from ..row import Row, row_from_json, row_to_json
 from ..service.private_files import connect_private
+from ..stores import redact_url
 from .filter import StreamFilter
 
 __all__ = ["Stream", "DeadLetter", "StreamRegistry", "KINDS", "new_secret", "streams_path_for"]
@@ -96,7 +97,10 @@ class Stream:
 
     def public_options(self) -> dict[str, Any]:
         """The options without secrets (listings, logs)."""
-        return {k: ("***" if "secret" in k else v) for k, v in self.options.items()}
+        shown = {k: ("***" if "secret" in k else v) for k, v in self.options.items()}
+        if "url" in shown:
+            shown["url"] = redact_url(shown["url"])
+        return shown
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import httpx
 
 from ..event import now_ms
 from ..row import Row, dumps, row_to_json
+from ..stores import redact_url
 from .sink import DeliveryError
 
 __all__ = ["WebhookSink", "signature_header"]
@@ -65,6 +66,7 @@ class WebhookSink:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url {url!r}: use an http:// or https:// URL")
         self.url = url
+        self.shown_url = redact_url(url)  # errors are stored and listed: no credentials in them
         self.batched = batched
         # A malformed secret fails here, when the stream starts, not on every request.
         self._signers = [_webhook(secret)]
@@ -99,13 +101,13 @@ class WebhookSink:
         try:
             response = self._client.post(self.url, content=body.encode(), headers=headers)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook {self.url}: {type(exc).__name__}: {exc}") from exc
+            raise DeliveryError(f"webhook {self.shown_url}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
         if 200 <= status < 300:
             return
         permanent = status < 500 and status not in _RETRYABLE
         hint = " (fix the receiver or the stream's URL, then replay the dead letters)" if permanent else ""
-        raise DeliveryError(f"webhook {self.url} answered {status}{hint}", permanent=permanent)
+        raise DeliveryError(f"webhook {self.shown_url} answered {status}{hint}", permanent=permanent)
 
     def close(self) -> None:
         self._client.close()
