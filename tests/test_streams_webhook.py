@@ -229,3 +229,42 @@ def test_alert_delivers_a_deletion_only_by_someone_outside_the_group(
     run_once(store)
     assert receiver.uids() == breach
     assert receiver.events()[0]["actor"]["id"] == "eve"
+
+
+def test_a_following_runner_starts_added_streams_and_picks_up_a_rotated_secret(
+    store: str, receiver: WebhookReceiver
+) -> None:
+    first = new_secret()
+    add_webhook(store, receiver.url, first)
+    stop = threading.Event()
+    runner = StreamRunner(store, backoff=FAST, stop=stop, reload_interval=0.05)
+    thread = threading.Thread(target=runner.run, kwargs={"follow": True, "poll_interval": 0.02})
+    thread.start()
+    second = WebhookReceiver().start()
+    try:
+        uids = publish(store, 3)
+        wait_for(lambda: receiver.uids() == uids, what="the first stream")
+        with StreamRegistry.for_store(store) as reg:
+            reg.add(
+                "late", workspace="acme", kind="webhook", options={"url": second.url, "secret": new_secret()}
+            )
+            fresh = reg.rotate_secret("acme", "hook", grace_ms=0)
+        wait_for(lambda: second.uids() == uids, what="the added stream to catch up")
+        wait_for(
+            lambda: any(s.options["secret"] == fresh for s in runner.streams),
+            what="the runner to reload the stream",
+        )
+        more = publish(store, 2)
+        wait_for(lambda: receiver.uids() == uids + more and second.uids() == uids + more, what="both streams")
+        headers, body = receiver.requests[-1]
+        Webhook(fresh).verify(body, headers)  # the running stream signs with the rotated secret
+        with pytest.raises(WebhookVerificationError):
+            Webhook(first).verify(body, headers)
+        with StreamRegistry.for_store(store) as reg:
+            reg.remove("acme", "late")
+        wait_for(lambda: [s.name for s in runner.streams] == ["hook"], what="the removed stream to stop")
+    finally:
+        stop.set()
+        thread.join()
+        runner.close()
+        second.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -131,7 +132,9 @@ class StreamRunner:
     """Runs streams of a SQLite store, one thread each, until caught up or stopped.
 
     ``run(follow=True)`` keeps delivering new commits; stop it with ``stop.set()`` (the CLI does
-    on SIGINT/SIGTERM). Streams added while it runs start at its next start."""
+    on SIGINT/SIGTERM). While it follows, it reads the streams again every ``reload_interval``
+    seconds: a stream added starts, a stream removed stops, a stream changed (a rotated secret)
+    restarts at its stored position."""
 
     def __init__(
         self,
@@ -142,20 +145,27 @@ class StreamRunner:
         batch: int = 100,
         backoff: Backoff | None = None,
         stop: threading.Event | None = None,
+        reload_interval: float = 2.0,
     ) -> None:
         self.store_url = store_url
         self.registry = StreamRegistry.for_store(store_url)
-        streams = self.registry.list(workspace)
+        self.workspace = workspace
+        self.names = tuple(names)
+        streams = self._configured()
         if names:
             missing = set(names) - {s.name for s in streams}
             if missing:
                 raise KeyError(f"no stream named {', '.join(sorted(missing))}; see `auditbird streams list`")
-            streams = [s for s in streams if s.name in names]
         self.streams = streams
         self.batch = batch
         self.backoff = backoff or Backoff()
         self.stop = stop or threading.Event()
+        self.reload_interval = reload_interval
         self.errors: dict[str, BaseException] = {}
+
+    def _configured(self) -> list[Stream]:
+        streams = self.registry.list(self.workspace)
+        return [s for s in streams if s.name in self.names] if self.names else streams
 
     def run(
         self,
@@ -165,19 +175,49 @@ class StreamRunner:
         on_batch: Callable[[Stream, int, int], None] | None = None,
     ) -> int:
         totals: dict[int, int] = {}
-        threads = [
-            threading.Thread(
+        running: dict[int, tuple[Stream, threading.Thread, threading.Event]] = {}
+
+        def start(stream: Stream) -> None:
+            stop = threading.Event()
+            thread = threading.Thread(
                 target=self._run_one,
-                args=(s, follow, poll_interval, on_batch, totals),
-                name=f"stream-{s.name}",
+                args=(stream, follow, poll_interval, on_batch, totals, stop),
+                name=f"stream-{stream.name}",
             )
-            for s in self.streams
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+            running[stream.id] = (stream, thread, stop)
+            thread.start()
+
+        for stream in self.streams:
+            start(stream)
+        last_reload = time.monotonic()
+        while any(t.is_alive() for _, t, _ in running.values()) or (follow and not self.stop.is_set()):
+            if self.stop.wait(0.05):
+                break
+            if follow and time.monotonic() - last_reload >= self.reload_interval:
+                last_reload = time.monotonic()
+                self._reload(running, start)
+        for _, _, stop in running.values():
+            stop.set()
+        for _, thread, _ in running.values():
+            thread.join()
         return sum(totals.values())
+
+    def _reload(
+        self,
+        running: dict[int, tuple[Stream, threading.Thread, threading.Event]],
+        start: Callable[[Stream], None],
+    ) -> None:
+        current = {s.id: s for s in self._configured()}
+        for stream_id, (old, thread, stop) in list(running.items()):
+            new = current.get(stream_id)
+            if new is None or _settings(new) != _settings(old):
+                stop.set()  # removed, or changed: it restarts below at its stored position
+                thread.join()
+                del running[stream_id]
+        for stream_id, stream in current.items():
+            if stream_id not in running:
+                start(stream)
+        self.streams = [s for s, _, _ in running.values()]
 
     def _run_one(
         self,
@@ -186,16 +226,17 @@ class StreamRunner:
         poll_interval: float,
         on_batch: Callable[[Stream, int, int], None] | None,
         totals: dict[int, int],
+        stop: threading.Event,
     ) -> None:
         registry = StreamRegistry(self.registry.path)  # a connection per thread
         try:
             destination = StreamDestination(
-                stream, open_sink(stream), registry, backoff=self.backoff, stop=self.stop
+                stream, open_sink(stream), registry, backoff=self.backoff, stop=stop
             )
             with Relay(self.store_url, destination, name=stream.position_name, batch=self.batch) as relay:
                 callback: Any = (lambda n, pos: on_batch(stream, n, pos)) if on_batch else None
-                totals[stream.id] = relay.run(
-                    follow=follow, poll_interval=poll_interval, stop=self.stop, on_batch=callback
+                totals[stream.id] = totals.get(stream.id, 0) + relay.run(
+                    follow=follow, poll_interval=poll_interval, stop=stop, on_batch=callback
                 )
         except StreamStopped:
             pass
@@ -215,6 +256,10 @@ class StreamRunner:
 
     def close(self) -> None:
         self.registry.close()
+
+
+def _settings(stream: Stream) -> tuple[Any, ...]:
+    return (stream.kind, stream.options, stream.filter, stream.max_attempts)
 
 
 class _Nowhere:
