@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -180,3 +181,17 @@ def test_mcp_refuses_an_unknown_or_write_only_key(world: dict[str, Any]) -> None
     assert write.returncode == 2 and "scope is 'write'" in write.stderr
     missing = run_cli(world, "")
     assert missing.returncode == 2 and "AUDITBIRD_API_KEY" in missing.stderr
+
+
+async def test_mcp_a_key_revoked_during_the_session_stops_working(world: dict[str, Any]) -> None:
+    async with Client(params(world, world["key"].secret)) as client:
+        assert payload(await client.call_tool("search_events", {"limit": 1}))["events"]
+        keys = KeyStore(keys_path_for(world["store"]))
+        assert keys.revoke(world["key"].key.key_id)
+        keys.close()
+        for _ in range(100):  # the key store may reuse a verified key for up to its cache time (1 s)
+            result = await client.call_tool("search_events", {"limit": 1})
+            if result.is_error:
+                break
+            await anyio.sleep(0.05)
+        assert "revoked" in error_text(result)
