@@ -73,42 +73,81 @@ def load_projections(specs: Sequence[str]) -> dict[str, type[Projection]]:
     return out
 
 
-def build_server(store_url: str, token: str, projections: dict[str, type[Projection]] | None = None) -> Any:
-    """The MCP server (an ``mcp`` ``MCPServer``) for ``token``'s workspace over ``store_url``."""
+class KeyVerifier:
+    """The MCP SDK's bearer-token check over HTTP: a read key of the key store, or nothing."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+
+    async def verify_token(self, token: str) -> Any:
+        from mcp.server.auth.provider import AccessToken
+
+        key = self.keys.verify(token)
+        if key is None or not key.can_read:
+            return None
+        return AccessToken(token=token, client_id=key.key_id, scopes=[key.scope])
+
+
+def build_server(
+    store_url: str,
+    token: str | None,
+    projections: dict[str, type[Projection]] | None = None,
+    *,
+    http_url: str | None = None,
+) -> Any:
+    """The MCP server (an ``mcp`` ``MCPServer``) over ``store_url``.
+
+    On stdio it answers for ``token``'s workspace; over HTTP (``http_url``, the server's own
+    base URL) each request carries its key as ``Authorization: Bearer ab_...`` and sees that
+    key's workspace only."""
+    from mcp.server.auth.middleware.auth_context import get_access_token
+    from mcp.server.auth.settings import AuthSettings
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    keys, first = resolve_key(store_url, token)
+    if token is not None:
+        keys, first = resolve_key(store_url, token)
+        scope = f"the audit log of workspace {first.workspace or 'default'!r}"
+    else:
+        keys, scope = KeyStore(keys_path_for(store_url)), "the audit log of your API key's workspace"
     projections = dict(projections or {})
-    logs: dict[bool, AsyncAuditLog] = {}
+    logs: dict[str, AsyncAuditLog] = {}
 
-    def log(strict: bool = True) -> AsyncAuditLog:
-        # One log per kind, opened lazily inside the server's event loop; both in the key's workspace.
-        if strict not in logs:
-            logs[strict] = AsyncAuditLog(store_url, workspace=first.workspace)
-        return logs[strict]
+    def log(key: ApiKey) -> AsyncAuditLog:
+        # One log per workspace, opened lazily inside the server's event loop.
+        if key.workspace not in logs:
+            logs[key.workspace] = AsyncAuditLog(store_url, workspace=key.workspace)
+        return logs[key.workspace]
 
     def key() -> ApiKey:
-        current = keys.verify(token)
+        presented = token
+        if presented is None:
+            access = get_access_token()
+            presented = access.token if access is not None else None
+        current = keys.verify(presented) if presented else None
         if current is None or not current.can_read:
             raise ToolError("the API key was revoked or lost its read scope; ask an admin for a read key")
         return current
 
-    async def audited(tool: str, filters: dict[str, Any], **extra: Any) -> None:
+    async def audited(k: ApiKey, tool: str, filters: dict[str, Any], **extra: Any) -> None:
         try:
-            await record_access(log(strict=False), key(), "audit_log.viewed", f"mcp:{tool}", filters, **extra)
+            await record_access(log(k), k, "audit_log.viewed", f"mcp:{tool}", filters, **extra)
         except AuditError as exc:  # fail closed: no unaudited reads
             raise ToolError(f"the read could not be recorded, so it is refused: {exc}") from exc
 
     def bad(exc: Exception) -> ToolError:
         return ToolError(f"{exc}")
 
+    auth: dict[str, Any] = {}
+    if http_url is not None:
+        auth = {
+            "token_verifier": KeyVerifier(keys),
+            "auth": AuthSettings(issuer_url=http_url, resource_server_url=None),
+        }
     server = MCPServer(
         name="auditbird",
-        instructions=(
-            f"Read-only access to the audit log of workspace {first.workspace or 'default'!r}: "
-            "who did what, when, to which resource."
-        ),
+        instructions=f"Read-only access to {scope}: who did what, when, to which resource.",
+        **auth,
     )
 
     @server.tool()
@@ -130,7 +169,7 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
     ) -> dict[str, Any]:
         """Events of the workspace, newest first, with every filter of `auditbird query`;
         pass next_cursor back for the next page."""
-        key()
+        k = key()
         filters: dict[str, Any] = {
             k: v
             for k, v in {
@@ -146,10 +185,10 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
             if v is not None
         }
         try:
-            events, next_cursor = await read_page(log(), filters, limit, cursor)
+            events, next_cursor = await read_page(log(k), filters, limit, cursor)
         except (ValueError, AuditError) as exc:
             raise bad(exc) from exc
-        await audited("search_events", {**filters, "cursor": cursor}, count=len(events))
+        await audited(k, "search_events", {**filters, "cursor": cursor}, count=len(events))
         return {"events": [e.to_dict() for e in events], "next_cursor": next_cursor}
 
     @server.tool()
@@ -162,10 +201,10 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
         limit: Annotated[int, Field(ge=1, le=_MAX_HISTORY)] = 100,
     ) -> dict[str, Any]:
         """A subject's events oldest first (commit order), optionally as of a time."""
-        key()
+        k = key()
         events = []
         try:
-            async for event in log().history(event_id, as_of=as_of, after_revision=after_revision):
+            async for event in log(k).history(event_id, as_of=as_of, after_revision=after_revision):
                 if event.action in ACCESS_ACTIONS:
                     continue
                 events.append(event.to_dict())
@@ -173,7 +212,7 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
                     break
         except (ValueError, AuditError) as exc:
             raise bad(exc) from exc
-        await audited("stream_history", {"event_id": event_id, "as_of": as_of}, count=len(events))
+        await audited(k, "stream_history", {"event_id": event_id, "as_of": as_of}, count=len(events))
         return {"events": events, "truncated": len(events) >= limit}
 
     @server.tool()
@@ -183,16 +222,16 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
         as_of: _Time = None,
     ) -> dict[str, Any]:
         """The state of a subject folded by a registered projection, now or as of a time."""
-        key()
+        k = key()
         cls = projections.get(projection)
         if cls is None:
             known = ", ".join(sorted(projections)) or "none (start the server with --projection module:Class)"
             raise ToolError(f"unknown projection {projection!r}; registered: {known}")
         try:
-            state = await log().project(event_id, cls, as_of=as_of, snapshots=False)
+            state = await log(k).project(event_id, cls, as_of=as_of, snapshots=False)
         except (ValueError, AuditError) as exc:
             raise bad(exc) from exc
-        await audited("project", {"projection": projection, "event_id": event_id, "as_of": as_of})
+        await audited(k, "project", {"projection": projection, "event_id": event_id, "as_of": as_of})
         return {
             "projection": projection,
             "event_id": event_id,
@@ -208,10 +247,10 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
     ) -> dict[str, Any]:
         """What changed for a subject between two times: each change event's before/after and
         changed fields (events written with publish_change), oldest first."""
-        key()
+        k = key()
         changes = []
         try:
-            async for event in log().history(event_id, as_of=until):
+            async for event in log(k).history(event_id, as_of=until):
                 data = event.to_dict()
                 meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else None
                 if meta is None or not {"before", "after"} <= meta.keys():
@@ -234,7 +273,7 @@ def build_server(store_url: str, token: str, projections: dict[str, type[Project
         except (ValueError, AuditError) as exc:
             raise bad(exc) from exc
         await audited(
-            "explain_changes", {"event_id": event_id, "since": since, "until": until}, count=len(changes)
+            k, "explain_changes", {"event_id": event_id, "since": since, "until": until}, count=len(changes)
         )
         return {
             "event_id": event_id,
