@@ -17,14 +17,20 @@ def mcp(
             "--projection", help="A projection agents may fold: module:Class (or name=module:Class)"
         ),
     ] = [],  # noqa: B006
+    http: Annotated[
+        bool, typer.Option("--http", help="Streamable HTTP instead of stdio: each request brings its own key")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="--http: address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="--http: port")] = 8765,
 ) -> None:
-    """Serve read-only audit-log tools over MCP (stdio), scoped by the API key in AUDITBIRD_API_KEY.
+    """Serve read-only audit-log tools over MCP, scoped by an API key: on stdio the key in
+    AUDITBIRD_API_KEY; with --http (streamable HTTP, path /mcp) each request's bearer key.
 
     Example: auditbird --store sqlite:///audit.db mcp --projection app.views:MonitorState
     (with AUDITBIRD_API_KEY=ab_... in the environment)
     """
     token = os.environ.get("AUDITBIRD_API_KEY", "")
-    if not token:
+    if not token and not http:
         # An environment variable, not an option: a key on the command line shows in `ps`.
         fail("set AUDITBIRD_API_KEY to a read key (auditbird keys create --workspace W --scope read)")
     try:
@@ -32,10 +38,18 @@ def mcp(
     except ModuleNotFoundError as exc:
         fail(f"auditbird mcp needs the mcp extra: pip install 'auditbird[mcp]' ({exc})")
     try:
-        server = build_server(settings.store, token, load_projections(projection))
+        if http:
+            # Over HTTP every request is authorised by its own `Authorization: Bearer ab_...` key.
+            url = f"http://{host}:{port}"
+            server = build_server(settings.store, None, load_projections(projection), http_url=url)
+        else:
+            server = build_server(settings.store, token, load_projections(projection))
     except ValueError as exc:
         fail(exc)
-    server.run("stdio")
+    if http:
+        server.run("streamable-http", host=host, port=port)
+    else:
+        server.run("stdio")
 
 
 def register(app: typer.Typer) -> None:
