@@ -18,6 +18,8 @@ _GROUPS = (
     "auditbird.cli.viewer",  # after .service: it adds `keys viewer-link`
     "auditbird.cli.relay",
     "auditbird.cli.maintenance",
+    "auditbird.cli.streams",
+    "auditbird.cli.mcp",
 )
 
 for _name in _GROUPS:
