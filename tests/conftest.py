@@ -22,9 +22,10 @@ pytest_plugins = [
     "tests.plugins.tinybird_store",
     "tests.plugins.service",
     "tests.plugins.browser",
+    "tests.plugins.postgres",
 ]
 
-STORE_KINDS = ["sqlite", "tinybird", "service", "memory"]
+STORE_KINDS = ["sqlite", "tinybird", "service", "memory", "postgres"]
 
 MakeLog = Callable[..., AuditLog]
 
