@@ -47,7 +47,10 @@ def where_clause(q: Query) -> tuple[str, list[str], list[object]]:
     if q.event_id is not None:
         where.append("a.id = %s")
         params.append(q.event_id)
-    if q.actions:
+    if len(q.actions) == 1:
+        where.append("a.action = %s")
+        params.append(q.actions[0])
+    elif q.actions:
         where.append("a.action = ANY(%s)")
         params.append(list(q.actions))
     if q.actor_id is not None:
