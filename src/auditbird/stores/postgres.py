@@ -266,17 +266,10 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
 
 
 def _where(url: str) -> str:
-    """The database a URL names, without credentials: for messages."""
+    """The server and database a URL names, as written, without credentials or options."""
     parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    return f"postgresql://{host}{f':{parts.port}' if _port(parts) else ''}{parts.path}"
-
-
-def _port(parts: Any) -> int | None:
-    try:
-        return int(parts.port) if parts.port else None
-    except ValueError:
-        return None
+    host = parts.netloc.rpartition("@")[2] or "localhost"
+    return f"postgresql://{host}{parts.path}"
 
 
 def _check_url(url: str) -> None:
@@ -287,16 +280,17 @@ def _check_url(url: str) -> None:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
         psycopg.conninfo.conninfo_to_dict(url)
     except (ValueError, psycopg.ProgrammingError) as exc:
+        reason = " ".join(str(exc).split())
         raise ValueError(
-            f"{_where(url)} is not a PostgreSQL URL libpq understands ({exc}); use "
+            f"{_where(url)} is not a PostgreSQL URL libpq understands ({reason}); use "
             "postgresql://user:password@host:5432/dbname"
         ) from None
 
 
 def connect_error(where: str, exc: BaseException) -> StoreUnavailable:
     """A connection failure, said plainly: what failed and what to check."""
-    text = str(exc).strip().splitlines()
-    reason = text[-1] if text else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    reason = lines[0].removeprefix("connection failed: ") if lines else type(exc).__name__
     lowered = str(exc).lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         advice = "check the user and password in the store URL"

@@ -105,7 +105,12 @@ def schema_version(conn: Any) -> int:
 
 
 def _has_meta(conn: Any) -> bool:
-    (found,) = conn.execute("SELECT to_regclass('auditbird_meta') IS NOT NULL").fetchone()
+    # pg_class through SQL, not to_regclass(): a catalog cache is not refreshed by taking an
+    # advisory lock, so after waiting for another migrator it could still say "missing".
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'auditbird_meta' "
+        "AND relnamespace = current_schema()::regnamespace)"
+    ).fetchone()
     return bool(found)
 
 
