@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def test_the_schema_version_is_recorded_and_reopening_migrates_nothing(postgres_
         assert store.schema_version() == SCHEMA_VERSION
 
 
-def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(postgres_url: str) -> None:
+def test_four_processes_opening_a_fresh_database_at_once_migrate_it_once(postgres_url: str) -> None:
     code = (
         "import sys; from auditbird.stores.postgres import PostgresStore; PostgresStore(sys.argv[1]).close()"
     )
@@ -130,8 +131,6 @@ def test_a_connection_lost_mid_batch_stores_none_of_it_and_says_so(postgres_url:
     # connection from the server side: the batch must be all or nothing, and the caller told.
     with psycopg.connect(postgres_url) as blocker:
         blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
-        import threading
-
         failure: list[BaseException] = []
 
         def publish() -> None:
