@@ -151,8 +151,8 @@ def test_a_connection_lost_mid_batch_stores_none_of_it_and_says_so(postgres_url:
                 thread.join(0.05)
             assert waiting, "the batch never reached the lock"
             admin.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
-        thread.join(30)
         blocker.rollback()
+        thread.join(30)
     assert len(failure) == 1 and isinstance(failure[0], StoreUnavailable)
     assert "none of the 100 events was stored" in str(failure[0])
     assert store.last_position() == 1  # and the pool reconnects for the next call

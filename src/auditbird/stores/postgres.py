@@ -34,7 +34,7 @@ from .capabilities import (
 from .postgres_follow import CommitListener, PostgresPositions
 from .postgres_query import COLUMNS_SQL, build_select, where_clause
 from .postgres_schema import SCHEMA_VERSION, migrate, schema_version
-from .postgres_write import write_rows
+from .postgres_write import append_pipelined
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
 
@@ -139,23 +139,34 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
             return
         import psycopg
 
-        committing = False
         with self._connection() as conn:
             try:
-                with conn.transaction():
-                    write_rows(conn, rows, expected_revision=expected_revision)
-                    committing = True
+                append_pipelined(conn, rows, expected_revision=expected_revision)
+                return
             except psycopg.OperationalError as exc:
-                if committing:
-                    raise StoreUnavailable(
-                        f"the connection to {self.where} was lost while committing {len(rows)} events: "
-                        "they may or may not be stored, all or none; publish them again with the same "
-                        "uids (a stored uid is skipped, so nothing is stored twice)"
-                    ) from exc
-                raise StoreUnavailable(
-                    f"the connection to {self.where} was lost before the commit: none of the "
-                    f"{len(rows)} events was stored; retry"
-                ) from exc
+                lost = exc
+        # The connection died with the batch sent: it committed whole or not at all. Ask.
+        if not self._all_stored(rows, lost):
+            raise StoreUnavailable(
+                f"the connection to {self.where} was lost ({lost}): none of the {len(rows)} events "
+                "was stored; retry"
+            ) from lost
+
+    def _all_stored(self, rows: Sequence[Row], lost: BaseException) -> bool:
+        keys = {(r.workspace, r.uid) for r in rows}
+        try:
+            found = self._one(
+                "SELECT count(*) FROM audit_log WHERE (workspace, uid) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            )
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(
+                f"the connection to {self.where} was lost while storing {len(rows)} events and it "
+                "cannot be asked whether they were: they are stored all or none; publish them again "
+                "with the same uids (a stored uid is skipped, so nothing is stored twice)"
+            ) from exc
+        return int(found) == len(keys)
 
     def revision(self, workspace: str, event_id: str) -> int:
         """How many events the stream holds."""

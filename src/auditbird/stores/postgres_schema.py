@@ -57,7 +57,6 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_time ON audit_log (workspace, timestamp, uid);
     CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp, uid);
     CREATE INDEX audit_log_actor ON audit_log (workspace, actor_id, timestamp, uid);
-    CREATE INDEX audit_log_workspace_position ON audit_log (workspace, position);
     CREATE INDEX audit_log_text ON audit_log USING gin ({ASCII_FOLD} gin_trgm_ops);
     -- One row per distinct (event, target), written in the same statement as the event.
     CREATE TABLE audit_target (

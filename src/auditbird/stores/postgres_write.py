@@ -26,20 +26,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._errors import AuditValidationError, ConflictError, Problem
-from ..row import Row
+from ..row import COLUMNS, Row
 
-__all__ = ["write_rows", "LOCK", "check_text"]
+__all__ = ["write_rows", "append_pipelined", "LOCK", "check_text"]
 
 LOCK = "LOCK TABLE audit_log IN EXCLUSIVE MODE"
 
 _INSERT = """
-WITH v AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                         %s::text[], %s::bigint[], %s::int[], %s::text[]) WITH ORDINALITY
+WITH rev AS (  -- the stream's revision, counted only when the append expects one
+    SELECT count(*) AS current FROM audit_log
+    WHERE %(check)s AND workspace = %(stream_ws)s AND id = %(stream)s
+), v AS (
+    SELECT * FROM unnest(%(uid)b::text[], %(workspace)b::text[], %(id)b::text[], %(action)b::text[],
+                         %(actor)b::text[], %(targets)b::text[], %(metadata)b::text[],
+                         %(timestamp)b::bigint[], %(version)b::int[], %(actor_id)b::text[])
+        WITH ORDINALITY
         AS v(uid, workspace, id, action, actor, targets, metadata, timestamp, version, actor_id, n)
 ), fresh AS (
     SELECT v.*, row_number() OVER (ORDER BY v.n) AS k FROM v
-    WHERE NOT EXISTS (SELECT 1 FROM audit_log AS a WHERE a.workspace = v.workspace AND a.uid = v.uid)
+    WHERE (NOT %(check)s OR (SELECT current FROM rev) = %(expected)s)
+      AND NOT EXISTS (SELECT 1 FROM audit_log AS a WHERE a.workspace = v.workspace AND a.uid = v.uid)
 ), ins AS (
     INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp,
                            version, actor_id)
@@ -55,11 +61,9 @@ WITH v AS (
     FROM ins CROSS JOIN LATERAL json_array_elements(ins.targets::json) AS j
     WHERE ins.targets <> '[]'
 )
-SELECT n, CASE WHEN n > 0 THEN pg_notify('auditbird_commit', '') END
+SELECT n, (SELECT current FROM rev), CASE WHEN n > 0 THEN pg_notify('auditbird_commit', '') END
 FROM (SELECT count(*) AS n FROM ins) AS stored
 """
-
-_REVISION = "SELECT count(*) FROM audit_log WHERE workspace = %s AND id = %s"
 
 
 def write_rows(conn: Any, rows: Sequence[Row], *, expected_revision: int | None = None) -> int:
@@ -68,25 +72,49 @@ def write_rows(conn: Any, rows: Sequence[Row], *, expected_revision: int | None 
     Takes the table lock (held until the caller commits or rolls back). With
     ``expected_revision`` (every row of one stream), raises :class:`ConflictError` unless the
     stream holds exactly that many events. Shared by the store and ``auditbird.emit``."""
+    params = prepare(rows, expected_revision)
+    conn.execute(LOCK)
+    return stored_count(conn.execute(_INSERT, params).fetchone(), rows, expected_revision)
+
+
+def append_pipelined(conn: Any, rows: Sequence[Row], *, expected_revision: int | None = None) -> int:
+    """:func:`write_rows` in a transaction of its own, sent in one round trip (psycopg's
+    pipeline mode: BEGIN, LOCK, the INSERT and COMMIT go out together). ``conn`` is an
+    autocommit connection. A conflict commits nothing and raises :class:`ConflictError`."""
+    params = prepare(rows, expected_revision)
+    with conn.pipeline(), conn.transaction():
+        conn.execute(LOCK)
+        cursor = conn.execute(_INSERT, params)
+    return stored_count(cursor.fetchone(), rows, expected_revision)
+
+
+def prepare(rows: Sequence[Row], expected_revision: int | None) -> dict[str, Any]:
+    """The statement's parameters: one array per column, the batch's first copies only."""
     rows = _first_copies(rows)
     check_text(rows)
-    conn.execute(LOCK)
-    if expected_revision is not None:
-        workspace, stream = _single_stream(rows)
-        (current,) = conn.execute(_REVISION, (workspace, stream)).fetchone()
-        if current != expected_revision:
-            raise ConflictError(
-                f"stream {stream!r} is at revision {current}, not {expected_revision}: "
-                "another writer got there first; reload the stream and retry"
-            )
-    columns: list[list[Any]] = [[] for _ in range(10)]
+    params: dict[str, Any] = {name: [] for name in _COLUMNS}
     for row in rows:
-        for i in range(9):
-            columns[i].append(row[i])
-        columns[9].append(_actor_id(row.actor))
-    # Stored rows also NOTIFY followers (delivered at COMMIT only): see postgres_follow.py.
-    (count, _) = conn.execute(_INSERT, columns).fetchone()
+        for name, value in zip(_COLUMNS[:9], row[:9], strict=True):
+            params[name].append(value)
+        params["actor_id"].append(_actor_id(row.actor))
+    workspace, stream = _single_stream(rows) if expected_revision is not None else ("", "")
+    params.update(check=expected_revision is not None, stream_ws=workspace, stream=stream)
+    params["expected"] = expected_revision
+    return params
+
+
+def stored_count(result: Any, rows: Sequence[Row], expected_revision: int | None) -> int:
+    count, current, _ = result
+    if expected_revision is not None and current != expected_revision:
+        stream = rows[0].id
+        raise ConflictError(
+            f"stream {stream!r} is at revision {current}, not {expected_revision}: "
+            "another writer got there first; reload the stream and retry"
+        )
     return int(count)
+
+
+_COLUMNS = (*COLUMNS, "actor_id")
 
 
 def _first_copies(rows: Sequence[Row]) -> list[Row]:
