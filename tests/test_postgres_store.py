@@ -46,6 +46,9 @@ def test_the_url_opens_the_store_and_auditlog_takes_it(postgres_url: str) -> Non
     alias = open_store(postgres_url.replace("postgresql://", "postgres://", 1))
     assert alias.last_position() == 1
     alias.close()
+    # libpq options pass through as written (a space stays a space, not "+")
+    with PostgresStore.from_url(postgres_url + "?options=-c%20statement_timeout%3D12345&pool_size=1") as s:
+        assert s._one("SHOW statement_timeout", ()) == "12345ms"
 
 
 def test_json_columns_come_back_byte_for_byte(store: PostgresStore) -> None:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .._errors import StoreUnavailable
 from ..event import now_ms
@@ -97,7 +97,8 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
             else:
                 libpq.append((key, value))
         scheme = "postgresql"
-        clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(libpq), ""))
+        # quote, not quote_plus: libpq reads "+" as a plus sign, not a space
+        clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(libpq, quote_via=quote), ""))
         _check_url(clean)
         return cls(clean, **ours)
 

@@ -83,8 +83,8 @@ def append_pipelined(conn: Any, rows: Sequence[Row], *, expected_revision: int |
     autocommit connection. A conflict commits nothing and raises :class:`ConflictError`."""
     params = prepare(rows, expected_revision)
     with conn.pipeline(), conn.transaction():
-        conn.execute(LOCK)
-        cursor = conn.execute(_INSERT, params)
+        conn.execute(LOCK, prepare=True)  # prepared: planning the INSERT costs ~0.3 ms a time
+        cursor = conn.execute(_INSERT, params, prepare=True)
     return stored_count(cursor.fetchone(), rows, expected_revision)
 
 
