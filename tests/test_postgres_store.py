@@ -192,3 +192,16 @@ def test_a_match_never_spans_the_id_and_the_metadata(store: PostgresStore) -> No
     store.append([raw_row("a", id="m:1", metadata='{"k":1}')])
     assert store.query(Query(text="1\n{")) == []
     assert [r.uid for r in store.query(Query(text='{"k"'))] == ["a"]
+
+
+def test_a_single_retried_publish_adds_no_target_rows(store: PostgresStore, postgres_url: str) -> None:
+    import psycopg
+
+    store.append([raw_row("a", targets='[{"type":"monitor","id":"1"},{"name":"page","id":"2"}]')])
+    store.append([raw_row("b", targets='[{"type":"monitor","id":"1"}]')])
+    store.append([raw_row("a", targets='[{"type":"incident","id":"9"}]')])  # a retry: skipped whole
+    store.append([raw_row("b", targets='[{"type":"incident","id":"9"}]')])  # the newest row, retried
+    with psycopg.connect(postgres_url) as conn:
+        got = conn.execute("SELECT position, type, target_id, uid FROM audit_target ORDER BY 1, 2").fetchall()
+    assert got == [(1, "monitor", "1", "a"), (1, "page", "2", "a"), (2, "monitor", "1", "b")]
+    assert store.query(Query(target_type="incident")) == []

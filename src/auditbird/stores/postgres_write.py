@@ -81,11 +81,61 @@ def append_pipelined(conn: Any, rows: Sequence[Row], *, expected_revision: int |
     """:func:`write_rows` in a transaction of its own, sent in one round trip (psycopg's
     pipeline mode: BEGIN, LOCK, the INSERT and COMMIT go out together). ``conn`` is an
     autocommit connection. A conflict commits nothing and raises :class:`ConflictError`."""
+    if len(rows) == 1 and expected_revision is None:
+        return _append_one(conn, rows[0])
     params = prepare(rows, expected_revision)
     with conn.pipeline(), conn.transaction():
         conn.execute(LOCK, prepare=True)  # prepared: planning the INSERT costs ~0.3 ms a time
         cursor = conn.execute(_INSERT, params, prepare=True)
     return stored_count(cursor.fetchone(), rows, expected_revision)
+
+
+# The single publish, the most common write, as plain statements (the batch statement's CTEs,
+# window and JSON parsing cost ~1 ms of server time); target rows parsed here instead.
+_INSERT_ONE = """
+WITH ins AS (
+    INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp,
+                           version, actor_id)
+    SELECT coalesce(max(position), 0) + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM audit_log
+    ON CONFLICT (workspace, uid) DO NOTHING
+    RETURNING position, workspace, timestamp, uid
+), tgt AS (
+    INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid)
+    SELECT ins.position, ins.workspace, t.type, t.target_id, ins.timestamp, ins.uid
+    FROM ins, unnest(%b::text[], %b::text[]) AS t(type, target_id)
+)
+SELECT n, CASE WHEN n > 0 THEN pg_notify('auditbird_commit', '') END
+FROM (SELECT count(*) AS n FROM ins) AS stored
+"""
+
+
+def _append_one(conn: Any, row: Row) -> int:
+    check_text([row])
+    targets = _targets(row.targets)
+    types, ids = [t[0] for t in targets], [t[1] for t in targets]
+    with conn.pipeline(), conn.transaction():
+        conn.execute(LOCK, prepare=True)
+        params = (*row[:9], _actor_id(row.actor), types, ids)
+        cursor = conn.execute(_INSERT_ONE, params, prepare=True)
+    return int(cursor.fetchone()[0])
+
+
+def _targets(targets: str) -> list[tuple[str, str]]:
+    """Distinct ``(type, id)`` of a row's targets; the type is ``type``, or the seed's ``name``
+    (what the batch statement computes in SQL)."""
+    if targets == "[]":
+        return []
+    out: dict[tuple[str, str], None] = {}
+    for t in json.loads(targets):
+        kind = t.get("type") or t.get("name") or ""
+        ident = t.get("id")
+        out[(str(kind), "" if ident is None else _json_text(ident))] = None
+    return list(out)
+
+
+def _json_text(value: Any) -> str:
+    """What PostgreSQL's ``->>`` gives for a JSON value: strings as they are, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def prepare(rows: Sequence[Row], expected_revision: int | None) -> dict[str, Any]:
