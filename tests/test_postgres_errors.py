@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -123,39 +124,64 @@ def test_the_cli_reports_a_refused_connection_in_one_line() -> None:
     assert "secret" not in done.stderr
 
 
-def test_a_connection_lost_mid_batch_stores_none_of_it_and_says_so(postgres_url: str) -> None:
-    store = PostgresStore(postgres_url, pool_size=1)
-    log = AuditLog(store)
-    log.publish_audit_log({"id": "m:0", "action": "a.b"})
-    # Hold the table lock elsewhere so the batch waits inside its transaction, then end its
-    # connection from the server side: the batch must be all or nothing, and the caller told.
-    with psycopg.connect(postgres_url) as blocker:
-        blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
-        failure: list[BaseException] = []
-
-        def publish() -> None:
-            try:
-                log.publish_many([{"id": "m:1", "action": "a.b"} for _ in range(100)])
-            except BaseException as exc:
-                failure.append(exc)
-
-        thread = threading.Thread(target=publish)
-        thread.start()
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            for _ in range(200):
-                waiting = admin.execute(
+def _terminate_next_waiter(url: str, seen: set[int]) -> None:
+    """End the connection of the next backend queued on audit_log's lock, from the server."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        for _ in range(400):
+            waiting = {
+                pid
+                for (pid,) in admin.execute(
                     "SELECT pid FROM pg_locks WHERE relation = 'audit_log'::regclass AND NOT granted"
                 ).fetchall()
-                if waiting:
-                    break
-                thread.join(0.05)
-            assert waiting, "the batch never reached the lock"
-            admin.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+            } - seen
+            if waiting:
+                pid = waiting.pop()
+                seen.add(pid)
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                return
+            time.sleep(0.05)
+    raise AssertionError("the batch never reached the lock")
+
+
+@pytest.mark.parametrize("losses", [1, 2])
+def test_a_connection_lost_mid_batch_is_all_or_nothing_and_the_caller_told(
+    postgres_url: str, losses: int
+) -> None:
+    store = PostgresStore(postgres_url, pool_size=2)
+    log = AuditLog(store)
+    log.publish_audit_log({"id": "m:0", "action": "a.b"})
+    failure: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            log.publish_many([{"id": "m:1", "action": "a.b"} for _ in range(100)])
+        except BaseException as exc:
+            failure.append(exc)
+
+    # Another writer holds the write lock, so the batch waits inside its transaction; then its
+    # connection is ended from the server side, once (a fresh connection is asked whether the
+    # batch arrived, and it is sent again) or twice (the caller is told none of it was stored).
+    with psycopg.connect(postgres_url) as blocker:
+        blocker.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        thread = threading.Thread(target=publish)
+        thread.start()
+        seen: set[int] = set()
+        for _ in range(losses):
+            _terminate_next_waiter(postgres_url, seen)
+        if losses == 1:
+            with psycopg.connect(postgres_url, autocommit=True) as admin:  # the resend queues again
+                while not admin.execute(
+                    "SELECT 1 FROM pg_locks WHERE relation = 'audit_log'::regclass AND NOT granted"
+                ).fetchall():
+                    time.sleep(0.05)
         blocker.rollback()
-        thread.join(30)
-    assert len(failure) == 1 and isinstance(failure[0], StoreUnavailable)
-    assert "none of the 100 events was stored" in str(failure[0])
-    assert store.last_position() == 1  # and the pool reconnects for the next call
-    log.publish_audit_log({"id": "m:2", "action": "a.b"})
-    assert store.last_position() == 2
+        thread.join(60)
+    if losses == 1:
+        assert failure == []
+        assert [r.position for r in store.read_committed(0, 1_000)] == list(range(1, 102))
+    else:
+        assert len(failure) == 1 and isinstance(failure[0], StoreUnavailable)
+        assert "none of the 100 events was stored" in str(failure[0])
+        assert store.last_position() == 1
+    log.publish_audit_log({"id": "m:2", "action": "a.b"})  # the pool has healthy connections again
     store.close()

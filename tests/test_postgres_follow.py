@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -172,3 +173,37 @@ def test_relay_refuses_a_postgres_source_that_is_its_destination(postgres_url: s
     )
     assert done.returncode == 2
     assert "destination is its source" in done.stderr
+
+
+def test_a_server_restart_is_survived_by_writers_readers_and_an_idle_follower(
+    postgres_server: Any, postgres_url: str
+) -> None:
+    log = AuditLog(postgres_url)
+    log.publish_audit_log({"id": "m:1", "action": "a.before"})
+    got: list[str] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for recorded in log.follow(stop=stop):
+                got.append(recorded.event.action)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    postgres_server.stop("fast")  # every pooled and LISTEN connection is cut
+    postgres_server.start()
+    log.publish_audit_log({"id": "m:1", "action": "a.after"})  # a stale pooled connection: retried
+    assert [e.action for e in log.get_audit_log(event_id="m:1")] == ["a.after", "a.before"]
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=10)
+    assert errors == []
+    assert got == ["a.before", "a.after"]
+    log.close()

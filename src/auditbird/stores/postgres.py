@@ -140,18 +140,22 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
             return
         import psycopg
 
-        with self._connection() as conn:
-            try:
-                append_pipelined(conn, rows, expected_revision=expected_revision)
+        for _attempt in (1, 2):
+            with self._connection() as conn:
+                try:
+                    append_pipelined(conn, rows, expected_revision=expected_revision)
+                    return
+                except psycopg.OperationalError as exc:
+                    lost = exc
+            # The connection died with the batch sent: it committed whole or not at all. Ask;
+            # if none of it was stored, sending it once more on a fresh connection is safe
+            # (a pooled connection from before a server restart fails this way).
+            if self._all_stored(rows, lost):
                 return
-            except psycopg.OperationalError as exc:
-                lost = exc
-        # The connection died with the batch sent: it committed whole or not at all. Ask.
-        if not self._all_stored(rows, lost):
-            raise StoreUnavailable(
-                f"the connection to {self.where} was lost ({lost}): none of the {len(rows)} events "
-                "was stored; retry"
-            ) from lost
+        raise StoreUnavailable(
+            f"the connection to {self.where} was lost twice ({lost}): none of the {len(rows)} events "
+            "was stored; retry later"
+        ) from lost
 
     def _all_stored(self, rows: Sequence[Row], lost: BaseException) -> bool:
         keys = {(r.workspace, r.uid) for r in rows}
@@ -178,9 +182,7 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
 
     def query(self, query: Query) -> list[Row]:
         sql, params = build_select(query)
-        with self._connection() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [Row._make(r) for r in rows]
+        return [Row._make(r) for r in self._fetch(sql, params)]
 
     def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
         """``(bucket_start_ms, action, count)``; buckets start at ``query.since`` (or 0)."""
@@ -190,18 +192,16 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
             "SELECT ((a.timestamp - %s) / %s) * %s + %s AS bucket, a.action, count(DISTINCT a.position) "  # noqa: S608
             f"FROM {source} WHERE {' AND '.join(where)} GROUP BY bucket, a.action ORDER BY bucket, a.action"
         )
-        with self._connection() as conn:
-            rows = conn.execute(sql, [origin, bucket_ms, bucket_ms, origin, *params]).fetchall()
+        rows = self._fetch(sql, [origin, bucket_ms, bucket_ms, origin, *params])
         return [(int(b), str(a), int(c)) for b, a, c in rows]
 
     def read_committed(self, after_position: int = 0, limit: int = 1_000) -> list[Row]:
         """Every workspace's rows committed after ``after_position``, in commit order."""
-        with self._connection() as conn:
-            rows = conn.execute(
-                f"SELECT {COLUMNS_SQL} FROM audit_log AS a WHERE a.position > %s "  # noqa: S608
-                "ORDER BY a.position LIMIT %s",
-                (after_position, limit),
-            ).fetchall()
+        rows = self._fetch(
+            f"SELECT {COLUMNS_SQL} FROM audit_log AS a WHERE a.position > %s "  # noqa: S608
+            "ORDER BY a.position LIMIT %s",
+            (after_position, limit),
+        )
         return [Row._make(r) for r in rows]
 
     def last_position(self) -> int:
@@ -216,24 +216,36 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
             return schema_version(conn)
 
     def _one(self, sql: str, params: Sequence[object]) -> Any:
-        with self._connection() as conn:
-            (value,) = conn.execute(sql, params).fetchone()
+        ((value,),) = self._fetch(sql, params)
         return value
+
+    def _fetch(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """A read. A pooled connection the server dropped (a restart, an idle timeout) fails on
+        first use: reads are idempotent, so one retry on a fresh connection hides it."""
+        import psycopg
+
+        try:
+            with self._connection() as conn:
+                return list(conn.execute(sql, params).fetchall())
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+        with self._connection() as conn:
+            return list(conn.execute(sql, params).fetchall())
 
     # -- snapshots and relay positions ----------------------------------------------------
 
     def load_snapshot(
         self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
-        with self._connection() as conn:
-            row = conn.execute(
-                "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot WHERE "
-                "workspace = %s AND stream = %s AND projection = %s AND code_version = %s",
-                (workspace, event_id, projection, code_version),
-            ).fetchone()
-        if row is None:
+        rows = self._fetch(
+            "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot WHERE "
+            "workspace = %s AND stream = %s AND projection = %s AND code_version = %s",
+            (workspace, event_id, projection, code_version),
+        )
+        if not rows:
             return None
-        return Snapshot(workspace, event_id, projection, code_version, *row)
+        return Snapshot(workspace, event_id, projection, code_version, *rows[0])
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         with self._connection() as conn:

@@ -41,8 +41,8 @@ class CommitListener:
         """Block until a commit notified after ``token`` (the value a previous wait returned),
         ``timeout`` seconds, or ``stop``; returns the new token. ``token=None``: start
         listening and return at once (the caller must read again before it waits)."""
-        if token is None:
-            self._start()
+        if token is None or not self._listening():
+            self._start()  # first wait, or the LISTEN connection was lost: read again first
             with self._cond:
                 return self._count
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -56,16 +56,20 @@ class CommitListener:
                 # Wake now and then to look at `stop` (a threading.Event cannot be waited on
                 # together with the condition); no query is sent when nothing was committed.
                 self._cond.wait(0.1 if left is None else min(left, 0.1))
-            if self._error is not None:
-                error, self._error = self._error, None
-                self._thread = None
-                raise error
+            # A lost LISTEN connection wakes the waiters (the count went up) and the next
+            # wait starts a new one; the follower reads in between, so it misses nothing.
+            self._error = None
             return self._count
+
+    def _listening(self) -> bool:
+        with self._cond:
+            return self._thread is not None and self._thread.is_alive() and self._error is None
 
     def _start(self) -> None:
         with self._cond:
-            if self._thread is not None and self._thread.is_alive():
+            if self._thread is not None and self._thread.is_alive() and self._error is None:
                 return
+            self._error = None
             conn = self._connect()
             conn.execute(f"LISTEN {CHANNEL}")
             self._conn = conn
