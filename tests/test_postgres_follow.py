@@ -193,9 +193,20 @@ def test_a_server_restart_is_survived_by_writers_readers_and_an_idle_follower(
 
     thread = threading.Thread(target=consume)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not got and time.monotonic() < deadline:
         time.sleep(0.01)
+    barrier = threading.Barrier(4)
+
+    def hold_a_connection() -> None:  # so the pool holds several connections the restart cuts
+        with log.store._pool.connection():
+            barrier.wait()
+
+    readers = [threading.Thread(target=hold_a_connection) for _ in range(4)]
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join()
     postgres_server.stop("fast")  # every pooled and LISTEN connection is cut
     postgres_server.start()
     log.publish_audit_log({"id": "m:1", "action": "a.after"})  # a stale pooled connection: retried

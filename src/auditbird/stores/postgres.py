@@ -147,6 +147,7 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
                     return
                 except psycopg.OperationalError as exc:
                     lost = exc
+            self._pool.check()  # drop the other pooled connections that died with it
             # The connection died with the batch sent: it committed whole or not at all. Ask;
             # if none of it was stored, sending it once more on a fresh connection is safe
             # (a pooled connection from before a server restart fails this way).
@@ -230,6 +231,7 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
         except StoreUnavailable as exc:
             if not isinstance(exc.__cause__, psycopg.OperationalError):
                 raise
+        self._pool.check()  # drop the other pooled connections that died with it
         with self._connection() as conn:
             return list(conn.execute(sql, params).fetchall())
 
