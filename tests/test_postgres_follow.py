@@ -208,6 +208,7 @@ def test_a_server_restart_is_survived_by_writers_readers_and_an_idle_follower(
     for r in readers:
         r.join()
     postgres_server.stop("fast")  # every pooled and LISTEN connection is cut
+    time.sleep(1.5)  # the idle follower notices while the server is down, and keeps waiting
     postgres_server.start()
     log.publish_audit_log({"id": "m:1", "action": "a.after"})  # a stale pooled connection: retried
     assert [e.action for e in log.get_audit_log(event_id="m:1")] == ["a.after", "a.before"]

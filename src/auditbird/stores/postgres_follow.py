@@ -26,7 +26,11 @@ CHANNEL = "auditbird_commit"
 
 
 class CommitListener:
-    """One LISTENing connection per store, started by the first follower that waits."""
+    """One LISTENing connection per store, started by the first follower that waits.
+
+    If that connection is lost (a server restart), the listener thread reconnects with
+    back-off while the followers keep waiting, and once it LISTENs again it wakes them to read
+    once: commits made while it was away are found by that read, none is missed."""
 
     def __init__(self, connect: Any) -> None:
         self._connect = connect  # () -> a new autocommit psycopg connection
@@ -34,20 +38,18 @@ class CommitListener:
         self._count = 0
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._error: BaseException | None = None
-        self._conn: Any = None
 
     def wait(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
         """Block until a commit notified after ``token`` (the value a previous wait returned),
         ``timeout`` seconds, or ``stop``; returns the new token. ``token=None``: start
         listening and return at once (the caller must read again before it waits)."""
-        if token is None or not self._listening():
-            self._start()  # first wait, or the LISTEN connection was lost: read again first
+        if token is None:
+            self._start()
             with self._cond:
                 return self._count
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._count == token and not self._closed and self._error is None:
+            while self._count == token and not self._closed:
                 if stop is not None and stop.is_set():
                     break
                 left = None if deadline is None else deadline - time.monotonic()
@@ -56,43 +58,47 @@ class CommitListener:
                 # Wake now and then to look at `stop` (a threading.Event cannot be waited on
                 # together with the condition); no query is sent when nothing was committed.
                 self._cond.wait(0.1 if left is None else min(left, 0.1))
-            # A lost LISTEN connection wakes the waiters (the count went up) and the next
-            # wait starts a new one; the follower reads in between, so it misses nothing.
-            self._error = None
             return self._count
-
-    def _listening(self) -> bool:
-        with self._cond:
-            return self._thread is not None and self._thread.is_alive() and self._error is None
 
     def _start(self) -> None:
         with self._cond:
-            if self._thread is not None and self._thread.is_alive() and self._error is None:
+            if self._thread is not None and self._thread.is_alive():
                 return
-            self._error = None
-            conn = self._connect()
-            conn.execute(f"LISTEN {CHANNEL}")
-            self._conn = conn
+            conn = self._listening_connection()
             self._thread = threading.Thread(target=self._listen, args=(conn,), daemon=True)
             self._thread.start()
 
+    def _listening_connection(self) -> Any:
+        conn = self._connect()
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
     def _listen(self, conn: Any) -> None:
-        try:
-            while not self._closed:
+        while not self._closed:
+            try:
                 # notifies() returns after `timeout` seconds even when idle, so close() is seen.
                 got = sum(1 for _ in conn.notifies(timeout=0.5))
-                if got:
-                    with self._cond:
-                        self._count += got
-                        self._cond.notify_all()
-        except Exception as exc:  # a lost connection: the waiting followers raise it
-            with self._cond:
-                if not self._closed:
-                    self._error = exc
-                    self._count += 1  # and those between two reads read again first
-                self._cond.notify_all()
-        finally:
-            conn.close()
+            except Exception:  # the connection is lost: reconnect, then have followers read
+                conn.close()
+                conn = self._reconnect()
+                if conn is None:
+                    return
+                got = 1
+            if got:
+                with self._cond:
+                    self._count += got
+                    self._cond.notify_all()
+        conn.close()
+
+    def _reconnect(self) -> Any:
+        delay = 0.1
+        while not self._closed:
+            try:
+                return self._listening_connection()
+            except Exception:  # still down: wait a little longer each time, up to 2 s
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        return None
 
     def close(self) -> None:
         with self._cond:
