@@ -24,9 +24,10 @@ pytest_plugins = [
     "tests.plugins.service",
     "tests.plugins.browser",
     "tests.plugins.tinybird_clis",
+    "tests.plugins.postgres",
 ]
 
-STORE_KINDS = ["sqlite", "tinybird", "service", "memory"]
+STORE_KINDS = ["sqlite", "tinybird", "service", "memory", "postgres"]
 
 MakeLog = Callable[..., AuditLog]
 

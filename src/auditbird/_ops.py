@@ -32,9 +32,21 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, NamedTuple, TypeVar
 
-from .stores.capabilities import async_tier, require, supports
+from .stores.capabilities import CommitWaiter, async_tier, require, supports
 
-__all__ = ["Call", "Supports", "Sleep", "Out", "Step", "Op", "run", "iterate", "arun", "aiterate"]
+__all__ = [
+    "Call",
+    "Supports",
+    "Sleep",
+    "WaitForCommit",
+    "Out",
+    "Step",
+    "Op",
+    "run",
+    "iterate",
+    "arun",
+    "aiterate",
+]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -60,13 +72,25 @@ class Sleep(NamedTuple):
     stop: threading.Event | None = None
 
 
+class WaitForCommit(NamedTuple):
+    """Wait for the next commit (a follow loop that has read everything): on a store that can
+    be woken (:class:`~.stores.capabilities.CommitWaiter`) until one arrives, ``timeout``
+    passes or ``stop`` is set, and the result is the token to pass next time; elsewhere, a
+    :class:`Sleep` of ``poll_interval`` (result None)."""
+
+    poll_interval: float
+    timeout: float | None
+    stop: threading.Event | None = None
+    token: int | None = None
+
+
 class Out(NamedTuple):
     """An item an iterating operation hands to its caller."""
 
     value: Any
 
 
-Step = Call | Supports | Sleep | Out
+Step = Call | Supports | Sleep | WaitForCommit | Out
 Op = Generator[Step, Any, R]
 
 
@@ -75,6 +99,10 @@ def _sync_step(store: Any, step: Step) -> Any:
         return step.fn(require(store, step.tier))
     if isinstance(step, Supports):
         return supports(store, step.tier)
+    if isinstance(step, WaitForCommit):
+        if supports(store, CommitWaiter):
+            return store.wait_for_commit(step.token, step.timeout, step.stop)
+        step = Sleep(step.poll_interval, step.stop)
     if isinstance(step, Sleep):
         if step.stop is not None:
             step.stop.wait(step.seconds)
@@ -89,6 +117,8 @@ async def _async_step(store: Any, step: Step) -> Any:
         return await step.fn(require(store, async_tier(step.tier)))
     if isinstance(step, Supports):
         return supports(store, async_tier(step.tier))
+    if isinstance(step, WaitForCommit):
+        step = Sleep(step.poll_interval, step.stop)  # no async store is woken by commits yet
     if isinstance(step, Sleep):
         # A threading.Event cannot be awaited: sleep in short slices and look at it between.
         deadline = time.monotonic() + step.seconds

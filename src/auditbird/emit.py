@@ -24,6 +24,7 @@ from typing import Any
 from ._errors import AuditError, StoreUnavailable, UnsupportedOperation
 from .actions import ActionRegistry, default_registry
 from .codec import encode
+from .emit_postgres import postgres_connection, write_event
 from .event import Event
 from .stores.sqlite import migrate, write_rows
 from .validation import DEFAULT_LIMITS, Limits, validate_event
@@ -42,8 +43,9 @@ def emit(
 ) -> Event:
     """Validate ``event`` and insert it in ``connection``'s open transaction; return it.
 
-    ``connection`` is a :class:`sqlite3.Connection` or a SQLAlchemy ``Session``/``Connection``
-    on SQLite. Nothing is committed here: the caller's commit or rollback decides.
+    ``connection`` is a :class:`sqlite3.Connection`, a psycopg 3 connection, or a SQLAlchemy
+    ``Session``/``Connection`` on SQLite or PostgreSQL. Nothing is committed here: the caller's
+    commit or rollback decides.
     """
     stored = validate_event(
         event,
@@ -52,6 +54,10 @@ def emit(
         limits=limits,
         workspace=workspace,
     )
+    pg = postgres_connection(connection)
+    if pg is not None:  # psycopg, or SQLAlchemy on PostgreSQL: emit_postgres.py
+        write_event(pg, stored)
+        return stored
     conn = _sqlite_connection(connection)
     _join_transaction(conn)
     try:

@@ -25,6 +25,8 @@ from .event import now_ms
 from .query import Query
 from .stores import open_store, redact_url
 from .stores.base import Row
+from .stores.postgres import PostgresStore
+from .stores.postgres_follow import PostgresPositions
 from .stores.sqlite import SQLiteStore
 
 __all__ = ["Relay", "PositionTable", "PositionFile", "UidLookup", "default_name"]
@@ -97,6 +99,20 @@ class PositionFile:
         pass
 
 
+def _open_source(url: str) -> SQLiteStore | PostgresStore:
+    if url.split(":", 1)[0].lower() in ("postgresql", "postgres"):
+        return PostgresStore.from_url(url)  # its position lives in the same database
+    return SQLiteStore.from_url(url)
+
+
+def _same_store(source: Any, destination: Any) -> bool:
+    if isinstance(source, SQLiteStore) and isinstance(destination, SQLiteStore):
+        return os.path.realpath(destination.path) == os.path.realpath(source.path)
+    if isinstance(source, PostgresStore) and isinstance(destination, PostgresStore):
+        return bool(source.where == destination.where)
+    return False
+
+
 def default_name(url: str) -> str:
     """The relay's name for a destination URL: without credentials or options."""
     return redact_url(url)
@@ -107,7 +123,7 @@ class Relay:
 
     def __init__(
         self,
-        source: str | SQLiteStore,
+        source: str | SQLiteStore | PostgresStore,
         destination: str | Any,
         *,
         name: str | None = None,
@@ -116,25 +132,27 @@ class Relay:
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be at least 1")
-        self.source = SQLiteStore.from_url(source) if isinstance(source, str) else source
-        if not isinstance(self.source, SQLiteStore):
-            raise ValueError("the relay reads from a SQLite file: --from sqlite:///app.db")
+        self.source = _open_source(source) if isinstance(source, str) else source
+        if not isinstance(self.source, SQLiteStore | PostgresStore):
+            raise ValueError(
+                "the relay reads from a SQLite file or a PostgreSQL database: --from sqlite:///app.db"
+            )
         if isinstance(destination, str):
             self.name = name or default_name(destination)
             self.destination = open_store(destination)
         else:
             self.name = name or f"{type(destination).__name__}"
             self.destination = destination
-        if isinstance(self.destination, SQLiteStore) and os.path.realpath(
-            self.destination.path
-        ) == os.path.realpath(self.source.path):
+        if _same_store(self.source, self.destination):
             self.destination.close()
             raise ValueError("the relay's destination is its source; name another store")
         self.batch = batch
-        self.positions: PositionTable | PositionFile = (
+        self.positions: PositionTable | PositionFile | PostgresPositions = (
             PositionFile(position_file)
             if position_file is not None
             else PositionTable(self.source.path, self.name)
+            if isinstance(self.source, SQLiteStore)
+            else self.source.relay_positions(self.name)
         )
         self.position = self.positions.load()
         # Only the first batch after a (re)start can be in doubt; later ones were never sent.
@@ -192,7 +210,7 @@ class Relay:
         return total
 
     def _not_yet_there(self, rows: list[Row]) -> list[Row]:
-        if isinstance(self.destination, SQLiteStore):
+        if isinstance(self.destination, SQLiteStore | PostgresStore):
             return rows  # it skips known uids itself, in the same transaction
         if isinstance(self.destination, UidLookup):
             # One request per workspace of the batch (a batch rarely spans two), not one per row:

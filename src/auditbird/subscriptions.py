@@ -4,10 +4,12 @@
         read_model.apply(event)
         checkpoint = position             # store it with the read model, resume from it
 
-Polls by commit position, on stores of the follow tier
+Reads by commit position, on stores of the follow tier
 (:class:`~auditbird.stores.capabilities.FollowStore`): positions are durable and gap-free (a
 row is visible only once every earlier position is), so a consumer that resumes after its
-last position misses nothing and sees nothing twice.
+last position misses nothing and sees nothing twice. Caught up, it polls every
+``poll_interval``, or, on a store that can be woken by a commit (PostgreSQL's LISTEN/NOTIFY),
+waits for one without querying.
 
 >>> from auditbird import AuditLog
 >>> from auditbird.testing import MemoryStore
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ._errors import AuditValidationError, Problem
-from ._ops import Op, Out, Sleep
+from ._ops import Op, Out, WaitForCommit
 from .actions import ActionRegistry
 from .codec import decode
 from .history import Recorded, query_call
@@ -60,6 +62,7 @@ def follow_op(
         limit=batch,
     )
     idle_since = time.monotonic()
+    token: int | None = None  # a commit-waiting store's count of commits seen (PostgreSQL)
     while stop is None or not stop.is_set():
         rows = yield query_call(q, FollowStore)
         for row in rows:
@@ -72,4 +75,5 @@ def follow_op(
             idle_since = now
         if idle_timeout is not None and now - idle_since >= idle_timeout:
             return  # caught up, and quiet for long enough (idle_timeout=0: as soon as caught up)
-        yield Sleep(poll_interval, stop)
+        left = None if idle_timeout is None else idle_since + idle_timeout - now
+        token = yield WaitForCommit(poll_interval, left, stop, token)

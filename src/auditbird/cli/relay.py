@@ -23,7 +23,10 @@ from ._app import err, fail
 
 def relay(
     source: Annotated[
-        str, typer.Option("--from", help="The SQLite file events are committed to: sqlite:///app.db")
+        str,
+        typer.Option(
+            "--from", help="Where events are committed: sqlite:///app.db or postgresql://user@host/app"
+        ),
     ],
     destination: Annotated[
         str, typer.Option("--to", help="Store to ship them to: tinybird://TOKEN@HOST, sqlite:///copy.db, ...")
@@ -50,8 +53,11 @@ def relay(
     """
     from ..relay import Relay  # the relay imports the stores; keep `auditbird --help` quick
 
-    if not source.startswith("sqlite:"):
-        fail(f"--from {source!r}: the relay reads a SQLite file, e.g. sqlite:///app.db")
+    if not source.startswith(("sqlite:", "postgresql:", "postgres:")):
+        fail(
+            f"--from {source!r}: the relay reads a SQLite file or a PostgreSQL database, e.g. "
+            "sqlite:///app.db or postgresql://user@host/app"
+        )
     try:
         rel = Relay(source, destination, name=name, position_file=position_file, batch=batch)
     except (ValueError, AuditError) as exc:

@@ -29,6 +29,8 @@ SCHEMES: dict[str, str] = {
     "tinybird": "auditbird.stores.tinybird:TinybirdStore.from_url",
     "tinybird+http": "auditbird.stores.tinybird:TinybirdStore.from_url",
     "tinybird+https": "auditbird.stores.tinybird:TinybirdStore.from_url",
+    "postgresql": "auditbird.stores.postgres:PostgresStore.from_url",
+    "postgres": "auditbird.stores.postgres:PostgresStore.from_url",
     "http": "auditbird.stores.service:ServiceStore.from_url",
     "https": "auditbird.stores.service:ServiceStore.from_url",
 }

@@ -37,6 +37,7 @@ auditbird._errors.UnsupportedOperation: AppendOnly does not support stream revis
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -58,6 +59,7 @@ __all__ = [
     "HistogramStore",
     "SnapshotStoreTier",
     "AsyncTwinStore",
+    "CommitWaiter",
     "AsyncReplayStore",
     "AsyncStreamStore",
     "AsyncFollowStore",
@@ -148,6 +150,16 @@ class AsyncTwinStore(Store, Protocol):
 
     def async_twin(self) -> AsyncStore:
         """The same store as an :class:`AsyncStore` (its own async client)."""
+        ...
+
+
+class CommitWaiter(Protocol):
+    """Not a tier: a follow-tier store that can block until a commit arrives (PostgreSQL's
+    LISTEN/NOTIFY), so an idle ``follow`` sends no queries. The follow loop carries the token
+    each wait returns; ``token=None`` starts listening and returns at once (read again first)."""
+
+    def wait_for_commit(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
+        """Block until a commit after ``token``, ``timeout`` seconds or ``stop``; the new token."""
         ...
 
 

@@ -1,0 +1,155 @@
+"""The PostgreSQL store's schema: versioned migrations, as the SQLite store's.
+
+``auditbird_meta`` holds ``schema_version``; each entry of :data:`MIGRATIONS` takes the
+database from version *i* to *i + 1* and never changes once shipped. :func:`migrate` runs in
+the caller's open transaction (the store's own, or the application's for ``auditbird.emit``)
+under an advisory lock, so two processes opening a fresh database at once migrate it once.
+
+JSON columns are ``text``, not ``jsonb``: the store hands back exactly the JSON strings the
+codec wrote (jsonb would reorder keys and cannot hold ``\\u0000``); the look-ups that need a
+field have their own column (``actor_id``) or table (``audit_target``), as in SQLite.
+
+Free text (``text=``) matches ASCII letters case-insensitively and every other character
+exactly (owners.md): ``ILIKE``/``lower()`` fold Unicode too, so the indexed expression is
+:data:`ASCII_FOLD` (``translate`` of A-Z only), searched with ``LIKE`` and a ``pg_trgm`` index.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import StoreUnavailable
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version", "ascii_fold", "ASCII_FOLD"]
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = _UPPER.lower()
+
+
+def ascii_fold(sql_expr: str) -> str:
+    """SQL lower-casing only A-Z (``lower()`` would fold É to é too)."""
+    return f"translate({sql_expr}, '{_UPPER}', '{_LOWER}')"
+
+
+#: The text a ``text=`` search looks in: the subject id and the metadata JSON, ASCII-folded.
+#: The two are joined by a newline for one trigram index; the query re-checks each alone.
+ASCII_FOLD = ascii_fold("(id || E'\\n' || coalesce(metadata, ''))")
+
+MIGRATIONS: list[str] = [
+    f"""
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    CREATE TABLE audit_log (
+        position  bigint  PRIMARY KEY,  -- commit order, gap-free: see stores/postgres_write.py
+        uid       text    COLLATE "C" NOT NULL,  -- byte order, as SQLite sorts the tie-break
+        workspace text    NOT NULL,
+        id        text    NOT NULL,
+        action    text    NOT NULL,
+        actor     text    NOT NULL,
+        targets   text    NOT NULL DEFAULT '[]',
+        metadata  text,
+        timestamp bigint  NOT NULL,
+        version   integer NOT NULL DEFAULT 1,
+        actor_id  text    NOT NULL DEFAULT '',  -- actor's id, written by the store
+        CONSTRAINT audit_log_workspace_uid UNIQUE (workspace, uid)
+    );
+    CREATE INDEX audit_log_stream ON audit_log (workspace, id, timestamp, uid);
+    CREATE INDEX audit_log_stream_position ON audit_log (workspace, id, position);
+    CREATE INDEX audit_log_time ON audit_log (workspace, timestamp, uid);
+    CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp, uid);
+    CREATE INDEX audit_log_actor ON audit_log (workspace, actor_id, timestamp, uid);
+    CREATE INDEX audit_log_text ON audit_log USING gin ({ASCII_FOLD} gin_trgm_ops);
+    -- One row per distinct (event, target), written in the same statement as the event.
+    CREATE TABLE audit_target (
+        position  bigint NOT NULL,  -- audit_log.position (no FK: written in the same statement)
+        workspace text   NOT NULL,
+        type      text   NOT NULL,
+        target_id text   NOT NULL,
+        timestamp bigint NOT NULL,
+        uid       text   COLLATE "C" NOT NULL
+    );
+    CREATE INDEX audit_target_id ON audit_target (workspace, target_id, type, timestamp, uid);
+    CREATE INDEX audit_target_type ON audit_target (workspace, type, timestamp, uid);
+    CREATE INDEX audit_target_position ON audit_target (position);
+    CREATE TABLE auditbird_snapshot (
+        workspace     text   NOT NULL,
+        stream        text   NOT NULL,
+        projection    text   NOT NULL,
+        code_version  text   NOT NULL,
+        position      bigint NOT NULL,
+        revision      bigint NOT NULL,
+        max_timestamp bigint NOT NULL,
+        state         text   NOT NULL,
+        created_at    bigint NOT NULL,
+        PRIMARY KEY (workspace, stream, projection)
+    );
+    CREATE TABLE auditbird_relay_position (
+        name       text   PRIMARY KEY,
+        position   bigint NOT NULL,
+        updated_at bigint NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# pg_advisory_xact_lock key: "auditbird" folded into a bigint, so migrations run one at a time.
+_MIGRATION_LOCK = 0x617564697462
+
+
+def schema_version(conn: Any) -> int:
+    """The database's schema version (0: none yet)."""
+    if not _has_meta(conn):
+        return 0
+    found = conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _has_meta(conn: Any) -> bool:
+    # pg_class through SQL, not to_regclass(): a catalog cache is not refreshed by taking an
+    # advisory lock, so after waiting for another migrator it could still say "missing".
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'auditbird_meta' "
+        "AND relnamespace = current_schema()::regnamespace)"
+    ).fetchone()
+    return bool(found)
+
+
+def migrate(conn: Any, *, where: str = "the database") -> None:
+    """Bring ``conn``'s database to :data:`SCHEMA_VERSION` inside the caller's transaction.
+
+    A schema newer than this code, or no right to create it: :class:`StoreUnavailable`
+    saying what to do."""
+    current = schema_version(conn)
+    if current == SCHEMA_VERSION:
+        return  # the common case: one query, no lock
+    if current > SCHEMA_VERSION:
+        raise _too_new(where, current)
+    import psycopg
+
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        current = schema_version(conn)  # another process may have migrated while we waited
+        if current > SCHEMA_VERSION:
+            raise _too_new(where, current)
+        if current == SCHEMA_VERSION:
+            return
+        conn.execute("CREATE TABLE IF NOT EXISTS auditbird_meta (key text PRIMARY KEY, value text NOT NULL)")
+        for script in MIGRATIONS[current:]:
+            conn.execute(script)  # a migration is one simple-protocol script (no parameters)
+        conn.execute(
+            "INSERT INTO auditbird_meta (key, value) VALUES ('schema_version', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StoreUnavailable(
+            f"{where} has no auditbird schema (version {current}, needs {SCHEMA_VERSION}) and this role "
+            f"may not create it ({exc.diag.message_primary}): connect once as the database owner to "
+            "create the tables, or GRANT CREATE ON SCHEMA public (and the pg_trgm extension) to this role"
+        ) from exc
+
+
+def _too_new(where: str, current: int) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"{where} has auditbird schema version {current}, newer than this auditbird understands "
+        f"({SCHEMA_VERSION}); upgrade auditbird (pip install -U auditbird)"
+    )
