@@ -43,4 +43,4 @@ class TestPostgresStore(
 def test_the_postgres_store_declares_every_tier_the_sqlite_store_does() -> None:
     declared = tiers_of(PostgresStore.__new__(PostgresStore))
     assert declared == tiers_of(SQLiteStore(":memory:"))
-    assert len(declared) == 5
+    assert len(declared) == 6

@@ -46,7 +46,7 @@ _PUBLIC_OPTIONS = frozenset(
     {
         "region", "host", "datasource", "workspace", "synchronous", "buffered", "wait", "compress",
         "batch_rows", "max_retries", "flush_interval", "timeout", "max_retry_time", "spool_path",
-        "spool_synchronous",
+        "spool_synchronous", "pool_size", "connect_timeout", "sslmode", "application_name", "tree",
     }
 )  # fmt: skip
 HIDDEN = "***"

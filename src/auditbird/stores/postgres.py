@@ -29,6 +29,7 @@ from .capabilities import (
     HistogramStore,
     ReplayStore,
     SnapshotStoreTier,
+    StoredCopyStore,
     StreamStore,
 )
 from .postgres_follow import CommitListener, PostgresPositions
@@ -41,7 +42,9 @@ __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
 _OPTIONS = {"pool_size": int, "connect_timeout": float}
 
 
-class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, SnapshotStoreTier, CommitWaiter):
+class PostgresStore(
+    ReplayStore, StreamStore, FollowStore, HistogramStore, SnapshotStoreTier, StoredCopyStore, CommitWaiter
+):
     """Events in a PostgreSQL database (tables ``audit_log``, ``audit_target``, ...).
 
     >>> store = PostgresStore("postgresql://app@localhost/app", pool_size=10)   # doctest: +SKIP
@@ -133,18 +136,20 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
 
     # -- writes ---------------------------------------------------------------------------
 
-    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> None:
+    def append(self, rows: Sequence[Row], *, expected_revision: int | None = None) -> dict[int, Row]:
         """Store ``rows`` in one transaction, all or none; with ``expected_revision`` only if the
-        stream holds exactly that many events (:class:`ConflictError` otherwise)."""
+        stream holds exactly that many events (:class:`ConflictError` otherwise). Returns the rows
+        not stored as given (a uid already taken: its first copy), by index; ``{}``, with no read,
+        when every row was new."""
         if not rows:
-            return
+            return {}
         import psycopg
 
         for _attempt in (1, 2):
             with self._connection() as conn:
                 try:
-                    append_pipelined(conn, rows, expected_revision=expected_revision)
-                    return
+                    stored = append_pipelined(conn, rows, expected_revision=expected_revision)
+                    return {} if stored == len(rows) else self._stored_copies(rows)
                 except psycopg.OperationalError as exc:
                     lost = exc
             self._pool.check()  # drop the other pooled connections that died with it
@@ -152,11 +157,28 @@ class PostgresStore(ReplayStore, StreamStore, FollowStore, HistogramStore, Snaps
             # if none of it was stored, sending it once more on a fresh connection is safe
             # (a pooled connection from before a server restart fails this way).
             if self._all_stored(rows, lost):
-                return
+                return self._stored_copies(rows)
         raise StoreUnavailable(
             f"the connection to {self.where} was lost twice ({lost}): none of the {len(rows)} events "
             "was stored; retry later"
         ) from lost
+
+    def _stored_copies(self, rows: Sequence[Row]) -> dict[int, Row]:
+        """The rows of ``rows`` whose stored copy differs from what was sent (a uid taken
+        before, or earlier in the batch), by index: one read, only when some row was skipped."""
+        keys = sorted({(r.workspace, r.uid) for r in rows})
+        found = self._fetch(
+            f"SELECT {COLUMNS_SQL} FROM audit_log AS a WHERE (a.workspace, a.uid) IN "  # noqa: S608
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+        stored = {(r[1], r[0]): Row._make(r) for r in found}
+        out: dict[int, Row] = {}
+        for i, row in enumerate(rows):
+            kept = stored.get((row.workspace, row.uid))
+            if kept is not None and tuple(kept[:9]) != tuple(row[:9]):
+                out[i] = kept
+        return out
 
     def _all_stored(self, rows: Sequence[Row], lost: BaseException) -> bool:
         keys = {(r.workspace, r.uid) for r in rows}
