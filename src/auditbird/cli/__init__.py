@@ -18,6 +18,7 @@ _GROUPS = (
     "auditbird.cli.viewer",  # after .service: it adds `keys viewer-link`
     "auditbird.cli.relay",
     "auditbird.cli.maintenance",
+    "auditbird.cli.provable",
 )
 
 for _name in _GROUPS:
