@@ -21,7 +21,7 @@ import pytest
 from auditbird import AuditLog
 from auditbird.provable import ConsistencyProof, InclusionProof, consistency, prove, tree_root
 from auditbird.provable.checkpoint import sign_checkpoint, signer_for
-from auditbird.provable.tree import leaf_data
+from auditbird.stores.merkle import leaf_data
 
 GOCODE = Path("/usr/share/gocode/src/golang.org/x/mod/sumdb/tlog")
 

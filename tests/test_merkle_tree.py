@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditbird.provable.tree import (
+from auditbird.stores.merkle import (
     EMPTY_ROOT,
     ProofError,
     aligned_nodes,

@@ -13,9 +13,9 @@ from .._errors import AuditError
 from ..log import AuditLog
 from ..provable import ProofError, consistency
 from ..provable.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint, signer_for
-from ..provable.tree import verify_consistency
 from ..provable.verify import ExportError, verify_export, verify_store
 from ..row import row_to_json
+from ..stores.merkle import verify_consistency
 from ._app import fail, settings
 
 _Store = Annotated[str | None, typer.Option("--store", help="Store URL (default: the global --store)")]

@@ -6,7 +6,7 @@ See docs/provable-history.md. ``prove(log, uid)`` and ``consistency(log, old, ne
 
 from __future__ import annotations
 
+from ..stores.merkle import ProofError
 from .proofs import ConsistencyProof, InclusionProof, consistency, prove, tree_root
-from .tree import ProofError
 
 __all__ = ["ConsistencyProof", "InclusionProof", "ProofError", "consistency", "prove", "tree_root"]

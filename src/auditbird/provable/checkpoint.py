@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .proofs import provable_store, tree_root
+from ..stores.sqlite import SQLiteStore
+from .proofs import log_workspace, provable_store, tree_root
 
 __all__ = ["Checkpoint", "CheckpointError", "Signer", "signer_for", "sign_checkpoint", "open_checkpoint"]
 
@@ -100,7 +101,7 @@ class Signer:
 
 
 def _key_path(store: Any) -> str:
-    path = str(getattr(store, "path", "") or "")
+    path = store.path if isinstance(store, SQLiteStore) else ""
     if not path or path == ":memory:":
         raise CheckpointError("checkpoints are signed for a log in a file: pass --store sqlite:///path.db")
     return path + ".checkpoint.key"
@@ -133,7 +134,7 @@ def origin_of(signer: Signer, workspace: str) -> str:
 def sign_checkpoint(log_or_store: Any, *, workspace: str | None = None) -> str:
     """A signed checkpoint of the workspace's tree as it is now."""
     signer = signer_for(log_or_store)
-    ws = workspace if workspace is not None else str(getattr(log_or_store, "workspace", "") or "")
+    ws = log_workspace(log_or_store, workspace)
     size, root = tree_root(log_or_store, workspace=ws)
     return signer.sign(Checkpoint(origin_of(signer, ws), size, root).body())
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import NotFound
+from ..log import AuditLog
 from ..stores.capabilities import ProvableStore, require
-from .tree import (
+from ..stores.merkle import (
     EMPTY_ROOT,
     ProofError,
     consistency_ranges,
@@ -88,19 +89,22 @@ class ConsistencyProof:
 
 def provable_store(log_or_store: Any) -> ProvableStore:
     """The store behind an ``AuditLog`` (or a store), if it keeps a Merkle tree."""
-    store = getattr(log_or_store, "store", log_or_store)
+    store: Any = log_or_store.store if isinstance(log_or_store, AuditLog) else log_or_store
     return require(store, ProvableStore)
 
 
-def _workspace(log_or_store: Any, workspace: str | None) -> str:
-    return workspace if workspace is not None else str(getattr(log_or_store, "workspace", "") or "")
+def log_workspace(log_or_store: Any, workspace: str | None) -> str:
+    """``workspace`` if given, else the log's (a bare store: the default workspace ``""``)."""
+    if workspace is not None:
+        return workspace
+    return log_or_store.workspace if isinstance(log_or_store, AuditLog) else ""
 
 
 def tree_root(
     log_or_store: Any, size: int | None = None, *, workspace: str | None = None
 ) -> tuple[int, bytes]:
     """``(size, root hash)`` of the workspace's tree (now, or at an earlier ``size``)."""
-    store, ws = provable_store(log_or_store), _workspace(log_or_store, workspace)
+    store, ws = provable_store(log_or_store), log_workspace(log_or_store, workspace)
     current = store.tree_size(ws)
     size = current if size is None else size
     if not 0 <= size <= current:
@@ -115,7 +119,7 @@ def prove(
     log_or_store: Any, uid: str, *, size: int | None = None, workspace: str | None = None
 ) -> InclusionProof:
     """The inclusion proof of event ``uid`` in the workspace's tree (now, or at ``size``)."""
-    store, ws = provable_store(log_or_store), _workspace(log_or_store, workspace)
+    store, ws = provable_store(log_or_store), log_workspace(log_or_store, workspace)
     index = store.tree_index(ws, uid)
     if index is None:
         raise NotFound(f"no event {uid!r} in the tree of workspace {ws!r}: check the uid and the workspace")
@@ -131,7 +135,7 @@ def consistency(
 ) -> ConsistencyProof:
     """The proof that the workspace's tree of ``new`` leaves (default: now) extends its tree of
     ``old`` leaves: nothing among the first ``old`` events changed since."""
-    store, ws = provable_store(log_or_store), _workspace(log_or_store, workspace)
+    store, ws = provable_store(log_or_store), log_workspace(log_or_store, workspace)
     new_size, new_root = tree_root(store, new, workspace=ws)
     if not 0 < old <= new_size:
         raise ProofError(f"no consistency proof from {old} to {new_size} leaves: need 0 < old <= new")

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ..stores.merkle import append_leaf, frontier_root, leaf_data, leaf_data_of, leaf_hash
 from .checkpoint import Checkpoint
-from .proofs import provable_store, tree_root
-from .tree import append_leaf, frontier_root, leaf_data, leaf_data_of, leaf_hash
+from .proofs import log_workspace, provable_store, tree_root
 
 __all__ = ["VerifyReport", "ExportError", "verify_store", "verify_export"]
 
@@ -94,7 +94,7 @@ def verify_store(
     """Check the workspace's events against its stored tree and ``checkpoint`` (already opened
     with :func:`~.checkpoint.open_checkpoint`; None: the tree as it stands)."""
     store = provable_store(log_or_store)
-    ws = workspace if workspace is not None else str(getattr(log_or_store, "workspace", "") or "")
+    ws = log_workspace(log_or_store, workspace)
     tree_size = store.tree_size(ws)
     size = tree_size if checkpoint is None else checkpoint.size
     if size > tree_size:

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 from .._errors import ConflictError, StoreUnavailable
-from ..provable.sqlite_tree import SQLiteTree, create_tree_tables, extend_tree
 from ..query import Query
 from . import sqlite_open
 from .base import Row
@@ -27,6 +26,7 @@ from .sqlite_schema import (
     statements,
 )
 from .sqlite_snapshots import FileSnapshots
+from .sqlite_tree import SQLiteTree, create_tree_tables, extend_tree
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "MIGRATIONS", "build_select", "write_rows", "migrate"]
 

@@ -23,8 +23,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ..row import Row
-from ..stores.capabilities import ProvableStore
-from .tree import Node, append_leaf, leaf_data, leaf_hash
+from .capabilities import ProvableStore
+from .merkle import Node, append_leaf, leaf_data, leaf_hash
 
 __all__ = ["create_tree_tables", "extend_tree", "SQLiteTree"]
 
