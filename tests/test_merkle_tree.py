@@ -9,12 +9,16 @@ hashes from ``testonly/constants.go``; the inclusion and consistency proofs from
 from __future__ import annotations
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditbird.stores.merkle import (
     EMPTY_ROOT,
     ProofError,
     aligned_nodes,
     append_leaf,
+    canonical_json,
     consistency_ranges,
     frontier_root,
     inclusion_ranges,
@@ -180,3 +184,34 @@ def test_aligned_nodes_cover_a_range_with_log_n_stored_subtrees() -> None:
     assert aligned_nodes(0, 8) == [(3, 0)]
     assert aligned_nodes(0, 7) == [(2, 0), (1, 2), (0, 6)]
     assert len(aligned_nodes(0, 1_000_000)) == bin(1_000_000).count("1")
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values)
+def test_the_fast_canonical_json_equals_the_rfc8785_package(value: object) -> None:
+    """The standard library's encoder is used only where it writes what RFC 8785 writes."""
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception as exc:  # out of I-JSON's range, a lone surrogate: the same refusal
+        with pytest.raises(type(exc)):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+def test_canonical_json_sorts_keys_by_utf16_code_units_as_rfc8785_says() -> None:
+    # U+1F600 (a surrogate pair, D83D...) sorts before U+FB33 in UTF-16, after it by code point.
+    value = {"\ufb33": 1, "\U0001f600": 2, "a": 3.5e-7}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value).decode().index("\U0001f600") < canonical_json(value).decode().index("\ufb33")

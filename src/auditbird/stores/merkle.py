@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,12 +55,50 @@ class ProofError(ValueError):
 def leaf_data(row: Row) -> bytes:
     """The canonical bytes of a stored event: RFC 8785 JSON of its wire object (the row's JSON
     columns parsed), so a reader can recompute it from an NDJSON export of the rows."""
-    return rfc8785.dumps(row_to_json(row))
+    return canonical_json(row_to_json(row))
 
 
 def leaf_data_of(event: dict[str, Any]) -> bytes:
     """The canonical bytes of an exported wire object (one NDJSON line, parsed)."""
-    return rfc8785.dumps(event)
+    return canonical_json(event)
+
+
+_MAX_SAFE = 2**53 - 1  # I-JSON's exact integers; beyond them JCS formats as a double
+_SORTED_DUMPS = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``json.dumps(sort_keys=True)`` writes ``value`` exactly as RFC 8785 does: no
+    floats (JCS formats them as ECMAScript does), integers within 2**53, and keys without
+    characters beyond the BMP (JCS sorts by UTF-16 code units, Python by code points: the two
+    orders differ only there). String escapes already agree: both escape only the quote, the
+    backslash and U+0000-U+001F, with the same short forms and lower-case hex."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE <= value <= _MAX_SAFE
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and (k.isascii() or max(k) < "\U00010000") and _plain(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of ``value``: the standard library's encoder (in C) where its output
+    is provably the same (:func:`_plain`), else the ``rfc8785`` package; a property test
+    holds the two to each other."""
+    if _plain(value):
+        try:
+            return _SORTED_DUMPS(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong
+            pass
+    return rfc8785.dumps(value)
 
 
 def leaf_hash(data: bytes) -> bytes:
