@@ -75,25 +75,36 @@ def _plain(value: Any) -> bool:
     characters beyond the BMP (JCS sorts by UTF-16 code units, Python by code points: the two
     orders differ only there). String escapes already agree: both escape only the quote, the
     backslash and U+0000-U+001F, with the same short forms and lower-case hex."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_MAX_SAFE <= value <= _MAX_SAFE
-    if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and (k.isascii() or max(k) < "\U00010000") and _plain(v)
-            for k, v in value.items()
-        )
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return False
+    stack = [value]
+    while stack:  # iterative, by exact type: this runs once per appended event
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE <= item <= _MAX_SAFE:
+                return False
+        elif kind is dict:
+            keys = "".join(item)  # raises TypeError for a non-string key: not JSON, so not plain
+            if not (keys.isascii() or max(keys) < "\U00010000"):
+                return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of ``value``: the standard library's encoder (in C) where its output
     is provably the same (:func:`_plain`), else the ``rfc8785`` package; a property test
     holds the two to each other."""
-    if _plain(value):
+    try:
+        plain = _plain(value)
+    except TypeError:  # a key that is not a string
+        plain = False
+    if plain:
         try:
             return _SORTED_DUMPS(value).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong
