@@ -101,3 +101,22 @@ def test_a_checkpoint_under_another_key_or_altered_is_refused(tmp_path: Path) ->
         open_checkpoint(text.replace("\n1\n", "\n2\n"), signer_for(first).verifier_key())
     with pytest.raises(CheckpointError, match="not a verifier key"):
         open_checkpoint(text, "nonsense")
+
+
+def test_emit_extends_the_tree_in_the_applications_transaction(tmp_path: Path) -> None:
+    import sqlite3
+
+    from auditbird import emit
+
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    with conn:
+        emit(conn, {"id": "order:1", "action": "order.create"})
+        emit(conn, {"id": "order:1", "action": "order.paid"})
+    with pytest.raises(RuntimeError), conn:  # rolled back: neither the event nor its leaf stays
+        emit(conn, {"id": "order:2", "action": "order.create"})
+        raise RuntimeError
+    conn.close()
+    log = AuditLog(f"sqlite:///{db}")
+    assert tree_root(log)[0] == 2
+    assert verify_store(log).ok
