@@ -196,6 +196,15 @@ def test_a_bad_checkpoint_is_a_clear_error_with_exit_2(signed: tuple[Path, Path,
     assert done.returncode == 2 and says in done.stderr
 
 
+def test_a_checkpoint_of_another_workspace_is_refused_naming_it(signed: tuple[Path, Path, Path]) -> None:
+    db, cp, _ = signed
+    done = _cli("verify", "--store", f"sqlite:///{db}", "-w", "acme", "--checkpoint", str(cp))
+    assert (
+        done.returncode == 2
+        and "the checkpoint is for workspace '' (origin 'auditbird-audit')" in done.stderr
+    )
+
+
 def test_an_export_that_is_not_ndjson_or_too_short_is_exit_2(
     signed: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

@@ -12,7 +12,14 @@ import typer
 from .._errors import AuditError
 from ..log import AuditLog
 from ..provable import ProofError, consistency
-from ..provable.checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint, signer_for
+from ..provable.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    open_checkpoint,
+    sign_checkpoint,
+    signer_for,
+    workspace_of,
+)
 from ..provable.verify import ExportError, verify_export, verify_store
 from ..row import row_to_json
 from ..stores.merkle import verify_consistency
@@ -106,6 +113,11 @@ def verify(
         if checkpoint_file is not None:
             key = _read(public_key, "public key") if public_key else signer_for(log).verifier_key()
             cp = open_checkpoint(_read(checkpoint_file, "checkpoint"), key)
+            if log is not None and workspace_of(cp.origin) != log.workspace:
+                fail(
+                    f"the checkpoint is for workspace {workspace_of(cp.origin)!r} (origin {cp.origin!r}), "
+                    f"not {log.workspace!r}: pass --workspace {workspace_of(cp.origin)}"
+                )
         if export is not None:
             assert cp is not None
             try:

@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from ..stores.sqlite import SQLiteStore
 from .proofs import log_workspace, provable_store, tree_root
@@ -129,6 +129,11 @@ def signer_for(log_or_store: Any) -> Signer:
 
 def origin_of(signer: Signer, workspace: str) -> str:
     return f"{signer.name}/{quote(workspace, safe='')}" if workspace else signer.name
+
+
+def workspace_of(origin: str) -> str:
+    """The workspace an origin names (the part after the key name; ``""`` when none)."""
+    return unquote(origin.partition("/")[2])
 
 
 def sign_checkpoint(log_or_store: Any, *, workspace: str | None = None) -> str:
