@@ -19,6 +19,7 @@ from auditbird.stores.merkle import (
     aligned_nodes,
     append_leaf,
     canonical_json,
+    canonical_json_text,
     consistency_ranges,
     frontier_root,
     inclusion_ranges,
@@ -215,3 +216,19 @@ def test_canonical_json_sorts_keys_by_utf16_code_units_as_rfc8785_says() -> None
     value = {"\ufb33": 1, "\U0001f600": 2, "a": 3.5e-7}
     assert canonical_json(value) == rfc8785.dumps(value)
     assert canonical_json(value).decode().index("\U0001f600") < canonical_json(value).decode().index("\ufb33")
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values)
+def test_canonical_json_of_a_json_text_equals_the_rfc8785_package(value: object) -> None:
+    """What the append path hashes (a row's wire JSON text) is canonicalised as RFC 8785 says."""
+    import json
+
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            canonical_json_text(json.dumps(value, ensure_ascii=False))
+        return
+    assert canonical_json_text(json.dumps(value, ensure_ascii=False)) == expected
+    assert canonical_json_text(json.dumps(value, ensure_ascii=True)) == expected

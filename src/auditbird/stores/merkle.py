@@ -23,7 +23,7 @@ from typing import Any
 
 import rfc8785
 
-from ..row import Row, row_to_json
+from ..row import Row, row_to_wire
 
 __all__ = [
     "EMPTY_ROOT",
@@ -55,7 +55,46 @@ class ProofError(ValueError):
 def leaf_data(row: Row) -> bytes:
     """The canonical bytes of a stored event: RFC 8785 JSON of its wire object (the row's JSON
     columns parsed), so a reader can recompute it from an NDJSON export of the rows."""
-    return canonical_json(row_to_json(row))
+    return canonical_json_text(row_to_wire(row))
+
+
+class _NotPlain(Exception):
+    """A value the standard library's encoder would not write as RFC 8785 does."""
+
+
+def _no_float(_token: str) -> Any:
+    raise _NotPlain
+
+
+def _safe_int(token: str) -> int:
+    value = int(token)
+    if -_MAX_SAFE <= value <= _MAX_SAFE:
+        return value
+    raise _NotPlain
+
+
+def _bmp_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = "".join(k for k, _ in pairs)
+    if keys.isascii() or not keys or max(keys) < "\U00010000":
+        return dict(pairs)
+    raise _NotPlain
+
+
+_LOADS_ASCII = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float).decode
+_LOADS_OTHER = json.JSONDecoder(
+    parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float, object_pairs_hook=_bmp_keys
+).decode
+
+
+def canonical_json_text(text: str) -> bytes:
+    """RFC 8785 bytes of the JSON document ``text``, as :func:`canonical_json` of its parsed
+    value, but checked while the C parser reads it (hooks see only numbers, and objects'
+    keys when the text is not ASCII): the per-event cost of the tree on append."""
+    try:
+        value = (_LOADS_ASCII if text.isascii() else _LOADS_OTHER)(text)
+        return _SORTED_DUMPS(value).encode("utf-8")
+    except (_NotPlain, UnicodeEncodeError):
+        return rfc8785.dumps(json.loads(text))
 
 
 def leaf_data_of(event: dict[str, Any]) -> bytes:
