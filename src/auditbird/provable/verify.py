@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..stores.merkle import append_leaf, frontier_root, leaf_data, leaf_data_of, leaf_hash
+from ..stores.merkle import append_leaf, canonical_json_text, frontier_root, leaf_data, leaf_hash
 from .checkpoint import Checkpoint
 from .proofs import log_workspace, provable_store, tree_root
 
@@ -231,7 +231,7 @@ def verify_export(lines: TextIO, checkpoint: Checkpoint) -> VerifyReport:
         if not isinstance(event, dict) or "uid" not in event:
             raise ExportError(f"line {number} is not an exported event (a JSON object with a uid)")
         if count < checkpoint.size:
-            append_leaf(frontier, count, leaf_hash(leaf_data_of(event)))
+            append_leaf(frontier, count, leaf_hash(canonical_json_text(line)))
         count += 1
     if count < checkpoint.size:
         raise ExportError(
