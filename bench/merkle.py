@@ -35,27 +35,26 @@ def _event(i: int) -> dict[str, object]:
     }
 
 
-def _singles(url: str, count: int) -> float:
-    log = AuditLog(url)
-    times = []
-    for i in range(count):
-        start = time.perf_counter()
-        log.publish_audit_log(_event(i))
-        times.append(time.perf_counter() - start)
-    log.close()
-    return median(times)
-
-
-def _batches(url: str, count: int) -> float:
-    log = AuditLog(url)
-    times = []
-    for b in range(count):
-        batch = [_event(b * 1000 + i) for i in range(1000)]
-        start = time.perf_counter()
-        log.publish_many(batch)
-        times.append(time.perf_counter() - start)
-    log.close()
-    return median(times)
+def _side_by_side(d: Path, name: str, rounds: int, size: int) -> tuple[float, float]:
+    """p50 seconds of a publish of ``size`` events (1: a single publish), tree on vs off,
+    interleaved so both sides see the same machine load."""
+    on, off = (
+        AuditLog(f"sqlite:///{d / (name + '-on.db')}"),
+        AuditLog(f"sqlite:///{d / (name + '-off.db')}?tree=off"),
+    )
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for r in range(rounds):
+        for side, log in enumerate((on, off)):
+            batch = [_event(r * size + i) for i in range(size)]
+            start = time.perf_counter()
+            if size == 1:
+                log.publish_audit_log(batch[0])
+            else:
+                log.publish_many(batch)
+            times[side].append(time.perf_counter() - start)
+    on.close()
+    off.close()
+    return median(times[0]), median(times[1])
 
 
 def main() -> None:
@@ -67,17 +66,11 @@ def main() -> None:
     print(describe())
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        on, off = (
-            _singles(f"sqlite:///{d / 's-on.db'}", args.singles),
-            _singles(f"sqlite:///{d / 's-off.db'}?tree=off", args.singles),
-        )
+        on, off = _side_by_side(d, "single", args.singles, 1)
         print(
             f"single publish p50: tree on {on * 1e3:.2f} ms, off {off * 1e3:.2f} ms: on/off {off / on:.2f}x"
         )
-        on, off = (
-            _batches(f"sqlite:///{d / 'b-on.db'}", args.batches),
-            _batches(f"sqlite:///{d / 'b-off.db'}?tree=off", args.batches),
-        )
+        on, off = _side_by_side(d, "batch", args.batches, 1000)
         print(
             f"batch of 1,000 p50: tree on {on * 1e3:.1f} ms, off {off * 1e3:.1f} ms: on/off {off / on:.2f}x"
         )
