@@ -64,6 +64,19 @@ def test_an_untouched_log_verifies(signed: tuple[Path, Path, Path]) -> None:
     assert (done.returncode, done.stdout) == (0, "verified 10 events up to checkpoint 10\n")
 
 
+def test_an_older_checkpoint_is_proved_extended_by_the_current_tree(signed: tuple[Path, Path, Path]) -> None:
+    db, cp, key = signed
+    log = AuditLog(f"sqlite:///{db}")
+    log.publish_many([{"id": "m:1", "action": "monitor.up"}] * 5)
+    log.close()
+    done = _cli("verify", "--store", f"sqlite:///{db}", "--checkpoint", str(cp), "--public-key", str(key))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "verified 10 events up to checkpoint 10; the current tree (15 events) extends it "
+        "(consistency proof verified)\n"
+    )
+
+
 def test_a_changed_byte_of_metadata_is_named(signed: tuple[Path, Path, Path]) -> None:
     db, cp, _ = signed
     _sql(db, "UPDATE audit_log SET metadata = '{\"n\":6}' WHERE position = 5")
