@@ -20,6 +20,7 @@ _GROUPS = (
     "auditbird.cli.maintenance",
     "auditbird.cli.streams",
     "auditbird.cli.mcp",
+    "auditbird.cli.provable",
 )
 
 for _name in _GROUPS:

@@ -46,6 +46,7 @@ from .private_files import load_or_create_secret, secret_path_for
 from .problems import ProblemError, problem_response
 from .routes_events import publish_lean
 from .routes_events import router as events_router
+from .routes_proof import router as proof_router
 from .state import ServiceState
 from .writer import GroupCommitStore
 
@@ -117,6 +118,7 @@ def create_app(
     app.add_middleware(LeanPath, method="POST", path="/v1/events", handler=publish_lean, route=publish_route)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     _install_error_handlers(app, state)
+    app.include_router(proof_router)  # before /events/{uid:path}, which would take .../proof
     app.include_router(events_router)
     _install_ops_routes(app, state)
     try:

@@ -353,3 +353,37 @@ _MEANING[StoredCopyStore] = (
     "publish returns the event as submitted; read the stored copy with log.get(uid)",
 )
 __all__ += ["StoredCopyStore", "AsyncStoredCopyStore"]
+from collections.abc import Iterator  # noqa: E402 - the provable tier's own hunk, kept apart
+
+
+class ProvableStore(Store, Protocol):
+    """A Merkle tree per workspace over the events in commit order (RFC 9162), kept in the
+    append's transaction, with every complete subtree stored: the reads behind inclusion and
+    consistency proofs, checkpoints and ``auditbird verify`` (:mod:`auditbird.provable`)."""
+
+    def tree_size(self, workspace: str) -> int:
+        """How many leaves the workspace's tree holds."""
+        ...
+
+    def tree_nodes(self, workspace: str, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of complete subtrees ``(level, index)`` (missing ones left out)."""
+        ...
+
+    def tree_index(self, workspace: str, uid: str) -> int | None:
+        """The leaf index of the event ``uid``, or None when the tree does not hold it."""
+        ...
+
+    def tree_leaves(self, workspace: str, start: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """``(index, position, leaf_hash)`` of up to ``limit`` leaves from ``start``, in order."""
+        ...
+
+    def iter_rows(self, workspace: str, batch: int = 5_000) -> Iterator[Row]:
+        """The workspace's stored rows in commit order, page by page."""
+        ...
+
+
+__all__ += ["ProvableStore"]
+_MEANING[ProvableStore] = (
+    "Merkle proofs and signed checkpoints",
+    "keep the events in a SQLite file (or relay them to one with `auditbird relay`) and prove from there",
+)

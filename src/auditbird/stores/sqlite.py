@@ -26,6 +26,7 @@ from .sqlite_schema import (
     statements,
 )
 from .sqlite_snapshots import FileSnapshots
+from .sqlite_tree import SQLiteTree, create_tree_tables, extend_tree
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "MIGRATIONS", "build_select", "write_rows", "migrate"]
 
@@ -48,7 +49,9 @@ _INSERT_TARGET = (
 )
 
 
-class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, HistogramStore, StoredCopyStore):
+class SQLiteStore(
+    FileSnapshots, SQLiteTree, ReplayStore, StreamStore, FollowStore, HistogramStore, StoredCopyStore
+):
     """Events in one SQLite file. Every tier (:mod:`auditbird.stores.capabilities`).
 
     >>> store = SQLiteStore("audit.db")          # or SQLiteStore.from_url("sqlite:///audit.db")
@@ -64,8 +67,10 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
         *,
         synchronous: str = "FULL",
         busy_timeout_ms: int = 30_000,
+        tree: bool = True,
     ) -> None:
         self.path = str(path)
+        self.tree = tree  # the Merkle tree kept in each append's transaction (auditbird.provable)
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         self._lock = threading.RLock()
@@ -103,7 +108,8 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
         if not path:
             raise ValueError(f"{url!r} names no file; use e.g. sqlite:///./auditbird.db")
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return cls(path, synchronous=options.get("synchronous", "FULL"))
+        tree = options.get("tree", "on") not in {"off", "0", "false"}
+        return cls(path, synchronous=options.get("synchronous", "FULL"), tree=tree)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -144,7 +150,7 @@ class SQLiteStore(FileSnapshots, ReplayStore, StreamStore, FollowStore, Histogra
                         f"stream {stream!r} is at revision {current}, not {expected_revision}: "
                         "another writer got there first; reload the stream and retry"
                     )
-            write_rows(conn, rows, kept=kept)
+            write_rows(conn, rows, kept=kept, tree=self.tree)
         return kept
 
     def revision(self, workspace: str, event_id: str) -> int:
@@ -279,6 +285,7 @@ def migrate(conn: sqlite3.Connection, *, where: str = "the database") -> None:
             "INSERT OR REPLACE INTO auditbird_meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+    create_tree_tables(conn)
 
 
 def _recent_first(q: Query) -> bool:
@@ -287,7 +294,17 @@ def _recent_first(q: Query) -> bool:
     return bool(q.text) and len(q.text or "") >= TRIGRAM and q.limit is not None and q.order != "position"
 
 
-def write_rows(conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None) -> int:
+def write_rows(
+    conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None, tree: bool = True
+) -> int:
+    """:func:`_write_rows`, then the Merkle tree over what was stored, in the same transaction."""
+    count = _write_rows(conn, rows, kept=kept)
+    if tree and count:
+        extend_tree(conn)  # same transaction: a crash never leaves the tree and the events apart
+    return count
+
+
+def _write_rows(conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None) -> int:
     """Insert rows and their target rows inside the caller's open transaction.
 
     Rows whose ``(workspace, uid)`` is already stored (or repeated in ``rows``) are skipped:

@@ -1,0 +1,257 @@
+"""``auditbird verify``: do the stored events still hash to the tree and to a signed checkpoint?
+
+The events are re-read in commit order and hashed again; the stored leaf hashes say what was
+recorded at each place; the checkpoint's root (signed) says what the first ``size`` leaves
+were. At the first place the two sequences part, a one-step look-ahead on each side tells a
+missing event from an inserted one or two that swapped places; anything else is a change.
+Memory stays constant: both sides are read in pages.
+
+If the tree's own tables were rewritten to match altered events, the events and the tree
+agree but their root is not the checkpoint's: reported as such (without a position, which only
+an untouched record of the leaves could give).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ..stores.merkle import append_leaf, canonical_json_text, frontier_root, leaf_data, leaf_hash
+from .checkpoint import Checkpoint
+from .proofs import log_workspace, provable_store, tree_root
+
+__all__ = ["VerifyReport", "ExportError", "verify_store", "verify_export"]
+
+_PAGE = 5_000
+MAX_LINE_BYTES = 4 * 1024 * 1024  # an exported event larger than this is not one of ours
+
+
+class ExportError(ValueError):
+    """An export that is not NDJSON of stored events, or not the size the checkpoint says."""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """``ok`` and how many events verified; else ``number`` (1-based, in the workspace's
+    commit order), ``problem`` (changed / missing / inserted / reordered / rewritten) and why."""
+
+    ok: bool
+    events: int
+    checkpoint_size: int
+    number: int | None = None
+    problem: str = ""
+    detail: str = ""
+
+    def message(self) -> str:
+        if self.ok:
+            return f"verified {self.events} events up to checkpoint {self.checkpoint_size}"
+        where = f"event #{self.number}: " if self.number is not None else ""
+        return f"{where}{self.problem}: {self.detail}"
+
+
+class _Peek:
+    """An iterator with a look-ahead of one and two."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._it: Iterator[Any] = iter(items)
+        self._buf: list[Any] = []
+
+    def peek(self, ahead: int = 0) -> Any:
+        while len(self._buf) <= ahead:
+            try:
+                self._buf.append(next(self._it))
+            except StopIteration:
+                return None
+        return self._buf[ahead]
+
+    def pop(self) -> Any:
+        item = self.peek()
+        self._buf.pop(0)
+        return item
+
+
+def _stored_leaves(store: Any, workspace: str, size: int) -> Iterator[tuple[int, bytes]]:
+    start = 0
+    while start < size:
+        page = store.tree_leaves(workspace, start, min(_PAGE, size - start))
+        if not page:
+            return
+        for _idx, position, digest in page:
+            yield position, digest
+        start += len(page)
+
+
+def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str]]:
+    for row in store.iter_rows(workspace):
+        yield int(row.position), leaf_hash(leaf_data(row)), row.uid
+
+
+def verify_store(
+    log_or_store: Any, checkpoint: Checkpoint | None = None, *, workspace: str | None = None
+) -> VerifyReport:
+    """Check the workspace's events against its stored tree and ``checkpoint`` (already opened
+    with :func:`~.checkpoint.open_checkpoint`; None: the tree as it stands)."""
+    store = provable_store(log_or_store)
+    ws = log_workspace(log_or_store, workspace)
+    tree_size = store.tree_size(ws)
+    size = tree_size if checkpoint is None else checkpoint.size
+    if size > tree_size:
+        return VerifyReport(
+            False,
+            0,
+            size,
+            None,
+            "missing",
+            f"the checkpoint covers {size} events but the tree holds {tree_size}: events were removed",
+        )
+    data, tree = _Peek(_data_leaves(store, ws)), _Peek(_stored_leaves(store, ws, tree_size))
+    frontier: list[bytes] = []
+    for i in range(size):
+        d, t = data.peek(), tree.peek()
+        if d is None or t is None or d[1] != t[1]:
+            return _first_difference(store, ws, i, data, tree, size)
+        append_leaf(frontier, i, d[1])
+        data.pop()
+        tree.pop()
+    if checkpoint is not None and frontier_root(frontier) != checkpoint.root:
+        return VerifyReport(
+            False,
+            0,
+            size,
+            None,
+            "rewritten",
+            f"the events and the tree agree, but their first {size} do not hash to the checkpoint's "
+            "root: history (tree included) was rewritten since it was signed",
+        )
+    # The rest of the tree, past the checkpoint, must still hold the events as recorded.
+    for i in range(size, tree_size):
+        d, t = data.peek(), tree.peek()
+        if d is None or t is None or d[1] != t[1]:
+            return _first_difference(store, ws, i, data, tree, tree_size)
+        data.pop()
+        tree.pop()
+    extra = data.peek()
+    if extra is not None:
+        return VerifyReport(
+            False,
+            size,
+            size,
+            tree_size + 1,
+            "inserted",
+            f"store position {extra[0]} (uid {extra[2]}) is not in the tree: it was written behind "
+            "auditbird's back (or with ?tree=off; an append through auditbird adds it)",
+        )
+    return VerifyReport(True, size, size)
+
+
+def _first_difference(store: Any, ws: str, i: int, data: _Peek, tree: _Peek, size: int) -> VerifyReport:
+    n = i + 1
+    d0, d1, t0, t1 = data.peek(), data.peek(1), tree.peek(), tree.peek(1)
+    if t0 is None:
+        return VerifyReport(
+            False, i, size, n, "missing", f"the tree lacks leaf #{n}: its tables were truncated"
+        )
+    if d0 is None:
+        return VerifyReport(
+            False,
+            i,
+            size,
+            n,
+            "missing",
+            f"the log ends after {i} events; the tree records {size} "
+            f"(event #{n} was at store position {t0[0]})",
+        )
+    if d1 is not None and t1 is not None and d0[1] == t1[1] and d1[1] == t0[1]:
+        return VerifyReport(
+            False,
+            i,
+            size,
+            n,
+            "reordered",
+            f"events #{n} and #{n + 1} swapped places (store positions {d0[0]} and {d1[0]})",
+        )
+    if t1 is not None and d0[1] == t1[1]:
+        return VerifyReport(
+            False, i, size, n, "missing", f"the event recorded at store position {t0[0]} was deleted"
+        )
+    if d1 is not None and d1[1] == t0[1]:
+        return VerifyReport(
+            False,
+            i,
+            size,
+            n,
+            "inserted",
+            f"store position {d0[0]} (uid {d0[2]}) holds an event the tree never recorded",
+        )
+    moved = _find_leaf(store, ws, d0[1], size)
+    if moved is not None:
+        return VerifyReport(
+            False,
+            i,
+            size,
+            n,
+            "reordered",
+            f"store position {d0[0]} (uid {d0[2]}) holds what was recorded as event #{moved + 1}",
+        )
+    return VerifyReport(
+        False,
+        i,
+        size,
+        n,
+        "changed",
+        f"store position {d0[0]} (uid {d0[2]}) no longer hashes to the leaf recorded for it",
+    )
+
+
+def _find_leaf(store: Any, ws: str, digest: bytes, size: int) -> int | None:
+    for index, (_position, stored) in enumerate(_stored_leaves(store, ws, size)):
+        if stored == digest:
+            return index
+    return None
+
+
+def verify_export(lines: TextIO, checkpoint: Checkpoint) -> VerifyReport:
+    """Check an NDJSON export of stored events (``auditbird checkpoint --export``) against a
+    signed checkpoint, offline. Raises :class:`ExportError` for input that is not an export."""
+    frontier: list[bytes] = []
+    count = 0
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise ExportError(f"line {number} is longer than {MAX_LINE_BYTES} bytes: not an event export")
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise ExportError(
+                f"line {number} is not JSON ({exc}): pass an NDJSON export (auditbird checkpoint --export)"
+            ) from exc
+        if not isinstance(event, dict) or "uid" not in event:
+            raise ExportError(f"line {number} is not an exported event (a JSON object with a uid)")
+        if count < checkpoint.size:
+            append_leaf(frontier, count, leaf_hash(canonical_json_text(line)))
+        count += 1
+    if count < checkpoint.size:
+        raise ExportError(
+            f"the export holds {count} events; the checkpoint covers {checkpoint.size}: "
+            "wrong or truncated export"
+        )
+    if frontier_root(frontier) != checkpoint.root:
+        return VerifyReport(
+            False,
+            0,
+            checkpoint.size,
+            None,
+            "changed",
+            f"the export's first {checkpoint.size} events do not hash to the checkpoint's root: "
+            "an event was changed, removed, inserted or moved",
+        )
+    return VerifyReport(True, checkpoint.size, checkpoint.size)
+
+
+def checkpoint_of_store(log_or_store: Any, *, workspace: str | None = None) -> Checkpoint:
+    """The unsigned checkpoint of the tree as it stands (origin left empty)."""
+    size, root = tree_root(log_or_store, workspace=workspace)
+    return Checkpoint("", size, root)

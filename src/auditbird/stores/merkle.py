@@ -1,0 +1,337 @@
+"""RFC 9162 Merkle tree hashing, the append frontier, and inclusion/consistency proofs.
+
+Leaves hash as ``SHA-256(0x00 || data)`` and interior nodes as ``SHA-256(0x01 || left || right)``
+(RFC 9162 section 2.1.1, the same as RFC 6962). The data of a leaf is the RFC 8785 (JCS)
+canonical JSON of the stored event, so any implementation can recompute it from an export.
+
+Storage keeps every *complete* subtree: node ``(level, index)`` is the hash of leaves
+``[index * 2**level, (index + 1) * 2**level)``. Any range a proof needs splits into O(log n) such
+nodes (:func:`aligned_nodes`), so a proof costs O(log n) reads and never a rebuild. Appending
+needs only the *frontier* (the hashes of the complete subtrees that make up ``[0, n)``).
+
+>>> a, b = leaf_hash(b"a"), leaf_hash(b"b")
+>>> root_of([a, b]) == node_hash(a, b)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import rfc8785
+
+from ..row import Row, row_to_wire
+
+__all__ = [
+    "EMPTY_ROOT",
+    "leaf_data",
+    "leaf_hash",
+    "node_hash",
+    "root_of",
+    "append_leaf",
+    "frontier_root",
+    "aligned_nodes",
+    "inclusion_ranges",
+    "consistency_ranges",
+    "resolve",
+    "verify_inclusion",
+    "verify_consistency",
+    "ProofError",
+]
+
+Node = tuple[int, int]  # (level, index): leaves [index << level, (index + 1) << level)
+Range = tuple[int, int]  # leaves [lo, hi)
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({}) in RFC 9162
+
+
+class ProofError(ValueError):
+    """A proof that does not verify, or that was asked for sizes that do not exist."""
+
+
+def leaf_data(row: Row) -> bytes:
+    """The canonical bytes of a stored event: RFC 8785 JSON of its wire object (the row's JSON
+    columns parsed), so a reader can recompute it from an NDJSON export of the rows."""
+    return canonical_json_text(row_to_wire(row))
+
+
+class _NotPlain(Exception):
+    """A value the standard library's encoder would not write as RFC 8785 does."""
+
+
+def _no_float(_token: str) -> Any:
+    raise _NotPlain
+
+
+def _safe_int(token: str) -> int:
+    value = int(token)
+    if -_MAX_SAFE <= value <= _MAX_SAFE:
+        return value
+    raise _NotPlain
+
+
+def _bmp_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = "".join(k for k, _ in pairs)
+    if keys.isascii() or not keys or max(keys) < "\U00010000":
+        return dict(pairs)
+    raise _NotPlain
+
+
+_LOADS_ASCII = json.JSONDecoder(parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float).decode
+_LOADS_OTHER = json.JSONDecoder(
+    parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float, object_pairs_hook=_bmp_keys
+).decode
+
+
+def canonical_json_text(text: str) -> bytes:
+    """RFC 8785 bytes of the JSON document ``text``, as :func:`canonical_json` of its parsed
+    value, but checked while the C parser reads it (hooks see only numbers, and objects'
+    keys when the text is not ASCII): the per-event cost of the tree on append."""
+    try:
+        value = (_LOADS_ASCII if text.isascii() else _LOADS_OTHER)(text)
+        return _SORTED_DUMPS(value).encode("utf-8")
+    except (_NotPlain, UnicodeEncodeError):
+        return rfc8785.dumps(json.loads(text))
+
+
+def leaf_data_of(event: dict[str, Any]) -> bytes:
+    """The canonical bytes of an exported wire object (one NDJSON line, parsed)."""
+    return canonical_json(event)
+
+
+_MAX_SAFE = 2**53 - 1  # I-JSON's exact integers; beyond them JCS formats as a double
+_SORTED_DUMPS = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``json.dumps(sort_keys=True)`` writes ``value`` exactly as RFC 8785 does: no
+    floats (JCS formats them as ECMAScript does), integers within 2**53, and keys without
+    characters beyond the BMP (JCS sorts by UTF-16 code units, Python by code points: the two
+    orders differ only there). String escapes already agree: both escape only the quote, the
+    backslash and U+0000-U+001F, with the same short forms and lower-case hex."""
+    stack = [value]
+    while stack:  # iterative, by exact type: this runs once per appended event
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE <= item <= _MAX_SAFE:
+                return False
+        elif kind is dict:
+            keys = "".join(item)  # raises TypeError for a non-string key: not JSON, so not plain
+            if not (keys.isascii() or max(keys) < "\U00010000"):
+                return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False
+    return True
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of ``value``: the standard library's encoder (in C) where its output
+    is provably the same (:func:`_plain`), else the ``rfc8785`` package; a property test
+    holds the two to each other."""
+    try:
+        plain = _plain(value)
+    except TypeError:  # a key that is not a string
+        plain = False
+    if plain:
+        try:
+            return _SORTED_DUMPS(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong
+            pass
+    return rfc8785.dumps(value)
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than ``n`` (n > 1): where RFC 9162 splits a range."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def root_of(leaves: Sequence[bytes]) -> bytes:
+    """MTH of leaf hashes, straight from the RFC's definition (for tests and small trees)."""
+    if not leaves:
+        return EMPTY_ROOT
+    if len(leaves) == 1:
+        return leaves[0]
+    k = _split(len(leaves))
+    return node_hash(root_of(leaves[:k]), root_of(leaves[k:]))
+
+
+def append_leaf(frontier: list[bytes], size: int, leaf: bytes) -> list[tuple[int, int, bytes]]:
+    """Add leaf number ``size`` to ``frontier`` (in place, largest subtree first) and return
+    the complete nodes it makes, ``(level, index, hash)``, the leaf itself included."""
+    made = [(0, size, leaf)]
+    current, level, index = leaf, 0, size
+    while index & 1:  # each trailing 1 bit closes a subtree with the peak to its left
+        current = node_hash(frontier.pop(), current)
+        level, index = level + 1, index >> 1
+        made.append((level, index, current))
+    frontier.append(current)
+    return made
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """The root of the tree whose complete subtrees are ``frontier`` (largest first)."""
+    if not frontier:
+        return EMPTY_ROOT
+    root = frontier[-1]
+    for peak in reversed(frontier[:-1]):
+        root = node_hash(peak, root)
+    return root
+
+
+def aligned_nodes(lo: int, hi: int) -> list[Node]:
+    """The stored complete subtrees whose hashes combine into MTH(leaves[lo:hi]), in the order
+    :func:`_combine` folds them (``lo`` is aligned as RFC 9162's recursion always leaves it)."""
+    out: list[Node] = []
+    while hi - lo > 0:
+        n = hi - lo
+        if n & (n - 1) == 0:
+            level = n.bit_length() - 1
+            out.append((level, lo >> level))
+            break
+        k = _split(n)
+        level = k.bit_length() - 1
+        out.append((level, lo >> level))
+        lo += k
+    return out
+
+
+def _combine(hashes: Sequence[bytes]) -> bytes:
+    root = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        root = node_hash(h, root)
+    return root
+
+
+def inclusion_ranges(index: int, size: int) -> list[Range]:
+    """The ranges whose hashes form the inclusion proof of leaf ``index`` in a tree of ``size``
+    leaves (RFC 9162 2.1.3.1, PATH), nearest the leaf first."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
+    out: list[Range] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            out.append((lo + k, hi))
+            hi = lo + k
+        else:
+            out.append((lo, lo + k))
+            lo += k
+    out.reverse()
+    return out
+
+
+def consistency_ranges(old: int, new: int) -> list[Range]:
+    """The ranges whose hashes form the consistency proof from ``old`` to ``new`` leaves
+    (RFC 9162 2.1.4.1, SUBPROOF), in the RFC's order."""
+    if not 0 < old <= new:
+        raise ProofError(f"no consistency proof from {old} to {new} leaves: need 0 < old <= new")
+    out: list[Range] = []
+    lo, hi, complete = 0, new, True
+    m = old
+    while True:
+        n = hi - lo
+        if m == n:
+            if not complete:
+                out.append((lo, hi))
+            break
+        k = _split(n)
+        if m <= k:
+            out.append((lo + k, hi))
+            hi = lo + k
+        else:
+            out.append((lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    out.reverse()
+    return out
+
+
+def resolve(ranges: Sequence[Range], fetch: Callable[[list[Node]], dict[Node, bytes]]) -> list[bytes]:
+    """The hashes of ``ranges``, from the stored nodes ``fetch`` returns (one batch of reads)."""
+    plans = [aligned_nodes(lo, hi) for lo, hi in ranges]
+    wanted = sorted({node for plan in plans for node in plan})
+    found = fetch(wanted) if wanted else {}
+    missing = [node for node in wanted if node not in found]
+    if missing:
+        raise ProofError(f"the tree lacks stored nodes {missing[:3]}: it is damaged; run `auditbird verify`")
+    return [_combine([found[node] for node in plan]) for plan in plans]
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
+    """RFC 9162 2.1.3.2; raises :class:`ProofError` unless ``proof`` proves the leaf."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise ProofError("the inclusion proof is longer than a tree of this size needs")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ProofError("the inclusion proof is shorter than a tree of this size needs")
+    if r != root:
+        raise ProofError("the inclusion proof does not lead to the root")
+
+
+def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
+    """RFC 9162 2.1.4.2; raises :class:`ProofError` unless the tree of ``new`` leaves extends
+    the tree of ``old`` leaves."""
+    if not 0 < old <= new:
+        raise ProofError(f"no consistency proof from {old} to {new} leaves: need 0 < old <= new")
+    if old == new:
+        if proof:
+            raise ProofError("a consistency proof between equal sizes must be empty")
+        if old_root != new_root:
+            raise ProofError("the two roots of the same size differ")
+        return
+    if not proof:
+        raise ProofError("the consistency proof is empty")
+    path = list(proof)
+    if old & (old - 1) == 0:  # a power of two: the old root is the first node
+        path.insert(0, old_root)
+    fn, sn = old - 1, new - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("the consistency proof is longer than these sizes need")
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ProofError("the consistency proof is shorter than these sizes need")
+    if fr != old_root:
+        raise ProofError("the consistency proof does not lead to the old root")
+    if sr != new_root:
+        raise ProofError("the consistency proof does not lead to the new root")
