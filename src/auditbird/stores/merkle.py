@@ -91,7 +91,10 @@ def canonical_json_text(text: str) -> bytes:
     value, but checked while the C parser reads it (hooks see only numbers, and objects'
     keys when the text is not ASCII): the per-event cost of the tree on append."""
     try:
-        value = (_LOADS_ASCII if text.isascii() else _LOADS_OTHER)(text)
+        # ASCII text may still spell a key beyond the BMP as a \u surrogate pair: only text
+        # with no \u escape skips the key check.
+        plain_ascii = text.isascii() and "\\u" not in text
+        value = (_LOADS_ASCII if plain_ascii else _LOADS_OTHER)(text)
         return _SORTED_DUMPS(value).encode("utf-8")
     except (_NotPlain, UnicodeEncodeError):
         return rfc8785.dumps(json.loads(text))
