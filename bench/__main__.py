@@ -8,7 +8,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["bench.core_sqlite", "bench.tinybird_ingest", "bench.projection", "bench.noisy_neighbour"]
+MODULES = [
+    "bench.core_sqlite",
+    "bench.tinybird_ingest",
+    "bench.projection",
+    "bench.noisy_neighbour",
+    "bench.postgres",
+    "bench.merkle",
+    "bench.streams",
+    "bench.viewer_perf",
+]
 
 if __name__ == "__main__":
     args = sys.argv[1:]
