@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
 # Blocks the README marks `readme-test: skip`, by section. A new skip must be added here, visibly.
-EXPECTED_SKIPS = {"Install": 1, "Two commands": 1, "Tinybird": 2}
+EXPECTED_SKIPS = {"Install": 1, "Two commands": 1, "Tinybird": 2, "PostgreSQL": 1}
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _MARKER = re.compile(r"^<!--\s*readme-test:\s*(skip|background)\s*(?:\((.+)\))?\s*-->\s*$")
