@@ -89,7 +89,7 @@ def test_v1_append_ingests_ndjson_and_its_job_counts_rows(server: TinybirdServer
     assert job["status"] == "done" and job["kind"] == "import"
     [block] = job["blocks"]
     assert block["process_return"][0]["lines"] == 2 and block["process_return"][0]["quarantine"] == 1
-    rows = get(server, "/v0/pipes/list_audit_log.json", workspace=ws)["data"]
+    rows = get(server, "/v0/pipes/list_audit_log.json", ws=ws)["data"]
     assert sorted(r["uid"] for r in rows) == ["u0001", "u0002"]
 
 
