@@ -21,7 +21,7 @@ import pytest
 from tests.plugins.tinybird_server import TinybirdServer
 from tests.test_tinybird_local import ndjson, row
 
-pytestmark = pytest.mark.slow
+# Not slow (~20 s): Tinybird's own CLIs and renderer run in the default `make test` (issue 9).
 # No telemetry to Tinybird's cloud: the tests talk to loopback only.
 QUIET = {"TB_CLI_TELEMETRY_OPTOUT": "1"}
 
@@ -126,7 +126,7 @@ def test_current_cli_endpoint_data(tb_cli_bin: Path, server: TinybirdServer, hom
             "list_audit_log",
             "--format",
             "json",
-            "--workspace",
+            "--ws",
             ws,
             "--order",
             "asc",
@@ -154,7 +154,7 @@ def test_current_cli_datasource_append(tb_cli_bin: Path, server: TinybirdServer,
     ok(run_tb(tb_cli_bin, server, home, "datasource", "append", "audit_log", "--file", str(rows)))
     found = httpx.get(
         f"{server.url}/v0/pipes/list_audit_log.json",
-        params={"workspace": workspace, "order": "asc"},
+        params={"ws": workspace, "order": "asc"},
         headers=server.headers,
     ).json()["data"]
     assert [r["uid"] for r in found] == ["u0001", "u0002", "u0003"]
@@ -322,7 +322,7 @@ def test_current_cli_query_over_an_endpoint(
             "endpoint",
             "data",
             "list_audit_log",
-            "--workspace",
+            "--ws",
             ws,
             "--query",
             "SELECT count() AS c, max(uid) AS top FROM _",

@@ -21,7 +21,7 @@ from auditbird.tinybird.datafiles import SHIPPED, load_dir
 from tests.plugins.tinybird_server import TinybirdServer
 from tests.test_tinybird_local import T0, ndjson, row
 
-pytestmark = pytest.mark.slow
+# Not slow (~20 s): Tinybird's own CLIs and renderer run in the default `make test` (issue 9).
 
 # Reads JSON {"nodes": [[name, sql], ...], "cases": [params, ...]} on stdin; writes the SQL of each
 # case, the earlier nodes as CTEs of the last, as Tinybird composes a pipe.
