@@ -215,8 +215,16 @@ def test_a_uid_is_unique_per_workspace_and_another_workspace_is_another_event(db
     store = SQLiteStore(db_path)
     a, b = AuditLog(store, workspace="a"), AuditLog(store, workspace="b")
     b.publish_audit_log({"id": "x:1", "action": "x.y", "uid": "shared-uid"})
-    mine = a.publish_audit_log({"id": "m:1", "action": "monitor.down", "uid": "shared-uid"})
-    a.publish_many([{"id": "m:2", "action": "a.b"}, {"id": "m:2", "action": "a.b", "uid": "shared-uid"}])
+    # Explicit times: two publishes in one millisecond would be ordered by uid instead.
+    mine = a.publish_audit_log(
+        {"id": "m:1", "action": "monitor.down", "uid": "shared-uid", "timestamp": 1_000}
+    )
+    a.publish_many(
+        [
+            {"id": "m:2", "action": "a.b", "timestamp": 2_000},
+            {"id": "m:2", "action": "a.b", "uid": "shared-uid", "timestamp": 2_000},
+        ]
+    )
     a.publish_audit_log({"id": "m:3", "action": "a.b", "uid": "shared-uid"})  # a's retry: nothing
     assert [e.id for e in a.list().events] == ["m:2", "m:1"]  # the first copy wins
     assert a.get("shared-uid") == mine
