@@ -214,10 +214,11 @@ def test_the_page_ships_its_own_assets_under_a_strict_content_security_policy(
 def test_the_auth_hook_accepts_only_unrestricted_links(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
+    from auditbird.service import KeyStore
     from auditbird.service.viewer import viewer_link_key
 
     path = tmp_path / "audit.keys.db"
-    app = SimpleNamespace(state=SimpleNamespace(auditbird=SimpleNamespace(keys=SimpleNamespace(path=path))))
+    app = SimpleNamespace(state=SimpleNamespace(auditbird=SimpleNamespace(keys=KeyStore(path))))
     links = ViewerLinks(path)
     key = viewer_link_key(app, links.sign(Grant("A", _now() + 60_000)))
     assert key is not None and key.workspace == "A" and key.scope == "read"

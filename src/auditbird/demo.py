@@ -95,7 +95,7 @@ def serve(url: str, console: Console) -> None:
     secret = keys.create(workspace="", scope="admin", name=KEY_NAME).secret
     port = _port(int(os.environ.get("AUDITBIRD_PORT", "8000")))
     base = f"http://127.0.0.1:{port}"
-    console.print(f"\n[bold]auditbird is serving {url}[/bold] (keys in {keys.path})")
+    console.print(f"\n[bold]auditbird is serving {url}[/bold] (keys in {keys.where})")
     console.print(f"  viewer:    {base}/")
     console.print(f"  API docs:  {base}/docs   (OpenAPI: {base}/openapi.json)", soft_wrap=True)
     console.print("  try:")

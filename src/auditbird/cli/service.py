@@ -1,11 +1,13 @@
 """``auditbird serve`` and ``auditbird keys create|list|revoke``.
 
-One rule for where keys, viewer-link secrets and signing material live: BESIDE THE STORE.
-For ``sqlite:///x/audit.db`` that is ``x/audit.keys.db``; for any other store
+One rule for where keys, viewer-link secrets and signing material live: WITH THE STORE.
+For ``sqlite:///x/audit.db`` that is the file ``x/audit.keys.db``; for ``postgresql://...`` the
+same database (so every replica over it shares them); for any other store
 ``./auditbird.keys.db``. ``serve``, every ``keys`` command and ``keys viewer-link`` take the
 store from ``--store`` (before or after the command name) or ``AUDITBIRD_URL``, the same way,
-and find the file with :func:`auditbird.service.keys.keys_path_for`; ``--keys``/``AUDITBIRD_KEYS``
-overrides it for all of them.
+and find the keys with :func:`auditbird.service.keys.keys_location_for`; ``--keys``/``AUDITBIRD_KEYS``
+(a file or a ``postgresql://`` URL, e.g. keys in PostgreSQL for events in Tinybird) overrides it
+for all of them.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ __all__ = ["register"]
 
 KEYS_RULE = (
     "Keys, viewer-link secrets and signing material live beside the store: for "
-    "--store sqlite:///x/audit.db in x/audit.keys.db (else ./auditbird.keys.db); "
-    "`serve`, `keys` and `keys viewer-link` find them the same way."
+    "--store sqlite:///x/audit.db in x/audit.keys.db, for --store postgresql://... in that "
+    "database (else ./auditbird.keys.db); `serve`, `keys` and `keys viewer-link` find them the same way."
 )
 
 keys_app = typer.Typer(
@@ -41,11 +43,12 @@ keys_app = typer.Typer(
 )
 
 KeysOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--keys",
         envvar="AUDITBIRD_KEYS",
-        help="Keys file; default: beside the store (sqlite:///x/audit.db -> x/audit.keys.db)",
+        help="Keys file, or a postgresql:// URL to keep them in; default: beside the store "
+        "(sqlite:///x/audit.db -> x/audit.keys.db; postgresql://... -> that database)",
     ),
 ]
 StoreOption = Annotated[
@@ -63,13 +66,33 @@ def store_url(store: str | None) -> str:
     return store or settings.store
 
 
-def keys_file(keys: Path | None, store: str | None) -> Path:
-    """Where the keys of ``store`` live (see the module docstring); ``keys`` overrides."""
+def keys_file(keys: str | None, store: str | None) -> Path | str:
+    """Where the keys of ``store`` live (see the module docstring); ``keys`` overrides:
+    a file path, or a ``postgresql://`` URL."""
     try:
-        from ..service.keys import keys_path_for
+        from ..service.keys import is_postgres_url, keys_location_for
     except ModuleNotFoundError as exc:  # fastapi missing: the service extra is not installed
         fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
-    return keys if keys is not None else keys_path_for(store_url(store))
+    if keys:
+        return keys if is_postgres_url(keys) else Path(keys)
+    return keys_location_for(store_url(store))
+
+
+def open_keys(location: Path | str) -> Any:
+    """The key store at ``location``; a wrong URL, a server that refuses, a schema it cannot
+    create or newer than this code: one line saying what to do, exit 2."""
+    from .._errors import StoreUnavailable
+    from ..service.keys import KeyStore
+
+    try:
+        return KeyStore(location)
+    except (ValueError, StoreUnavailable) as exc:
+        fail(f"keys at {shown(location)}: {exc}")
+
+
+def shown(location: Path | str) -> str:
+    """A keys location fit for output: a path as it is, a URL without credentials."""
+    return redact_url(location) if isinstance(location, str) else str(location)
 
 
 class ScopeChoice(StrEnum):
@@ -78,11 +101,8 @@ class ScopeChoice(StrEnum):
     admin = "admin"
 
 
-def _key_store(keys: Path | None, store: str | None) -> Any:
-    path = keys_file(keys, store)
-    from ..service.keys import KeyStore
-
-    return KeyStore(path)
+def _key_store(keys: str | None, store: str | None) -> Any:
+    return open_keys(keys_file(keys, store))
 
 
 def _when(ms: int | None) -> str:
@@ -106,7 +126,8 @@ def keys_create(
 ) -> None:
     """Create a key. It is shown once (last line, or JSON with --json); only its hash is kept.
 
-    It goes to the keys file beside the store, which `auditbird serve` over that store reads.
+    It goes to the keys beside the store (its keys file, or its PostgreSQL database), which
+    `auditbird serve` over that store reads.
 
     Example: auditbird keys create --store sqlite:///audit.db --workspace acme --scope admin
     """
@@ -132,7 +153,7 @@ def keys_create(
         return
     sys.stdout.write(
         f"created key {k.key_id} for workspace {k.workspace or '(default)'!s} with scope {k.scope}\n"
-        f"keys file: {store.path}\n"
+        f"{_keys_line(store)}\n"
         "store it now: it is shown only this once\n"
         f"{created.secret}\n"
     )
@@ -180,7 +201,7 @@ def keys_list(
         for k in found
     )
     columns = ("id", "workspace", "scope", "name", "rate/s", "created", "revoked")
-    print_table(columns, rows, title=f"{len(found)} key(s) in {store.path}")
+    print_table(columns, rows, title=f"{len(found)} key(s) in {store.where}")
 
 
 @keys_app.command("revoke")
@@ -201,6 +222,15 @@ def keys_revoke(
     if not revoked:
         fail(f"no live key {key_id!r}; see `auditbird keys list`")
     sys.stdout.write(f"revoked {key_id}\n")
+
+
+def _keys_line(store: Any) -> str:
+    """Where the keys went: ``keys file: PATH`` or ``keys database: postgresql://host/db``."""
+    from ..service.keys_sqlite import SqliteKeyStore
+
+    return (
+        f"keys file: {store.path}" if isinstance(store, SqliteKeyStore) else f"keys database: {store.where}"
+    )
 
 
 def serve(
@@ -233,7 +263,8 @@ def serve(
 ) -> None:
     """Serve the REST API (and the web viewer) over the store. Docs at /docs.
 
-    Keys and viewer links are checked in the keys file beside the store: create them with the same --store.
+    Keys and viewer links are checked in the keys beside the store (its keys file, or its PostgreSQL
+    database, shared by every replica): create them with the same --store.
 
     Example: auditbird serve --store sqlite:///audit.db --port 8000
     """
@@ -242,10 +273,12 @@ def serve(
     except ModuleNotFoundError as exc:
         fail(f"{exc.name} is missing; install the service extra: pip install 'auditbird[service]'", code=1)
     url = store_url(store)
+    location = keys_file(keys, store)
+    open_keys(location).close()  # a wrong keys URL or schema: one line now, not a worker's traceback
     # The app is built by a factory from the environment, so that --workers processes agree.
     env = {
         "AUDITBIRD_URL": url,
-        "AUDITBIRD_KEYS": str(keys_file(keys, store)),
+        "AUDITBIRD_KEYS": str(location),
         "AUDITBIRD_STRICT": "1" if settings.strict else "",
     }
     if settings.actions:  # worker processes import them again (app_from_env reads this)
@@ -261,7 +294,7 @@ def serve(
     os.environ.update(env)
     sys.stderr.write(
         f"auditbird: serving {redact_url(url)} on http://{host}:{port} "
-        f"(docs: /docs, keys: {env['AUDITBIRD_KEYS']})\n"
+        f"(docs: /docs, keys: {shown(location)})\n"
     )
     uvicorn.run(
         "auditbird.service.app:app_from_env",

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..event import Event
 from ._app import fail
-from .service import KeysOption, StoreOption, keys_file
+from .service import KeysOption, StoreOption, keys_file, open_keys, shown
 
 __all__ = ["register", "viewer_link"]
 
@@ -38,7 +38,7 @@ def viewer_link(
 ) -> None:
     """Print a read-only viewer link for one workspace; it works until it expires (alone on the last line).
 
-    Signed with the secret in the keys file beside the store: `auditbird serve` over it accepts it.
+    Signed with the secret kept with the keys beside the store: `auditbird serve` over it accepts it.
 
     Example: auditbird keys viewer-link --store sqlite:///audit.db --workspace acme --expires 1h
     """
@@ -52,8 +52,8 @@ def viewer_link(
         target_type, target_id = parse_target(target) if target else (None, None)
     except ValueError as exc:
         fail(str(exc))
-    path = keys_file(keys, store)
-    links = ViewerLinks(path)
+    location = keys_file(keys, store)
+    links = ViewerLinks(open_keys(location))
     try:
         if revoke_all:
             links.rotate()
@@ -68,7 +68,7 @@ def viewer_link(
             )
         )
     finally:
-        links.close()
+        links.keys.close()
     until = datetime.fromtimestamp(expires_at / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     scope = f"workspace {workspace or '(default)'}"
     if actor:
@@ -77,9 +77,15 @@ def viewer_link(
         scope += f", target {target}"
     sys.stdout.write(
         f"{'revoked every earlier viewer link; ' if revoke_all else ''}"
-        f"read-only viewer link for {scope}, valid until {until} (keys file: {path})\n"
+        f"read-only viewer link for {scope}, valid until {until} ({_where(location)})\n"
         f"{link_url(url, token)}\n"
     )
+
+
+def _where(location: object) -> str:
+    if isinstance(location, str):
+        return f"keys database: {shown(location)}"
+    return f"keys file: {location}"
 
 
 def _check_workspace(workspace: str) -> None:

@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,10 +38,9 @@ from ..validation import DEFAULT_LIMITS, Limits
 from . import docs_ui
 from .auth import bearer_token
 from .fastpath import LeanPath
-from .keys import KeyStore, keys_path_for
+from .keys import KeyStore, keys_location_for
 from .limits import RateLimiter, ServiceLimits
 from .metrics import MetricsMiddleware
-from .private_files import load_or_create_secret, secret_path_for
 from .problems import ProblemError, problem_response
 from .routes_events import publish_lean
 from .routes_events import router as events_router
@@ -65,7 +63,7 @@ Errors are RFC 9457 `application/problem+json` listing every bad field.
 def create_app(
     store: str | Store | None = None,
     *,
-    keys: str | os.PathLike[str] | KeyStore | None = None,
+    keys: str | os.PathLike[str] | KeyStore | None = None,  # a path, a postgresql:// URL or a store
     limits: ServiceLimits | None = None,
     registry: ActionRegistry | None = None,
     strict: bool = False,
@@ -81,7 +79,7 @@ def create_app(
     if isinstance(keys, KeyStore):
         key_store = keys
     else:
-        key_store = KeyStore(keys if keys is not None else keys_path_for(url or default_url()))
+        key_store = KeyStore(keys if keys is not None else keys_location_for(url or default_url()))
     service_limits = limits or ServiceLimits()
     state = ServiceState(
         store=GroupCommitStore(backend),
@@ -91,7 +89,7 @@ def create_app(
         event_limits=event_limits,
         strict=strict,
         limiter=RateLimiter(service_limits.burst_seconds),
-        uid_secret=load_or_create_secret(secret_path_for(key_store.path)),
+        uid_secret=key_store.server_secret(),
         metrics_token=metrics_token or None,
     )
 
@@ -253,7 +251,7 @@ def app_from_env() -> FastAPI:
     keys = os.environ.get("AUDITBIRD_KEYS")
     app = create_app(
         default_url(),
-        keys=Path(keys) if keys else None,
+        keys=keys or None,  # a file path or a postgresql:// URL (a Path would mangle the URL)
         limits=limits,
         strict=os.environ.get("AUDITBIRD_STRICT", "") in ("1", "true", "yes"),
         metrics_token=os.environ.get("AUDITBIRD_METRICS_TOKEN") or None,

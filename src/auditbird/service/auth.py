@@ -77,7 +77,7 @@ def authenticate(state: ServiceState, token: str | None, need: Need) -> ApiKey:
         raise ProblemError(
             401,
             # Where the server looked (the file's name only: a caller without a key learns no path).
-            f"this API key is unknown or revoked in this server's keys file ({state.keys.path.name}, "
+            f"this API key is unknown or revoked in this server's keys ({state.keys.label}, "
             "beside its store); create one with `auditbird keys create --store <the server's store>`",
             slug="unauthorized",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
@@ -132,10 +132,10 @@ class Credential:
 
 
 def links_of(app: Any) -> ViewerLinks:
-    """The app's viewer-link signer, over the secret in its keys file (opened on first use)."""
+    """The app's viewer-link signer, over the secret kept with its keys (made on first use)."""
     links: ViewerLinks | None = getattr(app.state, "viewer_links", None)
     if links is None:
-        links = app.state.viewer_links = ViewerLinks(app.state.auditbird.keys.path)
+        links = app.state.viewer_links = ViewerLinks(app.state.auditbird.keys)
     return links
 
 
@@ -144,8 +144,8 @@ def _link_credential(state: ServiceState, links: ViewerLinks, token: str) -> Cre
     if grant is None:
         raise ProblemError(
             401,
-            "this viewer link has expired or is not valid for this server's keys file "
-            f"({links.path.name}, beside its store); ask for a new one "
+            "this viewer link has expired or is not valid for this server's keys "
+            f"({links.keys.label}, beside its store); ask for a new one "
             "(`auditbird keys viewer-link --store <the server's store>`)",
             slug="unauthorized",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},

@@ -1,22 +1,29 @@
-"""API keys: ``ab_<id>_<secret>``, stored only as a SHA-256 of the secret, in a local SQLite file.
+"""API keys: ``ab_<id>_<secret>``, stored only as a SHA-256 of the secret.
 
-The key store is deliberately not the event store: events may live in Tinybird, keys never
-leave the machine that serves them. For ``sqlite:///path/audit.db`` the keys live beside it in
-``path/audit.keys.db``; for any other store in ``./auditbird.keys.db``. ``AUDITBIRD_KEYS`` (or
-``--keys``) names another file. ``auditbird keys`` and ``auditbird serve`` resolve it the same way.
+:class:`KeyStore` is what the service needs from wherever its keys live: the keys, the
+idempotency records, the viewer-link secret and the server secret that keys derived uids. Two
+implementations, chosen by the location (as :class:`pathlib.Path` picks its flavour):
 
->>> keys = KeyStore("audit.keys.db")
+- a path: a small SQLite file on this machine (:mod:`.keys_sqlite`);
+- a ``postgresql://`` URL: tables in that database (:mod:`.keys_postgres`), so every replica of
+  the service over it shares them.
+
+Where the keys of a store live (:func:`keys_location_for`): ``AUDITBIRD_KEYS`` (or ``--keys``)
+if set; for a ``postgresql://`` store, the same database; for ``sqlite:///path/audit.db``
+``path/audit.keys.db`` beside it; for any other store ``./auditbird.keys.db``. ``auditbird
+keys`` and ``auditbird serve`` resolve it the same way.
+
+>>> keys = KeyStore("audit.keys.db")                    # or KeyStore("postgresql://app@db/app")
 >>> created = keys.create(workspace="acme", scope="read")
 >>> keys.verify(created.secret).workspace
 'acme'
 
-Verified keys are cached (a ``cachetools.TTLCache``) for ``cache_seconds`` (default 1 s) so
-that a request costs no SQLite look-up: the cache holds each key's row (with the secret's hash,
-never the secret) and every request still hashes the presented secret and compares it in
-constant time. A key revoked through this store is dropped from its cache at once; a key
-revoked by another process (``auditbird keys revoke``) stops working as soon as the key file
-is seen to change (checked on every request with one ``stat``), and in any case within
-``cache_seconds``.
+Verified keys are cached (a ``cachetools.TTLCache``) for ``cache_seconds`` (default 1 s) so that
+a request costs no look-up: the cache holds each key's row (with the secret's hash, never the
+secret) and every request still hashes the presented secret and compares it in constant time. A
+key revoked through this store is dropped from its cache at once; one revoked elsewhere (another
+replica, ``auditbird keys revoke``) stops working within ``cache_seconds``, or sooner where the
+backend can tell (the SQLite file's change is seen on the next request).
 """
 
 from __future__ import annotations
@@ -35,42 +42,36 @@ from urllib.parse import urlsplit
 
 from cachetools import TTLCache
 
-from .private_files import connect_private
-
-__all__ = ["ApiKey", "CreatedKey", "KeyStore", "Scope", "SCOPES", "keys_path_for"]
+__all__ = [
+    "ApiKey",
+    "CreatedKey",
+    "KeyStore",
+    "Scope",
+    "SCOPES",
+    "keys_location_for",
+    "keys_path_for",
+    "is_postgres_url",
+]
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
 PREFIX = "ab"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_key (
-    key_id     TEXT PRIMARY KEY,
-    hash       TEXT NOT NULL,            -- sha256(secret), hex; the secret itself is never stored
-    workspace  TEXT NOT NULL,
-    scope      TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
-    name       TEXT NOT NULL DEFAULT '',
-    rate       REAL,                     -- requests per second; NULL: the server's default
-    created_at INTEGER NOT NULL,
-    revoked_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS idempotency (
-    workspace   TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    request     TEXT NOT NULL,           -- sha256 of the request body: same key, other body -> 422
-    status      INTEGER NOT NULL,
-    body        BLOB NOT NULL,
-    created_at  INTEGER NOT NULL,
-    PRIMARY KEY (workspace, key)
-);
-"""
+#: A key row as the backends return it: the :class:`ApiKey` fields in order, then the hash.
+KeyRow = tuple[Any, ...]
 
 
-def keys_path_for(store_url: str) -> Path:
+def is_postgres_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def keys_location_for(store_url: str) -> Path | str:
     """Where the keys of the service over ``store_url`` live (see the module docstring)."""
     explicit = os.environ.get("AUDITBIRD_KEYS")
     if explicit:
-        return Path(explicit)
+        return explicit if is_postgres_url(explicit) else Path(explicit)
+    if is_postgres_url(store_url):
+        return store_url  # the same database: every replica over it shares the keys
     if store_url.startswith("sqlite:"):
         path = urlsplit(store_url).path
         path = path[1:] if path.startswith("/") else path
@@ -78,6 +79,10 @@ def keys_path_for(store_url: str) -> Path:
             db = Path(path)
             return db.with_name(db.stem + ".keys.db")
     return Path("auditbird.keys.db")
+
+
+#: The name it had when keys could only live in a file; it may now return a PostgreSQL URL.
+keys_path_for = keys_location_for
 
 
 @dataclass(frozen=True)
@@ -110,41 +115,108 @@ class CreatedKey:
 # Compared against when a key id is unknown: the hex form of a SHA-256 no secret produces in practice.
 _NO_KEY_HASH = hashlib.sha256(b"auditbird: no such key").hexdigest()
 
-
 _MISSING = object()  # a cache miss (None is a cached answer: "no such key")
+
+#: Idempotency records live a day, as Stripe's do.
+IDEMPOTENCY_TTL_MS = 86_400_000
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class KeyStore:
-    """API keys (and the service's idempotency records) in one small SQLite file.
+def link_key(stored: str) -> bytes:
+    """The HMAC key viewer links are signed with, from the stored viewer-link secret."""
+    return hashlib.sha256(b"auditbird viewer link\x00" + stored.encode()).digest()
 
-    ``cache_seconds``: how long a verified key's row may be reused without reading the file
-    again (0: read it on every request). It bounds how late a revoke from another process
-    takes effect.
+
+class KeyStore:
+    """The service's keys, idempotency records and secrets: in a SQLite file or in PostgreSQL.
+
+    ``KeyStore(path)`` opens a :class:`~.keys_sqlite.SqliteKeyStore`, ``KeyStore("postgresql://...")``
+    a :class:`~.keys_postgres.PostgresKeyStore`. ``cache_seconds``: how long a verified key's row
+    may be reused without reading it again (0: read it on every request); it bounds how late a
+    revoke made elsewhere takes effect.
+
+    A backend implements the row-level methods (``_insert_key``, ``_fetch_key``, ``_revoke_key``,
+    ``list``, the idempotency records and the secrets); this class holds what must be the same
+    everywhere: what a valid key is, constant-time verification and the cache.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, cache_seconds: float = 1.0) -> None:
-        self.path = Path(path)
+    #: For messages to callers without a key: names no path, host or credential.
+    label: str
+    #: For the operator (CLI output, logs): the file, or the database without credentials.
+    where: str
+
+    def __new__(cls, location: str | os.PathLike[str] | None = None, **options: Any) -> KeyStore:
+        if cls is not KeyStore:
+            return super().__new__(cls)
+        if is_postgres_url(location):
+            from .keys_postgres import PostgresKeyStore
+
+            return super().__new__(PostgresKeyStore)
+        from .keys_sqlite import SqliteKeyStore
+
+        return super().__new__(SqliteKeyStore)
+
+    def __init__(self, location: str | os.PathLike[str], *, cache_seconds: float = 1.0) -> None:
         self.cache_seconds = cache_seconds
         # key_id -> row as ApiKey fields + hash (None for an unknown id), for cache_seconds.
         # Rows only, never a secret; at most 10,000 (least recently used go first).
-        self._cache: TTLCache[str, tuple[Any, ...] | None] | None = (
+        self._cache: TTLCache[str, KeyRow | None] | None = (
             TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
         )
         self._cache_lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        # Hashes only, but nobody else needs to read them (nor the viewer-link secret beside them).
-        self._conn = connect_private(self.path)
-        self._lock = threading.Lock()
-        self._wal = self.path.with_name(self.path.name + "-wal")
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(_SCHEMA)
 
-    # -- keys -----------------------------------------------------------------------------
+    # -- what a backend provides ------------------------------------------------------------
+
+    def _insert_key(self, key: ApiKey, hashed: str) -> None:
+        raise NotImplementedError
+
+    def _fetch_key(self, key_id: str) -> KeyRow | None:
+        """The key's row (ApiKey fields, then hash), or None."""
+        raise NotImplementedError
+
+    def _revoke_key(self, key_id: str, at: int) -> bool:
+        """Mark a live key revoked; True if it was live."""
+        raise NotImplementedError
+
+    def _changed_elsewhere(self) -> bool:
+        """Whether the keys may have changed since the last call (then no cached row is
+        trusted); a backend that cannot tell cheaply relies on the cache's TTL alone."""
+        return False
+
+    def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        raise NotImplementedError
+
+    def idempotent_get(self, workspace: str, key: str) -> tuple[str, int, bytes] | None:
+        """The recorded answer ``(request digest, status, body)`` to an Idempotency-Key."""
+        raise NotImplementedError
+
+    def idempotent_put(
+        self, workspace: str, key: str, request: str, status: int, body: bytes
+    ) -> tuple[str, int, bytes]:
+        """Record the first answer; a concurrent twin that lost the race gets the winner's."""
+        raise NotImplementedError
+
+    def server_secret(self) -> bytes:
+        """The secret that keys uids derived from Idempotency-Keys: made once, then the same
+        for every process over these keys (see :mod:`.private_files`)."""
+        raise NotImplementedError
+
+    def link_secret(self) -> bytes:
+        """The HMAC key of viewer links (made on first use); read on every use, so a rotation
+        elsewhere takes effect at once."""
+        raise NotImplementedError
+
+    def rotate_link_secret(self) -> None:
+        """A new viewer-link secret: every link signed before no longer verifies."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- keys -------------------------------------------------------------------------------
 
     def create(self, *, workspace: str, scope: str, name: str = "", rate: float | None = None) -> CreatedKey:
         if scope not in SCOPES:
@@ -158,17 +230,10 @@ class KeyStore:
             )
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        token = f"{PREFIX}_{key_id}_{secret}"
-        created = int(time.time() * 1000)
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO api_key (key_id, hash, workspace, scope, name, rate, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, _hash(secret), workspace, scope, name, rate, created),
-            )
+        key = ApiKey(key_id, workspace, cast(Scope, scope), name, rate, int(time.time() * 1000))
+        self._insert_key(key, _hash(secret))
         self._forget(key_id)
-        key = ApiKey(key_id, workspace, cast(Scope, scope), name, rate, created)
-        return CreatedKey(key, token)
+        return CreatedKey(key, f"{PREFIX}_{key_id}_{secret}")
 
     def verify(self, token: str) -> ApiKey | None:
         """The key a bearer token names, if the secret matches and it is not revoked."""
@@ -185,25 +250,25 @@ class KeyStore:
             return None
         return ApiKey(*row[:7])
 
-    def _row(self, key_id: str) -> tuple[Any, ...] | None:
-        """The key's row: from the cache while fresh and the file unchanged, else from SQLite."""
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key by id (``ab_<id>_...``'s id); True if it existed and was live."""
+        if key_id.startswith(f"{PREFIX}_"):
+            key_id = key_id.split("_", 2)[1]
+        revoked = self._revoke_key(key_id, int(time.time() * 1000))
+        self._forget(key_id)  # this process stops accepting it at once
+        return revoked
+
+    def _row(self, key_id: str) -> KeyRow | None:
+        """The key's row: from the cache while fresh (and unchanged elsewhere), else the backend's."""
         if self._cache is not None:
-            stamp = self._file_stamp()
-            if stamp != self._stamp:  # another process wrote the key file: trust no cached row
+            if self._changed_elsewhere():
                 with self._cache_lock:
                     self._cache.clear()
-                self._stamp = stamp
             with self._cache_lock:  # TTLCache is not thread-safe; verify may run in threads
                 cached = self._cache.get(key_id, _MISSING)
             if cached is not _MISSING:
-                return cast("tuple[Any, ...] | None", cached)
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT key_id, workspace, scope, name, rate, created_at, revoked_at, hash "
-                "FROM api_key WHERE key_id = ?",
-                (key_id,),
-            ).fetchone()
-        found = tuple(row) if row is not None else None
+                return cast("KeyRow | None", cached)
+        found = self._fetch_key(key_id)
         if self._cache is not None:  # unknown ids too: the same cost as a known one
             with self._cache_lock:
                 self._cache[key_id] = found
@@ -214,69 +279,8 @@ class KeyStore:
             with self._cache_lock:
                 self._cache.pop(key_id, None)
 
-    def _file_stamp(self) -> tuple[int, int]:
-        """Size and mtime of the key file's WAL (the main file if there is none): a commit by
-        any connection appends to the WAL, so it changes one or both. One ``stat`` a request."""
-        try:
-            st = os.stat(self._wal)
-        except OSError:
-            try:
-                st = os.stat(self.path)
-            except OSError:
-                return (0, 0)
-        return (st.st_mtime_ns, st.st_size)
+    def __enter__(self) -> KeyStore:
+        return self
 
-    def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
-        sql = "SELECT key_id, workspace, scope, name, rate, created_at, revoked_at FROM api_key"
-        if not include_revoked:
-            sql += " WHERE revoked_at IS NULL"
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY created_at, key_id").fetchall()
-        return [ApiKey(*r) for r in rows]
-
-    def revoke(self, key_id: str) -> bool:
-        """Revoke a key by id (``ab_<id>_...``'s id); True if it existed and was live."""
-        if key_id.startswith(f"{PREFIX}_"):
-            key_id = key_id.split("_", 2)[1]
-        with self._lock:
-            cur = self._conn.execute(
-                "UPDATE api_key SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                (int(time.time() * 1000), key_id),
-            )
-        self._forget(key_id)  # this process stops accepting it at once
-        return cur.rowcount == 1
-
-    # -- idempotency records --------------------------------------------------------------
-
-    def idempotent_get(self, workspace: str, key: str) -> tuple[str, int, bytes] | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT request, status, body FROM idempotency WHERE workspace = ? AND key = ?",
-                (workspace, key),
-            ).fetchone()
-        return (row[0], row[1], bytes(row[2])) if row else None
-
-    def idempotent_put(
-        self, workspace: str, key: str, request: str, status: int, body: bytes
-    ) -> tuple[str, int, bytes]:
-        """Record the first answer; a concurrent twin that lost the race gets the winner's."""
-        now = int(time.time() * 1000)
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO idempotency (workspace, key, request, status, body, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (workspace, key, request, status, body, now),
-            )
-            # Records live a day, as Stripe's do; prune a few old ones on each write.
-            self._conn.execute(
-                "DELETE FROM idempotency WHERE rowid IN "
-                "(SELECT rowid FROM idempotency WHERE created_at < ? LIMIT 100)",
-                (now - 86_400_000,),
-            )
-        found = self.idempotent_get(workspace, key)
-        assert found is not None
-        return found
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -2,11 +2,12 @@
 
 A link carries a signed grant ``{workspace, actor, target, exp}`` in its URL fragment (a
 fragment never reaches server logs or ``Referer`` headers). The signature is HMAC-SHA256 with a
-secret kept in the service's key file (``auditbird keys`` and ``auditbird serve`` find that file
-the same way, so a link made by one is accepted by the other, across restarts). Rotating the
+secret kept with the service's keys (:class:`~.keys.KeyStore`: the keys file, or the PostgreSQL
+database every replica shares; ``auditbird keys`` and ``auditbird serve`` find them the same
+way, so a link made by one is accepted by the other, across restarts and replicas). Rotating the
 secret revokes every outstanding link at once.
 
->>> links = ViewerLinks(KeyStore("audit.keys.db").path)
+>>> links = ViewerLinks("audit.keys.db")        # or a KeyStore, or "postgresql://..."
 >>> token = links.sign(Grant(workspace="acme", expires_at=now_ms() + 3_600_000))
 >>> links.verify(token).workspace
 'acme'
@@ -22,12 +23,10 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from .private_files import connect_private
+from .keys import KeyStore
 
 __all__ = ["Grant", "ViewerLinks", "PREFIX", "parse_duration", "parse_target", "link_url", "MAX_TTL_MS"]
 
@@ -35,13 +34,6 @@ PREFIX = "abl1."  # never a valid API key (``ab_<id>_<secret>``), so the two can
 MAX_TTL_MS = 30 * 86_400_000
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS viewer_link_secret (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    secret     TEXT    NOT NULL,       -- HMAC key for viewer links; rotate it to revoke them all
-    created_at INTEGER NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -80,33 +72,22 @@ def _unb64(text: str) -> bytes:
 
 
 class ViewerLinks:
-    """Signs and verifies viewer links with the secret kept in the key file at ``path``."""
+    """Signs and verifies viewer links with the secret kept beside the service's keys.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._conn = connect_private(self.path)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+    ``keys``: the service's :class:`KeyStore` (shared, left open), or where one is (a keys file
+    path or a ``postgresql://`` URL: opened here and closed by :meth:`close`)."""
+
+    def __init__(self, keys: KeyStore | str | os.PathLike[str]) -> None:
+        self._owned = not isinstance(keys, KeyStore)
+        self.keys: KeyStore = keys if isinstance(keys, KeyStore) else KeyStore(keys, cache_seconds=0)
 
     def _secret(self) -> bytes:
-        # Read on every use (a primary-key look-up): a rotation by `auditbird keys` takes effect
-        # in a running server at once.
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO viewer_link_secret (id, secret, created_at) VALUES (1, ?, ?)",
-                (secrets.token_urlsafe(32), int(time.time() * 1000)),
-            )
-            (secret,) = self._conn.execute("SELECT secret FROM viewer_link_secret WHERE id = 1").fetchone()
-        return hashlib.sha256(b"auditbird viewer link\x00" + str(secret).encode()).digest()
+        # Read on every use: a rotation by `auditbird keys` takes effect in a running server at once.
+        return self.keys.link_secret()
 
     def rotate(self) -> None:
         """A new secret: every link signed before no longer verifies."""
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO viewer_link_secret (id, secret, created_at) VALUES (1, ?, ?)",
-                (secrets.token_urlsafe(32), int(time.time() * 1000)),
-            )
+        self.keys.rotate_link_secret()
 
     def sign(self, grant: Grant) -> str:
         claims = {
@@ -160,8 +141,8 @@ class ViewerLinks:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        if self._owned:
+            self.keys.close()
 
 
 def parse_duration(text: str) -> int:
