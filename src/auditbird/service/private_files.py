@@ -1,5 +1,8 @@
 """Files only the server's user may read: the key file (SQLite) and the server's secret.
 
+(For keys in SQLite, :mod:`.keys_sqlite`. Keys in PostgreSQL keep both secrets in the database,
+:mod:`.keys_postgres`, where every replica reads the same ones.)
+
 Both are created with mode 0600 from their first byte (``os.open(..., 0o600)``), never created
 world-readable and narrowed afterwards: a ``chmod`` after the fact leaves a window in which
 another local user can open the file and keep the descriptor. SQLite gives its ``-wal`` and
