@@ -167,6 +167,20 @@ def test_another_database_has_other_secrets(postgres_server: Any, postgres_url: 
         postgres_server.drop_database(other.rsplit("/", 1)[1])
 
 
+def test_connections_the_server_dropped_are_replaced(postgres_server: Any, postgres_url: str) -> None:
+    with KeyStore(postgres_url, cache_seconds=0) as keys:
+        created = keys.create(workspace="acme", scope="read")
+        for _ in range(3):
+            with postgres_server.admin() as admin:  # as a server restart or an idle timeout would
+                (ended,) = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (postgres_url.rsplit("/", 1)[1],),
+                ).fetchone()
+            assert ended >= 1
+            assert keys.verify(created.secret) is not None
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 

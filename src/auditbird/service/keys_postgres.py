@@ -122,6 +122,7 @@ class PostgresKeyStore(KeyStore):
                     return work(conn)
             except psycopg.OperationalError as exc:
                 if retry and attempt == 1:
+                    self._pool.check()  # drop every idle connection the server closed too
                     continue
                 raise StoreUnavailable(f"the keys database {self.where} is unavailable: {exc}") from exc
         raise AssertionError("unreachable")
