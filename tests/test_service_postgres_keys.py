@@ -122,6 +122,31 @@ def test_replicas_racing_on_one_idempotency_key_all_answer_the_one_stored(replic
         assert a.idempotent_get("acme", f"race-{round_}") == answers[0]
 
 
+def test_idempotency_records_older_than_a_day_are_pruned_on_write(replicas: Any, postgres_url: str) -> None:
+    a, _ = replicas
+    a.idempotent_put("acme", "old", "d", 201, b"{}")
+    a.idempotent_put("acme", "recent", "d", 201, b"{}")
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("UPDATE auditbird_idempotency SET created_at = created_at - 86400001 WHERE key = 'old'")
+    a.idempotent_put("acme", "new", "d", 201, b"{}")
+    assert a.idempotent_get("acme", "old") is None
+    assert a.idempotent_get("acme", "recent") is not None and a.idempotent_get("acme", "new") is not None
+
+
+def test_four_processes_opening_a_fresh_database_at_once_create_the_key_tables_once(
+    postgres_url: str,
+) -> None:
+    code = "import sys; from auditbird.service import KeyStore; KeyStore(sys.argv[1]).close()"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, postgres_url], env=env, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+
+
 def test_the_secrets_are_made_once_per_database(postgres_url: str) -> None:
     stores = [KeyStore(postgres_url) for _ in range(4)]
     try:
