@@ -183,9 +183,14 @@ def test_events_in_tinybird_with_keys_in_postgresql(
     pytest.importorskip("chdb")
     store = f"tinybird+http://{tinybird_server.token}@{tinybird_server.url.removeprefix('http://')}"
     workspace = f"pgkeys-{uuid.uuid4().hex[:8]}"  # the server's datasource is shared by the session
-    key = new_key(tmp_path, "--keys", postgres_url, workspace=workspace)
+    password = "pg-password-never-shown"  # the test cluster trusts loopback: libpq never sends it
+    keys_url = postgres_url.replace("auditbird@", f"auditbird:{password}@", 1)
+    created = cli(
+        tmp_path, "keys", "create", "--keys", keys_url, "--workspace", workspace, "--scope", "admin"
+    )
+    key = created.strip().splitlines()[-1]
     # AUDITBIRD_KEYS: `serve --keys` as the environment gives it to replicas
-    with two_replicas(tmp_path, "--store", store, AUDITBIRD_KEYS=postgres_url) as (a, b):
+    with two_replicas(tmp_path, "--store", store, AUDITBIRD_KEYS=keys_url) as (a, b):
         headers = {**auth(key), "Idempotency-Key": "tb-1"}
         event = {"id": "m:1", "action": "m.up", "timestamp": 1_700_000_000_000}
         first = httpx.post(f"{a}/v1/events", json=event, headers=headers)
@@ -196,6 +201,9 @@ def test_events_in_tinybird_with_keys_in_postgresql(
         assert read.status_code == 200, read.text
         assert [e["uid"] for e in read.json()["data"]] == [first.json()["uid"]]
     assert not list(tmp_path.rglob("*.keys.*"))
+    logs = "".join(log.read_text() for log in tmp_path.rglob("serve-*.log"))
+    assert "keys: postgresql://127.0.0.1" in logs  # where the keys are, said without the password
+    assert password not in logs + created
     with psycopg.connect(postgres_url) as conn:
         (records,) = conn.execute("SELECT count(*) FROM auditbird_idempotency").fetchone()
         (events,) = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'audit_log'").fetchone()
