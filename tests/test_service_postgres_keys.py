@@ -206,6 +206,34 @@ def test_connections_the_server_dropped_are_replaced(postgres_server: Any, postg
             assert keys.verify(created.secret) is not None
 
 
+def test_an_unreachable_keys_database_is_a_store_error_soon_and_recovers(
+    postgres_server: Any, postgres_url: str
+) -> None:
+    name = postgres_url.rsplit("/", 1)[1]
+    with KeyStore(postgres_url + "?connect_timeout=2", cache_seconds=0) as keys:
+        created = keys.create(workspace="acme", scope="read")
+        with postgres_server.admin() as admin:  # the database refuses every connection for now
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+        try:
+            with pytest.raises(StoreUnavailable) as info:  # a 503 in the service, never a hang
+                keys.verify(created.secret)
+            assert "keys database" in str(info.value) and name in str(info.value)
+        finally:
+            with postgres_server.admin() as admin:
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                assert keys.verify(created.secret) is not None
+                break
+            except StoreUnavailable:
+                time.sleep(0.2)
+        assert keys.verify(created.secret) is not None
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 

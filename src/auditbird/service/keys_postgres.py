@@ -106,6 +106,9 @@ class PostgresKeyStore(KeyStore):
             min_size=1,
             max_size=int(options.get("pool_size", 4)),
             kwargs={"autocommit": True, "connect_timeout": timeout},
+            # Requests wait at most this long for a connection: an unreachable database answers
+            # 503 in seconds, it does not hold every request for the pool's default 30 s.
+            timeout=float(min(timeout, 5)),
             open=False,
             name=f"auditbird keys {self.where}",
         )
