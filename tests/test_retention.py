@@ -24,6 +24,8 @@ from auditbird.retention import (
 )
 from auditbird.stores.merkle import verify_consistency
 
+from .test_merkle_go import _con, _inc, _run, tlogcheck  # noqa: F401 - tlogcheck is a fixture
+
 DAY = 86_400_000
 NOW = now_ms()
 
@@ -222,3 +224,25 @@ def test_retention_refuses_a_store_it_cannot_apply_to() -> None:
 
     with pytest.raises(RetentionError, match="TTL"):
         set_policy(NotSQLite(), "365d")
+
+
+def test_go_tlog_accepts_proofs_of_younger_events_after_retention(
+    tmp_path: Path,
+    tlogcheck: Path,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Go's golang.org/x/mod/sumdb/tlog (nobody here wrote it) checks the proofs after the run."""
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", workspace="acme")
+    _old(7, log)
+    young = _young(6, log)
+    old_size = tree_root(log)[0]
+    set_policy(log, "365d")
+    assert apply_retention(log).removed == 7
+    inclusion = [prove(log, uid) for uid in young]
+    proofs = [consistency(log, old) for old in range(1, old_size + 1)]
+    got = _run(
+        tlogcheck,
+        {"leaves": [], "inclusion": [_inc(p) for p in inclusion], "consistency": [_con(p) for p in proofs]},
+    )
+    assert got["inclusion"] == [""] * len(inclusion)
+    assert got["consistency"] == [""] * len(proofs)
+    log.close()
