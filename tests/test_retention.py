@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from auditbird import AuditLog
+from auditbird import AuditLog, retention_sqlite
 from auditbird.event import now_ms
 from auditbird.provable import consistency, prove, tree_root
 from auditbird.provable.checkpoint import open_checkpoint, sign_checkpoint, signer_for
@@ -90,13 +90,13 @@ def test_apply_removes_expired_data_and_keeps_leaves_so_proofs_still_hold(tmp_pa
     report = apply_retention(log)
 
     assert (report.removed, report.oldest, report.newest) == (6, NOW - 400 * DAY, NOW - 395 * DAY)
-    assert report.event_uid is not None and not report.dry_run
+    assert len(report.event_uids) == 1 and not report.dry_run
     listed = [e.uid for e in log.list(limit=100).events]
     assert not set(old) & set(listed) and set(young) <= set(listed)
     assert {e.uid for e in other.list(limit=10).events} == set(kept_elsewhere)
     # The run is itself an event, saying what it removed.
     (run,) = log.list(action="retention.apply", limit=5).events
-    assert run.uid == report.event_uid
+    assert (run.uid,) == report.event_uids
     assert run.metadata["removed"] == 6 and run.metadata["leaf_ranges"] == [[0, 6]]
     # Nothing of the removed events is left in the file or its WAL (targets and text index too).
     log.close()
@@ -130,13 +130,13 @@ def test_dry_run_reports_the_same_and_changes_nothing(tmp_path: Path) -> None:
     set_policy(log, "365d")
     rows, size = _rows(db), tree_root(log)
     dry = apply_retention(log, now=NOW, dry_run=True)
-    assert (dry.removed, dry.dry_run, dry.event_uid) == (4, True, None)
+    assert (dry.removed, dry.dry_run, dry.event_uids) == (4, True, ())
     assert "would remove 4 events" in dry.message()
     assert _rows(db) == rows and tree_root(log) == size
     real = apply_retention(log, now=NOW)
     assert (real.removed, real.oldest, real.newest, real.cutoff) == (4, dry.oldest, dry.newest, dry.cutoff)
     again = apply_retention(log, now=NOW)
-    assert again.removed == 0 and again.event_uid is None and "nothing older" in again.message()
+    assert again.removed == 0 and again.event_uids == () and "nothing older" in again.message()
     log.close()
 
 
@@ -245,4 +245,25 @@ def test_go_tlog_accepts_proofs_of_younger_events_after_retention(
     )
     assert got["inclusion"] == [""] * len(inclusion)
     assert got["consistency"] == [""] * len(proofs)
+    log.close()
+
+
+def test_a_long_backlog_is_removed_in_bounded_chunks_each_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention_sqlite, "CHUNK", 3)
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}")
+    _old(8, log)
+    young = _young(2, log)
+    set_policy(log, "365d")
+    report = apply_retention(log)
+    assert (report.removed, len(report.event_uids)) == (8, 3)
+    assert (report.oldest, report.newest) == (NOW - 400 * DAY, NOW - 393 * DAY)
+    runs = log.list(action="retention.apply", limit=10).events
+    assert sorted(r.metadata["removed"] for r in runs) == [2, 3, 3]
+    assert sorted(tuple(r.metadata["leaf_ranges"][0]) for r in runs) == [(0, 3), (3, 6), (6, 8)]
+    result = verify_store(log)
+    assert result.ok and result.expired == (8, 1, 8), result.message()
+    for uid in young:
+        prove(log, uid).verify()
     log.close()

@@ -50,7 +50,7 @@ def test_set_dry_run_apply_then_verify_an_older_checkpoint(tmp_path: Path) -> No
     dry = _cli(db, "retention", "apply", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     [planned] = json.loads(dry.stdout)
-    assert (planned["removed"], planned["dry_run"], planned["event_uid"]) == (4, True, None)
+    assert (planned["removed"], planned["dry_run"], planned["event_uids"]) == (4, True, [])
     assert (planned["oldest"], planned["newest"]) == (now - 500 * DAY, now - 497 * DAY)
     assert _cli(db, "query", "--format", "ndjson", "--limit", "100").stdout.count("user.login") == 4
 

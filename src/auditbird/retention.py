@@ -69,7 +69,7 @@ class RetentionReport:
     oldest: int | None  # the oldest and newest removed timestamps
     newest: int | None
     dry_run: bool = False
-    event_uid: str | None = None  # the retention.apply event that records the run
+    event_uids: tuple[str, ...] = ()  # the retention.apply events that record the run (one per chunk)
 
     def message(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -90,7 +90,7 @@ class RetentionReport:
             "oldest": self.oldest,
             "newest": self.newest,
             "dry_run": self.dry_run,
-            "event_uid": self.event_uid,
+            "event_uids": list(self.event_uids),
         }
 
 

@@ -17,6 +17,7 @@ removed payloads are in neither the database file nor its WAL.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 
@@ -38,6 +39,7 @@ _SCHEMA = (
 _ACTOR = {"id": "auditbird:retention", "name": "retention", "type": "system"}
 _MAX_RANGES_IN_EVENT = 100  # the event lists the ranges; the table holds all of them
 _PAGE = 5_000
+CHUNK = 10_000  # expired events removed per transaction (and per retention.apply event)
 
 
 def _tables(conn: sqlite3.Connection) -> None:
@@ -83,14 +85,9 @@ def read_policies(store: SQLiteStore, workspace: str | None) -> list[RetentionPo
     return [RetentionPolicy(str(ws), str(period), int(ms)) for ws, period, ms in found]
 
 
-def _ranges(conn: sqlite3.Connection, workspace: str, cutoff: int) -> list[tuple[int, int]]:
+def _ranges(indexes: list[int]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
-    cursor = conn.execute(
-        "SELECT l.idx FROM audit_log AS a JOIN merkle_leaf AS l ON l.position = a.position "
-        "WHERE a.workspace = ? AND a.timestamp < ? ORDER BY l.idx",
-        (workspace, cutoff),
-    )
-    for (idx,) in cursor:
+    for idx in sorted(indexes):
         if out and out[-1][1] == idx:
             out[-1] = (out[-1][0], idx + 1)
         else:
@@ -101,50 +98,81 @@ def _ranges(conn: sqlite3.Connection, workspace: str, cutoff: int) -> list[tuple
 def apply(store: SQLiteStore, policy: RetentionPolicy, *, now: int | None, dry_run: bool) -> RetentionReport:
     ws = policy.workspace
     cutoff = (now_ms() if now is None else now) - policy.max_age_ms
-    with store._lock:
-        try:
-            with store._write() as conn:
-                conn.execute("PRAGMA secure_delete = ON")  # deleted cells and freed pages are zeroed
-                count, oldest, newest = conn.execute(
-                    "SELECT count(*), min(timestamp), max(timestamp) FROM audit_log "
-                    "WHERE workspace = ? AND timestamp < ?",
-                    (ws, cutoff),
-                ).fetchone()
-                report = RetentionReport(ws, policy.period, cutoff, int(count), oldest, newest, dry_run)
-                if dry_run or not count:
-                    return report
-                _tables(conn)
-                extend_tree(conn)  # every removed event keeps its leaf, even rows written with tree=off
-                ranges = _ranges(conn, ws, cutoff)
-                uid = _record(
-                    conn,
-                    ws,
-                    "retention.apply",
-                    {
-                        "period": policy.period,
-                        "cutoff": cutoff,
-                        "removed": int(count),
-                        "oldest": oldest,
-                        "newest": newest,
-                        "leaf_ranges": [list(r) for r in ranges[:_MAX_RANGES_IN_EVENT]],
-                        "leaf_ranges_total": len(ranges),
-                    },
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO retention_expired (workspace, lo, hi, run_uid) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(ws, lo, hi, uid) for lo, hi in ranges],
-                )
-                conn.execute(
-                    "DELETE FROM audit_target WHERE position IN "
-                    "(SELECT position FROM audit_log WHERE workspace = ? AND timestamp < ?)",
-                    (ws, cutoff),
-                )
-                conn.execute("DELETE FROM audit_log WHERE workspace = ? AND timestamp < ?", (ws, cutoff))
-        finally:
-            store._conn.execute("PRAGMA secure_delete = OFF")
-        _compact(store)
-    return RetentionReport(ws, policy.period, cutoff, int(count), oldest, newest, False, uid)
+    if dry_run:
+        with store._reading() as conn:
+            count, oldest, newest = conn.execute(
+                "SELECT count(*), min(timestamp), max(timestamp) FROM audit_log "
+                "WHERE workspace = ? AND timestamp < ?",
+                (ws, cutoff),
+            ).fetchone()
+        return RetentionReport(ws, policy.period, cutoff, int(count), oldest, newest, True)
+    removed, stamps, uids = 0, [], []
+    while True:
+        # One bounded transaction per chunk, the store's lock released in between: a run over
+        # a year of backlog never holds publishers up for longer than one chunk.
+        with store._lock:
+            chunk = _apply_chunk(store, policy, cutoff)
+        if chunk is None:
+            break
+        removed += chunk[0]
+        stamps += [chunk[1], chunk[2]]
+        uids.append(chunk[3])
+    if removed:
+        with store._lock:
+            _compact(store)
+    oldest, newest = (min(stamps), max(stamps)) if stamps else (None, None)
+    return RetentionReport(ws, policy.period, cutoff, removed, oldest, newest, False, tuple(uids))
+
+
+def _apply_chunk(
+    store: SQLiteStore, policy: RetentionPolicy, cutoff: int
+) -> tuple[int, int, int, str] | None:
+    """Remove up to :data:`CHUNK` of the oldest expired events in one transaction, recorded by
+    one ``retention.apply`` event; None when none is left."""
+    ws = policy.workspace
+    try:
+        with store._write() as conn:
+            conn.execute("PRAGMA secure_delete = ON")  # deleted cells and freed pages are zeroed
+            extend_tree(conn)  # every removed event keeps its leaf, even rows written with tree=off
+            found = conn.execute(
+                "SELECT a.position, a.timestamp, l.idx FROM audit_log AS a "
+                "JOIN merkle_leaf AS l ON l.position = a.position "
+                "WHERE a.workspace = ? AND a.timestamp < ? ORDER BY a.timestamp LIMIT ?",
+                (ws, cutoff, CHUNK),
+            ).fetchall()
+            if not found:
+                return None
+            _tables(conn)
+            stamps = [int(t) for _, t, _ in found]
+            ranges = _ranges([int(i) for _, _, i in found])
+            uid = _record(
+                conn,
+                ws,
+                "retention.apply",
+                {
+                    "period": policy.period,
+                    "cutoff": cutoff,
+                    "removed": len(found),
+                    "oldest": min(stamps),
+                    "newest": max(stamps),
+                    "leaf_ranges": [list(r) for r in ranges[:_MAX_RANGES_IN_EVENT]],
+                    "leaf_ranges_total": len(ranges),
+                },
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO retention_expired (workspace, lo, hi, run_uid) VALUES (?, ?, ?, ?)",
+                [(ws, lo, hi, uid) for lo, hi in ranges],
+            )
+            positions = json.dumps([int(p) for p, _, _ in found])
+            conn.execute(
+                "DELETE FROM audit_target WHERE position IN (SELECT value FROM json_each(?))", (positions,)
+            )
+            conn.execute(
+                "DELETE FROM audit_log WHERE position IN (SELECT value FROM json_each(?))", (positions,)
+            )
+            return len(found), min(stamps), max(stamps), uid
+    finally:
+        store._conn.execute("PRAGMA secure_delete = OFF")
 
 
 def _compact(store: SQLiteStore) -> None:
