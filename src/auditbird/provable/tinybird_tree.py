@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -25,12 +26,13 @@ from ..stores._tinybird_http import Protocol, run_sync
 from ..stores.merkle import resolve
 from ..stores.sqlite import SQLiteStore
 from ..stores.tinybird import TinybirdStore
-from .checkpoint import Checkpoint, origin_of, signer_for
+from .checkpoint import Checkpoint, CheckpointError, origin_of, signer_for
 
 __all__ = ["TREE_DATASOURCE", "CHECKPOINT_DATASOURCE", "TreePublisher", "publisher_for"]
 
 TREE_DATASOURCE = "audit_tree"
 CHECKPOINT_DATASOURCE = "audit_checkpoints"
+logger = logging.getLogger("auditbird.relay")
 
 
 def _b64(data: bytes) -> str:
@@ -116,5 +118,14 @@ def publisher_for(source: Any, destination: Any) -> TreePublisher | None:
     if isinstance(source, SQLiteStore) and source.tree and isinstance(destination, TinybirdStore):
         if destination.seed:  # OpenStatus's own datasource: no auditbird datafiles beside it
             return None
-        return TreePublisher(source, destination)
+        try:
+            return TreePublisher(source, destination)
+        except (CheckpointError, OSError) as exc:  # no key can be made beside the source
+            logger.warning(
+                "the relay ships events without their tree: %s (make the key with "
+                "`auditbird --store sqlite:///%s checkpoint --public-key` where it can be written)",
+                exc,
+                source.path,
+            )
+            return None
     return None
