@@ -139,3 +139,24 @@ def test_verify_cli_on_a_tinybird_store(tmp_path: Path, server: Any) -> None:
         [*cli, "--public-key", str(key_file)], capture_output=True, text=True, timeout=120, env=env
     )
     assert failed.returncode == 1 and "FAILED event #1: missing" in failed.stdout
+
+
+def test_a_resent_batch_and_an_older_saved_checkpoint_still_verify(tmp_path: Path, server: Any) -> None:
+    """A crash after the leaves but before the relay stored its position re-sends them: identical."""
+    db, uids, key = _relayed(tmp_path, server, "tb-again", n=7)
+    with _store(server) as store:
+        saved = latest_checkpoint(store, "tb-again")
+    log = AuditLog(f"sqlite:///{db}", workspace="tb-again")
+    for i in range(4):
+        log.publish_audit_log({"id": "m:9", "action": "monitor.up", "metadata": {"i": i}})
+    log.close()
+    with Relay(f"sqlite:///{db}", _url(server), batch=5) as relay:
+        assert relay.run() == 4
+        assert relay.tree is not None
+        relay.tree.publish(relay.source.read_committed(0, 100))  # every leaf and checkpoint again
+    with _store(server) as store:
+        assert latest_checkpoint(store, "tb-again").split("\n")[1] == "11"
+        report = verify_tinybird(store, key, workspace="tb-again")
+        assert report.ok and report.events == 11, report.message()
+        older = verify_tinybird(store, key, workspace="tb-again", checkpoint_text=saved)
+        assert older.ok and older.events == 7, older.message()
