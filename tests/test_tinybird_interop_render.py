@@ -77,6 +77,9 @@ def cases(ws: str) -> dict[str, list[dict[str, str]]]:
             {"workspace": ws, "event_id": "monitor:2", "limit": "2"},
             {"workspace": ws, "event_id": "monitor:nothing"},
         ],
+        # The tree published beside the events (auditbird.provable.tinybird_tree).
+        "audit_tree_leaves": [{"ws": ws}, {"ws": ws, "start": "3", "limit": "2"}],
+        "audit_checkpoints_latest": [{"ws": ws}, {"ws": ws, "limit": "5"}],
     }
 
 

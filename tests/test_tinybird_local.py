@@ -493,7 +493,13 @@ def test_datafiles_command_writes_files_that_parse_back(tmp_path: Path) -> None:
     written, shipped = load_dir(tmp_path / "tb"), load_dir(SHIPPED)
     assert written == shipped
     datasources, pipes = written
-    assert set(datasources) == {"audit_log"} and set(pipes) == {"endpoint_audit_log", "list_audit_log"}
+    assert set(datasources) == {"audit_log", "audit_tree", "audit_checkpoints"}  # + the published tree
+    assert set(pipes) == {
+        "endpoint_audit_log",
+        "list_audit_log",
+        "audit_tree_leaves",
+        "audit_checkpoints_latest",
+    }
     assert all(p.type == "endpoint" for p in pipes.values())
 
 

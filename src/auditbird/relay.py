@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .event import now_ms
+from .provable.tinybird_tree import publisher_for
 from .query import Query
 from .stores import open_store, redact_url
 from .stores.base import Row
@@ -129,7 +130,10 @@ class Relay:
         name: str | None = None,
         position_file: str | os.PathLike[str] | None = None,
         batch: int = 500,
+        tree: bool = True,
     ) -> None:
+        """``tree``: where the destination is Tinybird and the source keeps a Merkle tree, also
+        publish its leaves and signed checkpoints there (:mod:`auditbird.provable.tinybird_tree`)."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
         self.source = _open_source(source) if isinstance(source, str) else source
@@ -147,6 +151,7 @@ class Relay:
             self.destination.close()
             raise ValueError("the relay's destination is its source; name another store")
         self.batch = batch
+        self.tree = publisher_for(self.source, self.destination) if tree else None
         self.positions: PositionTable | PositionFile | PostgresPositions = (
             PositionFile(position_file)
             if position_file is not None
@@ -168,13 +173,15 @@ class Relay:
         if not rows:
             return 0
         to_send = self._not_yet_there(rows) if self._in_doubt else rows
-        if to_send:
-            try:
+        try:
+            if to_send:
                 self.destination.append([r._replace(position=None) for r in to_send])
-            except BaseException:
-                # Part of the batch may have arrived: the next step asks the destination first.
-                self._in_doubt = True
-                raise
+            if self.tree is not None:  # the whole batch: an in-doubt one may lack its leaves
+                self.tree.publish(rows)
+        except BaseException:
+            # Part of the batch may have arrived: the next step asks the destination first.
+            self._in_doubt = True
+            raise
         last = rows[-1].position
         assert last is not None
         self.positions.save(last)

@@ -24,6 +24,7 @@ from ..provable.verify import ExportError, verify_export, verify_store
 from ..row import row_to_json
 from ..stores.merkle import verify_consistency
 from ._app import fail, settings
+from .verify_tinybird import is_tinybird_url, verify_tinybird_command
 
 _Store = Annotated[str | None, typer.Option("--store", help="Store URL (default: the global --store)")]
 _Workspace = Annotated[
@@ -106,6 +107,10 @@ def verify(
     if export is not None and (checkpoint_file is None or public_key is None):
         fail(
             "verify --export needs --checkpoint FILE and --public-key FILE: offline, nothing else is trusted"
+        )
+    if export is None and is_tinybird_url(store or settings.store):  # the tree published beside it
+        return verify_tinybird_command(
+            store or settings.store, workspace or settings.workspace, checkpoint_file, public_key
         )
     log = None if export is not None else _open(store, workspace)
     cp: Checkpoint | None = None

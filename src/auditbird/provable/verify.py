@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ..retention import expired_leaves
 from ..stores.merkle import append_leaf, canonical_json_text, frontier_root, leaf_data, leaf_hash
 from .checkpoint import Checkpoint
 from .proofs import log_workspace, provable_store, tree_root
@@ -43,10 +44,13 @@ class VerifyReport:
     number: int | None = None
     problem: str = ""
     detail: str = ""
+    expired: tuple[int, int, int] = (0, 0, 0)  # retention removed (count, first #, last #)
 
     def message(self) -> str:
         if self.ok:
-            return f"verified {self.events} events up to checkpoint {self.checkpoint_size}"
+            count, first, last = self.expired
+            gone = f"; {count} of them (#{first}-#{last}) expired by retention policy" if count else ""
+            return f"verified {self.events} events up to checkpoint {self.checkpoint_size}{gone}"
         where = f"event #{self.number}: " if self.number is not None else ""
         return f"{where}{self.problem}: {self.detail}"
 
@@ -107,9 +111,14 @@ def verify_store(
             f"the checkpoint covers {size} events but the tree holds {tree_size}: events were removed",
         )
     data, tree = _Peek(_data_leaves(store, ws)), _Peek(_stored_leaves(store, ws, tree_size))
+    gone, expired = _Peek(expired_leaves(store, ws)), [0, 0, 0]
     frontier: list[bytes] = []
     for i in range(size):
         d, t = data.peek(), tree.peek()
+        if _expired(gone, i, d, t, expired):  # its data was removed by retention; its leaf stays
+            append_leaf(frontier, i, t[1])
+            tree.pop()
+            continue
         if d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, size)
         append_leaf(frontier, i, d[1])
@@ -128,6 +137,9 @@ def verify_store(
     # The rest of the tree, past the checkpoint, must still hold the events as recorded.
     for i in range(size, tree_size):
         d, t = data.peek(), tree.peek()
+        if _expired(gone, i, d, t, [0, 0, 0]):
+            tree.pop()
+            continue
         if d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, tree_size)
         data.pop()
@@ -143,7 +155,19 @@ def verify_store(
             f"store position {extra[0]} (uid {extra[2]}) is not in the tree: it was written behind "
             "auditbird's back (or with ?tree=off; an append through auditbird adds it)",
         )
-    return VerifyReport(True, size, size)
+    return VerifyReport(True, size, size, expired=(expired[0], expired[1], expired[2]))
+
+
+def _expired(gone: _Peek, i: int, d: Any, t: Any, seen: list[int]) -> bool:
+    """Whether leaf ``i`` is one retention removed (and its row is indeed gone); counts it."""
+    while gone.peek() is not None and gone.peek() < i:
+        gone.pop()
+    if gone.peek() != i or t is None or (d is not None and d[0] == t[0]):
+        return False
+    seen[0] += 1
+    seen[1] = seen[1] or i + 1
+    seen[2] = i + 1
+    return True
 
 
 def _first_difference(store: Any, ws: str, i: int, data: _Peek, tree: _Peek, size: int) -> VerifyReport:

@@ -21,7 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .. import __version__, retention_schedule
 from .._errors import (
     AuditValidationError,
     ConflictError,
@@ -69,6 +69,7 @@ def create_app(
     strict: bool = False,
     event_limits: Limits = DEFAULT_LIMITS,
     metrics_token: str | None = None,
+    retention_interval: float = 0,
 ) -> FastAPI:
     """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``).
 
@@ -95,7 +96,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        retention = retention_schedule.start(backend, retention_interval)  # seconds; 0: none
         yield
+        await retention_schedule.stop(retention)
         await state.store.aclose()
         state.keys.close()
         state.cpu_pool.shutdown(wait=False, cancel_futures=True)
@@ -255,6 +258,7 @@ def app_from_env() -> FastAPI:
         limits=limits,
         strict=os.environ.get("AUDITBIRD_STRICT", "") in ("1", "true", "yes"),
         metrics_token=os.environ.get("AUDITBIRD_METRICS_TOKEN") or None,
+        retention_interval=retention_schedule.interval_from_env(),
     )
     tune_gc()
     return app
