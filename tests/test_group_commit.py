@@ -224,3 +224,31 @@ def test_a_failed_commit_fails_every_request_of_its_group() -> None:
     failed = [i for i, v in out.items() if isinstance(v, OSError)]
     assert len(firsts) == 1 and len(failed) == 4  # the leader alone, then the group of four
     assert group.submit(9) == 9  # the next commit works
+
+
+def test_a_uid_published_twice_in_one_group_keeps_the_first_copy(tmp_path: Path) -> None:
+    """The group goes in as one batch (no stream revisions): what each publish answers is its
+    own share of that batch, and a uid repeated across publishes stores its first copy once."""
+    store = SQLiteStore(tmp_path / "a.db")
+    log = AuditLog(store)
+    earlier = log.publish_audit_log({"id": "m:0", "action": "a.b"})
+    uid = "01890000-0000-7000-8000-000000000001"
+    calls: list[Callable[[], Any]] = [
+        lambda: log.publish_audit_log({"id": "m:1", "action": "a.b"}),
+        lambda: log.publish_many(
+            [{"id": "first", "action": "a.b", "uid": uid}, {"id": "m:2", "action": "a.b"}]
+        ),
+        lambda: log.publish_audit_log({"id": "second", "action": "c.d", "uid": uid}),
+        lambda: log.publish_many(
+            [{"id": "m:3", "action": "a.b"}, {"id": "again", "action": "a.b", "uid": earlier.uid}]
+        ),
+    ]
+    results = run_held(store, calls)
+    assert store._group.commits == 3  # the earlier publish, the held leader, the group of three
+    assert [e.id for e in results[1]] == ["first", "m:2"]
+    assert (results[2].id, results[2].action, results[2].uid) == ("first", "a.b", uid)
+    assert [e.id for e in results[3]] == ["m:3", "m:0"]  # the stored copy of the earlier uid
+    stored = sorted(e.id for e in log.list(limit=100).events)
+    assert stored == ["first", "m:0", "m:1", "m:2", "m:3"]
+    assert positions(tmp_path / "a.db") == [1, 2, 3, 4, 5]
+    log.close()

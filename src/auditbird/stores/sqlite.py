@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
-from .._errors import ConflictError, StoreUnavailable
+from .._errors import StoreUnavailable
 from ..query import Query
 from . import sqlite_open
 from .base import Row
@@ -27,13 +27,11 @@ from .sqlite_schema import (
 )
 from .sqlite_snapshots import FileSnapshots
 from .sqlite_tree import SQLiteTree, create_tree_tables, extend_tree
-from .sqlite_write import write_rows, write_rows_untreed
+from .sqlite_write import Request, write_group, write_rows
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "MIGRATIONS", "build_select", "write_rows", "migrate"]
 
 _statements = statements  # the name bench/core_sqlite.py imports
-
-_Request = tuple[Sequence[Row], int | None]  # one append: its rows and expected_revision
 
 _IDLE_READERS = 8  # reader connections kept open between reads
 _TEXT_WINDOW = 2_000  # newest rows a text search looks through before it asks the index
@@ -73,7 +71,7 @@ class SQLiteStore(
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
-        self._group: GroupCommit[_Request, dict[int, Row]] = GroupCommit(
+        self._group: GroupCommit[Request, dict[int, Row]] = GroupCommit(
             self._commit_group, size=lambda request: len(request[0])
         )
         if sqlite_open.directory_missing(self.path):
@@ -137,44 +135,14 @@ class SQLiteStore(
             return {}
         return self._group.submit((rows, expected_revision))
 
-    def _commit_group(self, group: Sequence[_Request]) -> list[dict[int, Row] | BaseException]:
-        """One transaction for every request of ``group``, each in a savepoint of its own (a lone
-        request needs none: its failure rolls back the whole transaction, which is only its)."""
-        answers: list[dict[int, Row] | BaseException] = []
+    def _commit_group(self, group: Sequence[Request]) -> list[dict[int, Row] | BaseException]:
+        """One durable transaction for every request of ``group`` (:func:`write_group`), and
+        the Merkle tree over what it stored, in the same transaction."""
         with self._lock, self._write() as conn:
-            if len(group) == 1:
-                answers.append(self._append_in(conn, *group[0]))
-            else:
-                for rows, expected_revision in group:
-                    conn.execute("SAVEPOINT auditbird_publish")
-                    try:
-                        answers.append(self._append_in(conn, rows, expected_revision))
-                    except Exception as exc:
-                        if not conn.in_transaction:
-                            raise  # SQLite rolled everything back (disk full, I/O): the group fails
-                        conn.execute("ROLLBACK TO auditbird_publish")
-                        answers.append(_own_error(exc, self.path))
-                    conn.execute("RELEASE auditbird_publish")
+            answers = write_group(conn, group, self.path)
             if self.tree and any(not isinstance(a, BaseException) for a in answers):
-                extend_tree(conn)  # once per commit, same transaction: tree and events never apart
+                extend_tree(conn)  # once per commit: the tree and the events are never apart
         return answers
-
-    def _append_in(
-        self, conn: sqlite3.Connection, rows: Sequence[Row], expected_revision: int | None
-    ) -> dict[int, Row]:
-        kept: dict[int, Row] = {}
-        if expected_revision is not None:
-            workspace, stream = _single_stream(rows)
-            (current,) = conn.execute(
-                "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, stream)
-            ).fetchone()
-            if current != expected_revision:
-                raise ConflictError(
-                    f"stream {stream!r} is at revision {current}, not {expected_revision}: "
-                    "another writer got there first; reload the stream and retry"
-                )
-        write_rows_untreed(conn, rows, kept=kept)
-        return kept
 
     def revision(self, workspace: str, event_id: str) -> int:
         """How many events the stream ``event_id`` holds (not an event's schema ``version``)."""
@@ -315,17 +283,3 @@ def _recent_first(q: Query) -> bool:
     """A text search worth trying on the newest rows before the index (see
     :func:`~.sqlite_query.build_recent_text_select`)."""
     return bool(q.text) and len(q.text or "") >= TRIGRAM and q.limit is not None and q.order != "position"
-
-
-def _own_error(exc: Exception, path: str) -> Exception:
-    """What one request of a group raises: its own error, as a lone append would have."""
-    if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-        return sqlite_open.translate(exc, path, "the write")
-    return exc
-
-
-def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
-    streams = {(r.workspace, r.id) for r in rows}
-    if len(streams) != 1:
-        raise ValueError("expected_revision needs every event of the append in one stream")
-    return streams.pop()

@@ -8,11 +8,100 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
+from .._errors import ConflictError
 from .base import Row
+from .sqlite_open import translate
 from .sqlite_query import COLUMNS_SQL
 from .sqlite_tree import extend_tree
 
-__all__ = ["write_rows", "write_rows_untreed"]
+__all__ = ["Request", "write_group", "write_rows", "write_rows_untreed"]
+
+Request = tuple[Sequence[Row], int | None]  # one append of a group commit: rows, expected_revision
+
+
+def write_group(
+    conn: sqlite3.Connection, group: Sequence[Request], path: str
+) -> list[dict[int, Row] | BaseException]:
+    """Every append of ``group`` inside the caller's open transaction; for each, its stored
+    copies (as :meth:`SQLiteStore.append` answers) or its own error.
+
+    A lone append runs as is (its error rolls back the transaction, which is only its own).
+    Several go in as one batch, with few statements: each statement hands the GIL to the
+    publishers' threads, so fewer of them keep the commit short. If that batch fails, or an
+    append expects a stream revision, each append gets a savepoint of its own instead, so one
+    failure never fails the others."""
+    if len(group) == 1:
+        return [append_rows(conn, *group[0])]
+    if all(expected is None for _, expected in group):
+        merged = [row for rows, _ in group for row in rows]
+        kept: dict[int, Row] = {}
+        conn.execute("SAVEPOINT auditbird_group")
+        try:
+            write_rows_untreed(conn, merged, kept=kept)
+        except Exception:
+            if not conn.in_transaction:
+                raise  # SQLite rolled everything back (disk full, I/O): the group fails
+            conn.execute("ROLLBACK TO auditbird_group")
+        else:
+            conn.execute("RELEASE auditbird_group")
+            return _split(kept, [len(rows) for rows, _ in group])
+        conn.execute("RELEASE auditbird_group")
+    answers: list[dict[int, Row] | BaseException] = []
+    for rows, expected_revision in group:
+        conn.execute("SAVEPOINT auditbird_publish")
+        try:
+            answers.append(append_rows(conn, rows, expected_revision))
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO auditbird_publish")
+            answers.append(_own_error(exc, path))
+        conn.execute("RELEASE auditbird_publish")
+    return answers
+
+
+def _split(kept: dict[int, Row], sizes: list[int]) -> list[dict[int, Row] | BaseException]:
+    """The merged batch's ``{index: stored copy}``, back to each append's own indexes."""
+    out: list[dict[int, Row] | BaseException] = []
+    start = 0
+    for size in sizes:
+        out.append({i - start: row for i, row in kept.items() if start <= i < start + size})
+        start += size
+    return out
+
+
+def append_rows(
+    conn: sqlite3.Connection, rows: Sequence[Row], expected_revision: int | None
+) -> dict[int, Row]:
+    """One append: the stream revision check (if any), then its rows; its stored copies."""
+    kept: dict[int, Row] = {}
+    if expected_revision is not None:
+        workspace, stream = _single_stream(rows)
+        (current,) = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, stream)
+        ).fetchone()
+        if current != expected_revision:
+            raise ConflictError(
+                f"stream {stream!r} is at revision {current}, not {expected_revision}: "
+                "another writer got there first; reload the stream and retry"
+            )
+    write_rows_untreed(conn, rows, kept=kept)
+    return kept
+
+
+def _own_error(exc: Exception, path: str) -> Exception:
+    """What one append of a group raises: its own error, as it would have alone."""
+    if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+        return translate(exc, path, "the write")
+    return exc
+
+
+def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
+    streams = {(r.workspace, r.id) for r in rows}
+    if len(streams) != 1:
+        raise ValueError("expected_revision needs every event of the append in one stream")
+    return streams.pop()
+
 
 _INSERT = (
     "INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp, "
