@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from auditbird import ActionRegistry, AuditLog, AuditValidationError, Event
+from auditbird.codec import encode, encode_many
 from auditbird.validation import validate_events
 
 
@@ -125,3 +126,22 @@ def test_a_built_event_outside_the_logs_workspace_is_refused(registry: ActionReg
     with pytest.raises(AuditValidationError) as raised:
         validate_events([Event(id="m:1", action="a.b", workspace="other")], registry, workspace="mine")
     assert [(p.index, p.loc) for p in raised.value.problems] == [(0, "workspace")]
+
+
+def test_a_batch_encodes_to_the_rows_each_event_encodes_to(registry: ActionRegistry) -> None:
+    events = validate_events([good(i) for i in range(6)], registry)
+    events.append(Event(id="t:1", action="a.b", targets=[{"id": "1", "name": "seed"}], metadata={"ü": [1.5]}))
+    assert encode_many(events) == [encode(e) for e in events]
+
+
+def test_a_batch_that_cannot_be_encoded_names_the_event_and_field(tmp_path: Path) -> None:
+    batch = [
+        {"id": "m:1", "action": "a.b"},
+        {"id": "m:\ud800", "action": "a.b"},
+        {"id": "m:3", "action": "a.b"},
+    ]
+    with AuditLog(f"sqlite:///{tmp_path / 'a.db'}") as log:
+        with pytest.raises(AuditValidationError) as raised:
+            log.publish_many(batch)
+        assert [(p.index, p.loc) for p in raised.value.problems] == [(1, "id")]
+        assert log.list().events == []
