@@ -80,7 +80,16 @@ class GroupCommit(Generic[T, R]):
             self._queue.append(me)
             leads = len(self._queue) == 1
         if not leads:
-            me.signal.acquire()  # answered by a leader, or promoted to lead the next group
+            try:
+                me.signal.acquire()  # answered by a leader, or promoted to lead the next group
+            except BaseException:
+                # Interrupted (Ctrl-C) while queued: the request is in the queue and may be
+                # promoted to lead, and a leader that never leads stalls every thread behind
+                # it. See it through (one commit at most), then raise.
+                me.signal.acquire()
+                if not me.answered:
+                    self._lead(me)
+                raise
             if me.answered:
                 return self._answer(me)
         self._lead(me)
