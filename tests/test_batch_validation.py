@@ -5,12 +5,14 @@ again, unless they skipped pydantic (``model_construct``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from auditbird import ActionRegistry, AuditLog, AuditValidationError, Event
 from auditbird.codec import encode, encode_many
+from auditbird.event import MAX_TIMESTAMP, Actor, Target, within_bounds
 from auditbird.validation import validate_events
 
 
@@ -145,3 +147,61 @@ def test_a_batch_that_cannot_be_encoded_names_the_event_and_field(tmp_path: Path
             log.publish_many(batch)
         assert [(p.index, p.loc) for p in raised.value.problems] == [(1, "id")]
         assert log.list().events == []
+
+
+# (field, value, whether the quick check must accept it: the model does, and it is no edge case
+# where the quick check is stricter, such as "\x1c", a blank to Python but not to the model)
+BOUNDS = [
+    ("id", "x" * 256, True),
+    ("id", "x" * 257, False),
+    ("id", " \t", False),
+    ("id", "\x1c", False),
+    ("action", "a.b", True),
+    ("action", "a.b\n", False),
+    ("action", "a." + "b" * 126, True),
+    ("action", "a." + "b" * 127, False),
+    ("uid", "u" * 128, True),
+    ("uid", "u" * 129, False),
+    ("uid", "u\n", False),
+    ("workspace", "w" * 128, True),
+    ("workspace", "w" * 129, False),
+    ("workspace", "w\n", False),
+    ("timestamp", 0, True),
+    ("timestamp", MAX_TIMESTAMP, True),
+    ("timestamp", MAX_TIMESTAMP + 1, False),
+    ("timestamp", True, False),
+    ("version", 1_000_000, True),
+    ("version", 1_000_001, False),
+    ("version", 0, False),
+    ("actor", Actor(id="a" * 256, name="n" * 256, type="t" * 64), True),
+    ("actor", Actor.model_construct(id="a" * 257, name="n", type=None), False),
+    ("actor", Actor.model_construct(id="a", name="n", type="t" * 65), False),
+    ("targets", [Target(id="1", type="t")] * 100, True),
+    ("targets", [Target(id="1", type="t")] * 101, False),
+    ("targets", [Target.model_construct(id="1", type=None, name=None)], False),
+    ("targets", [Target.model_construct(id="", type="t", name=None)], False),
+    ("targets", [Target.model_construct(id="1", type="t" * 65, name=None)], False),
+    ("targets", [{"id": "1", "type": "t"}], False),
+]
+
+
+def _as_input(fields: dict[str, Any]) -> dict[str, Any]:
+    """What ``fields`` are as plain input, for the model to judge."""
+    out = {k: v for k, v in fields.items() if k != "schema_error"}
+    out["actor"] = out["actor"].__dict__ if isinstance(out["actor"], Actor) else out["actor"]
+    out["targets"] = [t.__dict__ if isinstance(t, Target) else t for t in out["targets"]]
+    return out
+
+
+@pytest.mark.parametrize("field, value", [b[:2] for b in BOUNDS])
+def test_the_quick_check_never_accepts_what_the_model_refuses(field: str, value: object) -> None:
+    fields = {**Event(id="m:1", action="a.b").__dict__, field: value}
+    if within_bounds(Event.model_construct(**fields)):
+        Event.model_validate(_as_input(fields))  # raises if the model refuses what passed
+
+
+@pytest.mark.parametrize("field, value", [b[:2] for b in BOUNDS if b[2]])
+def test_the_quick_check_accepts_events_at_the_models_bounds(field: str, value: object) -> None:
+    fields = {**Event(id="m:1", action="a.b").__dict__, field: value}
+    Event.model_validate(_as_input(fields))
+    assert within_bounds(Event.model_construct(**fields))

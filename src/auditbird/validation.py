@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import math
-import re
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from ._errors import AuditValidationError, Problem
 from .actions import ActionRegistry
-from .event import _ACTION_RE, MAX_TIMESTAMP, Actor, Event, Target
+from .event import Event, within_bounds
 
 __all__ = ["Limits", "validate_event", "validate_events", "problems_from_pydantic"]
 
@@ -283,7 +282,7 @@ def _trusted_event(
 
     An ``Event`` from ``model_construct`` skipped pydantic, so its envelope is checked here
     again, cheaply, against the model's own bounds."""
-    if type(data) is not Event or data.__dict__.get("schema_error") is not None or not _envelope_fits(data):
+    if type(data) is not Event or data.__dict__.get("schema_error") is not None or not within_bounds(data):
         return None
     if workspace is not None and data.workspace != workspace:
         return None
@@ -303,59 +302,6 @@ def _trusted_event(
     if found or (size + _ENVELOPE_BOUND + 200) * _ESTIMATE_FACTOR > limits.max_event_bytes:
         return None
     return data
-
-
-_KEY_RE = re.compile(r"[A-Za-z0-9_.:@/+=-]*")
-
-
-def _envelope_fits(event: Event) -> bool:
-    """The event model's bounds, checked in plain Python on what ``event`` holds (flat and
-    cheap: this runs for every ``Event`` published)."""
-    d = event.__dict__
-    id_, action, uid, ws = d.get("id"), d.get("action"), d.get("uid"), d.get("workspace")
-    ts, version, actor, targets = d.get("timestamp"), d.get("version"), d.get("actor"), d.get("targets")
-    if not (type(id_) is str and type(action) is str and type(uid) is str and type(ws) is str):
-        return False
-    if not (type(ts) is int and type(version) is int and type(actor) is Actor and type(targets) is list):
-        return False
-    return (
-        0 < len(id_) <= 256
-        and not id_.isspace()
-        and 3 <= len(action) <= 128
-        and _ACTION_RE.match(action) is not None
-        and 0 < len(uid) <= 128
-        and _KEY_RE.fullmatch(uid) is not None
-        and len(ws) <= 128
-        and (not ws or _KEY_RE.fullmatch(ws) is not None)
-        and 0 <= ts <= MAX_TIMESTAMP
-        and 1 <= version <= 1_000_000
-        and _text(actor.__dict__.get("id"), 0, 256)
-        and _text(actor.__dict__.get("name"), 0, 256)
-        and _optional_text(actor.__dict__.get("type"), 64)
-        and len(targets) <= 100
-        and all(_target_fits(t) for t in targets)
-    )
-
-
-def _target_fits(target: object) -> bool:
-    if type(target) is not Target:
-        return False
-    d = target.__dict__
-    kind, name = d.get("type"), d.get("name")
-    return (
-        _text(d.get("id"), 1, 256)
-        and (kind is not None or name is not None)
-        and _optional_text(kind, 64)
-        and _optional_text(name, 256)
-    )
-
-
-def _text(value: object, low: int, high: int) -> bool:
-    return type(value) is str and low <= len(value) <= high
-
-
-def _optional_text(value: object, high: int) -> bool:
-    return value is None or (type(value) is str and 0 < len(value) <= high)
 
 
 def _prepare(
