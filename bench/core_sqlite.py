@@ -5,6 +5,7 @@ alternate in rounds. auditbird runs twice: as shipped (the Merkle tree on) and w
 ``?tree=off``, so what the tree costs stays visible.
 - 16 concurrent publisher threads (group commit): AuditLog vs eventsourcing's save from 16
   threads vs the raw floor from 16 threads; throughput, p50 and p99 of each publish
+- the same from asyncio tasks on one AsyncAuditLog
 - single durable publish: AuditLog.publish_audit_log vs one autocommit INSERT vs eventsourcing's save
 - batches of 1,000: publish_many vs prepared rows in multi-row INSERTs (same schema, and a lean
   schema: the same columns, two indexes, no target table) vs eventsourcing saving 1,000 events
@@ -16,6 +17,7 @@ alternate in rounds. auditbird runs twice: as shipped (the Merkle tree on) and w
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
 import random
@@ -32,7 +34,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 import auditbird.catalog.openstatus  # noqa: F401  (typed metadata, as an application would)
-from auditbird import AuditLog
+from auditbird import AsyncAuditLog, AuditLog
 from auditbird.codec import encode
 from auditbird.event import Event
 from auditbird.query import Query
@@ -248,6 +250,37 @@ def bench_concurrent(tmp: Path, threads: int, each: int) -> dict[str, dict[str, 
     }
 
 
+def bench_async(tmp: Path, tasks: int, each: int) -> dict[str, float]:
+    """``tasks`` asyncio tasks publishing to one AsyncAuditLog, one event at a time each."""
+    events = [seed_event(i) for i in range(tasks * each * ROUNDS)]
+    latencies: list[float] = []
+
+    async def main() -> float:
+        async with AsyncAuditLog(f"sqlite:///{tmp / 'ab_tasks.db'}") as log:
+
+            async def task(start: int) -> None:
+                for i in range(start, start + each):
+                    began = time.perf_counter()
+                    await log.publish_audit_log(events[i])
+                    latencies.append(time.perf_counter() - began)
+
+            began = time.perf_counter()
+            for r in range(ROUNDS):
+                base = r * tasks * each
+                await asyncio.gather(*(task(base + t * each) for t in range(tasks)))
+            wall = time.perf_counter() - began
+            group = log.store.sync._group  # type: ignore[attr-defined]
+            stats["per_commit"] = group.requests / group.commits
+            return wall
+
+    stats: dict[str, float] = {}
+    wall = asyncio.run(main())
+    stats.update(
+        events_s=len(events) / wall, p50_ms=median(latencies) * 1000, p99_ms=pct(latencies, 0.99) * 1000
+    )
+    return stats
+
+
 def bench_single(tmp: Path, n: int) -> dict[str, float]:
     """Sequential single publishes, each its own durable transaction."""
     per_round = n // ROUNDS
@@ -428,6 +461,12 @@ def main() -> None:
             )
         rates = {k: v["events_s"] for k, v in concurrent.items()}
         print(f"  {ratios(rates, 'auditbird', ['eventsourcing', 'raw', 'auditbird_tree_off'])}")
+        tasks = bench_async(tmp, args.threads, args.each)
+        print(
+            f"{args.threads} asyncio tasks, one AsyncAuditLog: {tasks['events_s']:,.0f} events/s, "
+            f"p50 {tasks['p50_ms']:.2f} ms, p99 {tasks['p99_ms']:.2f} ms, "
+            f"{tasks['per_commit']:.1f} publishes per commit"
+        )
         single = bench_single(tmp, args.single)
         print(f"single publish/s: {single}")
         print(f"  {ratios(single, 'auditbird', ['raw', 'eventsourcing', 'auditbird_tree_off'])}")
