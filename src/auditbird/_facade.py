@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from ._errors import AuditValidationError, NotFound, Problem
 from ._ops import Call, Op, Out
 from .actions import ActionRegistry, default_registry
-from .codec import decode, encode
+from .codec import decode, encode, encode_many
 from .event import Event, now_ms
 from .history import query_call
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
@@ -138,16 +138,8 @@ class LogCore(SourcingCore):
         events = validate_events(
             items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
-        rows: list[Row] = []
-        problems: list[Problem] = []
         with gc_paused():
-            for i, event in enumerate(events):
-                try:
-                    rows.append(encode(event))
-                except AuditValidationError as exc:
-                    problems.extend(Problem(p.loc, p.msg, i) for p in exc.problems)
-        if problems:
-            raise AuditValidationError(problems)
+            rows = encode_many(events)
         return events, rows
 
     @staticmethod

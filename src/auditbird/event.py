@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import uuid_utils
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-__all__ = ["Actor", "Target", "Event", "new_uid", "now_ms", "ACTION_PATTERN", "MAX_TIMESTAMP"]
+__all__ = [
+    "Actor",
+    "Target",
+    "Event",
+    "new_uid",
+    "now_ms",
+    "within_bounds",
+    "ACTION_PATTERN",
+    "MAX_TIMESTAMP",
+]
 
 # `resource.verb`, with room for namespaces (`audit_log.viewed`, `billing.plan.changed`).
 ACTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)+$"
@@ -17,6 +26,7 @@ _ACTION_RE = re.compile(ACTION_PATTERN)
 # 9999-12-31T23:59:59.999Z: the last millisecond every store (and ClickHouse DateTime64) can hold.
 MAX_TIMESTAMP = 253_402_300_799_999
 _KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]*$"
+_KEY_RE = re.compile(_KEY_PATTERN)
 
 
 def now_ms() -> int:
@@ -145,3 +155,55 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def within_bounds(event: Event) -> bool:
+    """Whether ``event`` holds what :class:`Event` would accept: its bounds, checked in plain
+    Python (flat and cheap: publishing an ``Event`` the caller built runs it instead of
+    validating it again; one from ``model_construct`` skipped pydantic). Keep it in step with
+    the model: tests/test_batch_validation.py checks both agree at every bound."""
+    d = event.__dict__
+    id_, action, uid, ws = d.get("id"), d.get("action"), d.get("uid"), d.get("workspace")
+    ts, version, actor, targets = d.get("timestamp"), d.get("version"), d.get("actor"), d.get("targets")
+    if not (type(id_) is str and type(action) is str and type(uid) is str and type(ws) is str):
+        return False
+    if not (type(ts) is int and type(version) is int and type(actor) is Actor and type(targets) is list):
+        return False
+    return (
+        0 < len(id_) <= 256
+        and not id_.isspace()
+        and 3 <= len(action) <= 128
+        and _ACTION_RE.fullmatch(action) is not None
+        and 0 < len(uid) <= 128
+        and _KEY_RE.fullmatch(uid) is not None
+        and len(ws) <= 128
+        and (not ws or _KEY_RE.fullmatch(ws) is not None)
+        and 0 <= ts <= MAX_TIMESTAMP
+        and 1 <= version <= 1_000_000
+        and _text(actor.__dict__.get("id"), 0, 256)
+        and _text(actor.__dict__.get("name"), 0, 256)
+        and _optional_text(actor.__dict__.get("type"), 64)
+        and len(targets) <= 100
+        and all(_target_fits(t) for t in targets)
+    )
+
+
+def _target_fits(target: object) -> bool:
+    if type(target) is not Target:
+        return False
+    d = target.__dict__
+    kind, name = d.get("type"), d.get("name")
+    return (
+        _text(d.get("id"), 1, 256)
+        and (kind is not None or name is not None)
+        and _optional_text(kind, 64)
+        and _optional_text(name, 256)
+    )
+
+
+def _text(value: object, low: int, high: int) -> bool:
+    return type(value) is str and low <= len(value) <= high
+
+
+def _optional_text(value: object, high: int) -> bool:
+    return value is None or (type(value) is str and 0 < len(value) <= high)

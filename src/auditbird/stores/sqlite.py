@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -10,11 +9,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
-from .._errors import ConflictError, StoreUnavailable
+from .._errors import StoreUnavailable
 from ..query import Query
 from . import sqlite_open
 from .base import Row
 from .capabilities import FollowStore, HistogramStore, ReplayStore, StoredCopyStore, StreamStore
+from .group_commit import GroupCommit
 from .sqlite_open import Transaction as _Transaction
 from .sqlite_query import COLUMNS_SQL, TRIGRAM, build_recent_text_select, build_select, where_clause
 from .sqlite_schema import (
@@ -27,6 +27,7 @@ from .sqlite_schema import (
 )
 from .sqlite_snapshots import FileSnapshots
 from .sqlite_tree import SQLiteTree, create_tree_tables, extend_tree
+from .sqlite_write import Request, write_group, write_rows
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "MIGRATIONS", "build_select", "write_rows", "migrate"]
 
@@ -34,19 +35,6 @@ _statements = statements  # the name bench/core_sqlite.py imports
 
 _IDLE_READERS = 8  # reader connections kept open between reads
 _TEXT_WINDOW = 2_000  # newest rows a text search looks through before it asks the index
-
-_INSERT = (
-    "INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp, "
-    "version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_ONE = (
-    "INSERT INTO audit_log (uid, workspace, id, action, actor, targets, metadata, timestamp, version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, uid) DO NOTHING"
-)
-_INSERT_TARGET = (
-    "INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
 
 
 class SQLiteStore(
@@ -83,6 +71,9 @@ class SQLiteStore(
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._group: GroupCommit[Request, dict[int, Row]] = GroupCommit(
+            self._commit_group, size=lambda request: len(request[0])
+        )
         if sqlite_open.directory_missing(self.path):
             # Made by the first write, never by a read: a mistyped path must not read as an empty log.
             self._conn = sqlite_open.not_created_yet(self.path, self._open)
@@ -134,24 +125,24 @@ class SQLiteStore(
         stream), fail with :class:`ConflictError` unless the stream holds exactly that many
         events: the check and the insert share the write lock, so one writer wins.
 
+        Threads appending at once share commits (group commit, :mod:`.group_commit`): each
+        call returns once the commit holding its rows is durable, and fails alone (its own
+        savepoint), never failing the others of its group.
+
         Returns the stored copy of each row whose uid was already taken, by index (read only
         when the insert skipped one: a new uid costs nothing more)."""
-        kept: dict[int, Row] = {}
         if not rows:
-            return kept
+            return {}
+        return self._group.submit((rows, expected_revision))
+
+    def _commit_group(self, group: Sequence[Request]) -> list[dict[int, Row] | BaseException]:
+        """One durable transaction for every request of ``group`` (:func:`write_group`), and
+        the Merkle tree over what it stored, in the same transaction."""
         with self._lock, self._write() as conn:
-            if expected_revision is not None:
-                workspace, stream = _single_stream(rows)
-                (current,) = conn.execute(
-                    "SELECT count(*) FROM audit_log WHERE workspace = ? AND id = ?", (workspace, stream)
-                ).fetchone()
-                if current != expected_revision:
-                    raise ConflictError(
-                        f"stream {stream!r} is at revision {current}, not {expected_revision}: "
-                        "another writer got there first; reload the stream and retry"
-                    )
-            write_rows(conn, rows, kept=kept, tree=self.tree)
-        return kept
+            answers = write_group(conn, group, self.path)
+            if self.tree and any(not isinstance(a, BaseException) for a in answers):
+                extend_tree(conn)  # once per commit: the tree and the events are never apart
+        return answers
 
     def revision(self, workspace: str, event_id: str) -> int:
         """How many events the stream ``event_id`` holds (not an event's schema ``version``)."""
@@ -292,134 +283,3 @@ def _recent_first(q: Query) -> bool:
     """A text search worth trying on the newest rows before the index (see
     :func:`~.sqlite_query.build_recent_text_select`)."""
     return bool(q.text) and len(q.text or "") >= TRIGRAM and q.limit is not None and q.order != "position"
-
-
-def write_rows(
-    conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None, tree: bool = True
-) -> int:
-    """:func:`_write_rows`, then the Merkle tree over what was stored, in the same transaction."""
-    count = _write_rows(conn, rows, kept=kept)
-    if tree and count:
-        extend_tree(conn)  # same transaction: a crash never leaves the tree and the events apart
-    return count
-
-
-def _write_rows(conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None) -> int:
-    """Insert rows and their target rows inside the caller's open transaction.
-
-    Rows whose ``(workspace, uid)`` is already stored (or repeated in ``rows``) are skipped:
-    the first stored copy wins. Positions
-    are assigned here, max + 1 onwards, so the target rows can be written in the same pass;
-    the caller holds the write lock, which keeps them gap-free. Returns how many were new.
-    With ``kept``, adds ``{index: the row as stored}`` for every skipped row (read only then).
-    Shared by the store and by ``auditbird.emit`` (the caller's own transaction).
-    """
-    if len(rows) == 1:  # the common single publish: as few statements as the raw floor
-        row = rows[0]
-        cursor = conn.execute(_INSERT_ONE, row[:9])
-        if cursor.rowcount == 0 or cursor.lastrowid is None:
-            # A retried uid: the first stored copy wins, and is what the publish answers.
-            found = _stored_rows(conn, rows).get((row.workspace, row.uid)) if kept is not None else None
-            if kept is not None and found is not None:
-                kept[0] = found
-            return 0
-        # lastrowid, not RETURNING: a RETURNING statement costs ~15 µs more per publish.
-        targets = _target_rows(cursor.lastrowid, row)
-        if len(targets) == 1:
-            conn.execute(_INSERT_TARGET, targets[0])
-        elif targets:
-            conn.executemany(_INSERT_TARGET, targets)
-        return 1
-    (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM audit_log").fetchone()
-    try:
-        conn.execute("SAVEPOINT auditbird_append")
-        count = _insert(conn, rows, last)
-    except sqlite3.IntegrityError:
-        # A retried uid: rare, so it costs a look-up only when it happens.
-        conn.execute("ROLLBACK TO auditbird_append")
-        stored = _stored_rows(conn, rows)
-        fresh: list[Row] = []
-        for i, row in enumerate(rows):
-            key = (row.workspace, row.uid)
-            if key in stored:
-                if kept is not None:
-                    kept[i] = stored[key]
-                continue
-            stored[key] = row  # repeated later in this batch: this first occurrence is the one kept
-            fresh.append(row)
-        count = _insert(conn, fresh, last)
-    conn.execute("RELEASE auditbird_append")
-    return count
-
-
-def _insert(conn: sqlite3.Connection, rows: Sequence[Row], last: int) -> int:
-    events: list[object] = []
-    for position, row in enumerate(rows, last + 1):
-        events.extend((position, *row[:9]))
-    _insert_values(conn, _INSERT, events, 10)
-    if any(row.targets != "[]" for row in rows):
-        # Set-based, in SQLite's C: ~35% faster for a batch than parsing targets in Python.
-        conn.execute(_INSERT_BATCH_TARGETS, (last,))
-    return len(rows)
-
-
-# The same rows as `_target_rows`, for every event of the batch just inserted (positions > ?).
-_INSERT_BATCH_TARGETS = """
-    INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid)
-    SELECT DISTINCT a.position, a.workspace,
-           COALESCE(NULLIF(json_extract(j.value, '$.type'), ''),
-                    NULLIF(json_extract(j.value, '$.name'), ''), ''),
-           COALESCE(CAST(json_extract(j.value, '$.id') AS TEXT), ''), a.timestamp, a.uid
-    FROM audit_log AS a, json_each(a.targets) AS j
-    WHERE a.position > ? AND a.targets != '[]'
-"""
-
-
-_ROWS_PER_STATEMENT = 200  # 2,000 bound values: well under SQLite's 32,766
-
-
-def _insert_values(conn: sqlite3.Connection, insert: str, values: list[object], width: int) -> None:
-    """Many rows per ``INSERT ... VALUES (..), (..)``: one statement per 200 rows instead of
-    one step per row (``executemany``), ~15% faster and fewer GIL hand-offs per batch."""
-    head, _, one = insert.rpartition(" VALUES ")
-    step = _ROWS_PER_STATEMENT * width
-    for start in range(0, len(values), step):
-        chunk = values[start : start + step]
-        conn.execute(f"{head} VALUES {', '.join([one] * (len(chunk) // width))}", chunk)
-
-
-def _target_rows(position: int, row: Row) -> list[tuple[object, ...]]:
-    """One row per distinct (type, id) target; the type is `type`, or the seed's `name`."""
-    if row.targets == "[]":
-        return []
-    out: list[tuple[object, ...]] = []
-    seen = set()
-    for t in json.loads(row.targets):
-        key = (t.get("type") or t.get("name") or "", str(t.get("id", "")))
-        if key not in seen:
-            seen.add(key)
-            out.append((position, row.workspace, key[0], key[1], row.timestamp, row.uid))
-    return out
-
-
-def _stored_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> dict[tuple[str, str], Row]:
-    """The stored rows of the ``(workspace, uid)`` pairs of ``rows`` that are already stored (a
-    uid is unique per workspace: the same uid in another workspace is another event, and says
-    nothing of it)."""
-    known: dict[tuple[str, str], Row] = {}
-    pairs = sorted({(r.workspace, r.uid) for r in rows})
-    for i in range(0, len(pairs), 400):
-        chunk = pairs[i : i + 400]
-        marks = ", ".join(["(?, ?)"] * len(chunk))
-        sql = f"SELECT {COLUMNS_SQL} FROM audit_log AS a WHERE (a.workspace, a.uid) IN (VALUES {marks})"  # noqa: S608
-        for found in conn.execute(sql, [v for pair in chunk for v in pair]).fetchall():
-            row = Row._make(found)
-            known[(row.workspace, row.uid)] = row
-    return known
-
-
-def _single_stream(rows: Sequence[Row]) -> tuple[str, str]:
-    streams = {(r.workspace, r.id) for r in rows}
-    if len(streams) != 1:
-        raise ValueError("expected_revision needs every event of the append in one stream")
-    return streams.pop()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from functools import cache
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from ..query import Query
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 __all__ = ["ThreadedStore", "threaded"]
 
+# Appends wait in their thread for a durable commit they share with the others queued (group
+# commit, stores/group_commit.py): each waiting task needs a thread of its own, and the
+# loop's default pool (cpu + 4 threads, shared with reads) would cap a group at a handful.
+# Threads are made only when that many appends are in flight at once.
+APPEND_THREADS = 64
+
 
 class ThreadedStore:
     """Every tier's methods as coroutines over ``sync``; which of them it *supports* is what
@@ -34,6 +41,12 @@ class ThreadedStore:
 
     def __init__(self, store: Store) -> None:
         self.sync: Any = store
+        self._appends: ThreadPoolExecutor | None = None
+
+    async def _in_append_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._appends is None:
+            self._appends = ThreadPoolExecutor(APPEND_THREADS, thread_name_prefix="auditbird-append")
+        return await asyncio.get_running_loop().run_in_executor(self._appends, partial(fn, *args, **kwargs))
 
     async def append(
         self, rows: Sequence[Row], *, expected_revision: int | None = None
@@ -42,9 +55,9 @@ class ThreadedStore:
         the stored copies, on a store of the stored-copy tier)."""
         kept: Mapping[int, Row] | None
         if expected_revision is None:
-            kept = await asyncio.to_thread(self.sync.append, rows)
+            kept = await self._in_append_thread(self.sync.append, rows)
         else:
-            kept = await asyncio.to_thread(self.sync.append, rows, expected_revision=expected_revision)
+            kept = await self._in_append_thread(self.sync.append, rows, expected_revision=expected_revision)
         return kept
 
     async def query(self, query: Query) -> list[Row]:
@@ -86,6 +99,8 @@ class ThreadedStore:
     async def aclose(self) -> None:
         """:meth:`~auditbird.stores.capabilities.Store.close` in a worker thread."""
         await asyncio.to_thread(self.sync.close)
+        if self._appends is not None:
+            self._appends.shutdown(wait=False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.sync!r})"
