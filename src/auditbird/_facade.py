@@ -128,15 +128,15 @@ class LogCore(SourcingCore):
 
     # -- erasure (auditbird.erasure): personal values are sealed here, after encoding ------------
 
-    #: The subject keys personal values are sealed under (None: stored as given). Set by
-    #: :meth:`_attach_subject_keys` from the store; assign None before publishing to turn it off.
-    subject_keys: SubjectKeys | None = None
+    # The subject keys personal values are sealed under (None: stored as given, on a store
+    # without a key file beside it). Set by `_attach_subject_keys` from the store.
+    _subject_keys: SubjectKeys | None = None
 
     def _attach_subject_keys(self, store: Any) -> None:
-        self.subject_keys = keys_for_store(store)
+        self._subject_keys = keys_for_store(store)
 
     def _sealed(self, event: Event, row: Row) -> Row:
-        keys = self.subject_keys
+        keys = self._subject_keys
         return row if keys is None else seal_row(event, row, keys)
 
     # ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ _GROUPS = (
     "auditbird.cli.streams",
     "auditbird.cli.mcp",
     "auditbird.cli.provable",
+    "auditbird.cli.erase",
 )
 
 for _name in _GROUPS:

@@ -53,7 +53,7 @@ def _check(log: Any, subject: str, workspace: str | None) -> tuple[SubjectKeys, 
         raise AuditValidationError(
             [Problem("subject", "a data subject id in `kind:id` form, e.g. user:42 (at most 256 characters)")]
         )
-    keys: SubjectKeys | None = getattr(log, "subject_keys", None)
+    keys: SubjectKeys | None = getattr(log, "_subject_keys", None)
     if keys is None:
         raise UnsupportedOperation(
             "this log keeps no subject keys (only a SQLite file store does, in <store>.subjects.db): "
