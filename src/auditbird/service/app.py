@@ -44,8 +44,8 @@ from .limits import RateLimiter, ServiceLimits
 from .metrics import MetricsMiddleware
 from .private_files import load_or_create_secret, secret_path_for
 from .problems import ProblemError, problem_response
-from .routes_events import publish_lean
 from .routes_erasure import router as erasure_router
+from .routes_events import publish_lean
 from .routes_events import router as events_router
 from .routes_proof import router as proof_router
 from .state import ServiceState
