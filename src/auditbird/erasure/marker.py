@@ -67,9 +67,9 @@ def _walk(model: type[BaseModel], prefix: tuple[str, ...], out: list[PersonalFie
         return
     for name, info in model.model_fields.items():
         path = (*prefix, info.alias or name)
-        markers = [m for m in info.metadata if isinstance(m, Personal)]
+        markers = [m for m in info.metadata if isinstance(m, Personal)] or _inner_markers(info.annotation)
         if markers:
-            if not _is_str(info.annotation):
+            if not _is_str(_strip(info.annotation)):
                 raise TypeError(
                     f"{model.__qualname__}.{name} is marked Personal but is not a str field; "
                     "mark only string fields (an erased value reads as '[erased]')"
@@ -79,6 +79,30 @@ def _walk(model: type[BaseModel], prefix: tuple[str, ...], out: list[PersonalFie
         nested = _model_of(info.annotation)
         if nested is not None:
             _walk(nested, path, out, depth + 1)
+
+
+def _inner_markers(annotation: Any) -> list[Personal]:
+    """Markers inside an optional: ``Annotated[str, Personal()] | None``."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return []
+    return [
+        m
+        for arg in typing.get_args(annotation)
+        if typing.get_origin(arg) is typing.Annotated
+        for m in arg.__metadata__
+        if isinstance(m, Personal)
+    ]
+
+
+def _strip(annotation: Any) -> Any:
+    """``Annotated[str, ...] | None`` -> ``str | None``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = tuple(
+            typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a
+            for a in typing.get_args(annotation)
+        )
+        return typing.Union[args]  # noqa: UP007 - built from a tuple
+    return annotation
 
 
 def _is_str(annotation: Any) -> bool:
