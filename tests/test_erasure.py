@@ -231,3 +231,28 @@ class Emails(Projection):
     @on("user.invited")
     def _invited(self, event: Event) -> None:
         self.emails.append(event.metadata.email)
+
+
+def test_emit_in_the_callers_transaction_seals_too(tmp_path: Path) -> None:
+    from auditbird import emit
+
+    reg = _registry()
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        conn.execute("BEGIN")
+        emit(
+            conn,
+            {
+                "id": "org:1",
+                "action": "user.invited",
+                "actor": {"id": "42", "name": ADA},
+                "metadata": {"email": ADA_MAIL},
+            },
+            registry=reg,
+        )
+    conn.close()
+    assert ADA.encode() not in _raw(tmp_path / "app.db")
+    log = AuditLog(f"sqlite:///{tmp_path / 'app.db'}", registry=reg)
+    (event,) = log.list().events
+    assert (event.actor.name, event.metadata.email) == (ADA, ADA_MAIL)
+    erase_subject(log, "user:42")
+    assert log.get(event.uid).metadata.email == ERASED

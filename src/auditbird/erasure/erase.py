@@ -20,7 +20,14 @@ from ..event import Event
 from ..stores.sqlite import SQLiteStore
 from .keys import SubjectKeys, register, subject_keys_path
 
-__all__ = ["ERASED_ACTION", "SubjectErased", "keys_for_store", "erase_subject", "erase_subject_async"]
+__all__ = [
+    "ERASED_ACTION",
+    "SubjectErased",
+    "keys_for_store",
+    "keys_for_connection",
+    "erase_subject",
+    "erase_subject_async",
+]
 
 ERASED_ACTION = "audit_log.subject_erased"
 _SUBJECT = re.compile(r"[A-Za-z][A-Za-z0-9_-]*:\S.*")
@@ -45,6 +52,14 @@ def keys_for_store(store: Any) -> SubjectKeys | None:
         store = getattr(store, "sync", None)
         if store is None:
             return None
+    return None
+
+
+def keys_for_connection(conn: Any) -> SubjectKeys | None:
+    """The subject keys beside the file a :class:`sqlite3.Connection` writes (``emit``)."""
+    for _seq, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main" and file:
+            return register(subject_keys_path(file))
     return None
 
 
