@@ -49,9 +49,15 @@ def keys_for_store(store: Any) -> SubjectKeys | None:
             if path == ":memory:" or path.startswith("file:") or not path:
                 return None
             return register(subject_keys_path(os.path.abspath(path)))
-        store = getattr(store, "sync", None)
-        if store is None:
+        # An async wrapper (ThreadedStore, the service's group-commit writer) keeps the
+        # blocking store it runs in `.sync`: the file is that store's.
+        try:
+            inner = vars(store).get("sync")
+        except TypeError:  # no instance __dict__: not a wrapper
             return None
+        if inner is None:
+            return None
+        store = inner
     return None
 
 
