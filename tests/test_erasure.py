@@ -256,3 +256,20 @@ def test_emit_in_the_callers_transaction_seals_too(tmp_path: Path) -> None:
     assert (event.actor.name, event.metadata.email) == (ADA, ADA_MAIL)
     erase_subject(log, "user:42")
     assert log.get(event.uid).metadata.email == ERASED
+
+
+def test_the_relay_ships_ciphertext_so_erasure_reaches_the_copy(tmp_path: Path) -> None:
+    from auditbird.relay import Relay
+
+    reg = _registry()
+    source = AuditLog(f"sqlite:///{tmp_path / 'app.db'}", registry=reg)
+    uid = _publish(source, "42", ADA, ADA_MAIL)
+    relay = Relay(f"sqlite:///{tmp_path / 'app.db'}", f"sqlite:///{tmp_path / 'copy.db'}")
+    relay.run()
+    relay.close()
+    assert ADA.encode() not in _raw(tmp_path / "copy.db")
+    assert b"$erasable:v1:" in _raw(tmp_path / "copy.db")
+    copy = AuditLog(f"sqlite:///{tmp_path / 'copy.db'}", registry=reg)
+    assert copy.get(uid).metadata.email == ADA_MAIL  # this process holds app.db's key file
+    erase_subject(source, "user:42")
+    assert (copy.get(uid).actor.name, copy.get(uid).metadata.email) == (ERASED, ERASED)
