@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from pydantic import BaseModel
 
 from .._errors import AuditValidationError, Problem
@@ -52,11 +53,9 @@ def _aad(workspace: str, uid: str, path: str) -> bytes:
 
 
 def _seal(keys: SubjectKeys, workspace: str, uid: str, subject: str, path: str, value: str) -> str:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    kid, key = keys.key_for(workspace, subject)
+    kid, cipher = keys.key_for(workspace, subject)
     nonce = os.urandom(_NONCE)
-    ct = AESGCM(key).encrypt(nonce, value.encode("utf-8"), _aad(workspace, uid, path))
+    ct = cipher.encrypt(nonce, value.encode("utf-8"), _aad(workspace, uid, path))
     return PREFIX + kid + ":" + base64.urlsafe_b64encode(nonce + ct).rstrip(b"=").decode("ascii")
 
 
@@ -166,19 +165,16 @@ def _open_value(value: Any, row: Row, path: str, problems: list[str]) -> Any:
 
 
 def _open(value: str, row: Row, path: str, problems: list[str]) -> str:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     kid, _, blob = value[len(PREFIX) :].partition(":")
     found = keyring_lookup(kid)
     if found is None:
         return ERASED
-    workspace, key = found
+    workspace, cipher = found
     try:
         raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
         if workspace != row.workspace or len(raw) < _NONCE + 16:
             raise InvalidTag
-        return AESGCM(key).decrypt(raw[:_NONCE], raw[_NONCE:], _aad(row.workspace, row.uid, path)).decode()
+        return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _aad(row.workspace, row.uid, path)).decode()
     except (InvalidTag, ValueError):
         problems.append(
             f"{path}: its encrypted value fails authentication (changed, or copied from another "
