@@ -18,7 +18,7 @@ from ._errors import AuditValidationError, NotFound, Problem
 from ._ops import Call, Op, Out
 from .actions import ActionRegistry, default_registry
 from .codec import decode, encode
-from .erasure import SubjectKeys, keys_for_store
+from .erasure import SubjectKeyStore, keys_for_store
 from .erasure.seal import seal_row
 from .event import Event, now_ms
 from .history import query_call
@@ -129,8 +129,8 @@ class LogCore(SourcingCore):
     # -- erasure (auditbird.erasure): personal values are sealed here, after encoding ------------
 
     # The subject keys personal values are sealed under (None: stored as given, on a store
-    # without a key file beside it). Set by `_attach_subject_keys` from the store.
-    _subject_keys: SubjectKeys | None = None
+    # that keeps no subject keys). Set by `_attach_subject_keys` from the store.
+    _subject_keys: SubjectKeyStore | None = None
 
     def _attach_subject_keys(self, store: Any) -> None:
         self._subject_keys = keys_for_store(store)

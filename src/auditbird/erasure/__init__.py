@@ -10,13 +10,14 @@ they were (their leaves hash the ciphertext), so ``auditbird verify`` still pass
 from __future__ import annotations
 
 from .erase import ERASED_ACTION, SubjectErased, erase_subject, erase_subject_async, keys_for_store
-from .keys import SubjectKeys, subject_keys_path
+from .keys import SubjectKeys, SubjectKeyStore, subject_keys_path
 from .marker import Personal, personal_fields
 from .seal import ERASED, UNREADABLE, actor_subject
 
 __all__ = [
     "Personal",
     "SubjectKeys",
+    "SubjectKeyStore",
     "SubjectErased",
     "ERASED",
     "UNREADABLE",

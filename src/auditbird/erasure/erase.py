@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from .._errors import AuditValidationError, NotFound, Problem, UnsupportedOperation
 from ..event import Event
+from ..stores.postgres import PostgresStore
 from ..stores.sqlite import SQLiteStore
-from .keys import SubjectKeys, register, subject_keys_path
+from .keys import SubjectKeyStore, register, register_postgres, subject_keys_path
 
 __all__ = [
     "ERASED_ACTION",
@@ -40,10 +41,13 @@ class SubjectErased(BaseModel):
     keys_destroyed: int
 
 
-def keys_for_store(store: Any) -> SubjectKeys | None:
-    """The subject keys beside a file-backed SQLite store (through the service's wrappers);
-    None for every other store (docs/erasure.md: where personal fields stay in the clear)."""
+def keys_for_store(store: Any) -> SubjectKeyStore | None:
+    """The subject keys of a store (through the service's wrappers): ``<file>.subjects.db``
+    beside a SQLite file, tables beside the events' on PostgreSQL; None for every other store
+    (docs/erasure.md: where personal fields stay in the clear)."""
     for _ in range(6):
+        if isinstance(store, PostgresStore):
+            return register_postgres(store.url)
         if isinstance(store, SQLiteStore):
             path = store.path
             if path == ":memory:" or path.startswith("file:") or not path:
@@ -61,7 +65,7 @@ def keys_for_store(store: Any) -> SubjectKeys | None:
     return None
 
 
-def keys_for_connection(conn: Any) -> SubjectKeys | None:
+def keys_for_connection(conn: Any) -> SubjectKeyStore | None:
     """The subject keys beside the file a :class:`sqlite3.Connection` writes (``emit``)."""
     for _seq, name, file in conn.execute("PRAGMA database_list").fetchall():
         if name == "main" and file:
@@ -69,15 +73,16 @@ def keys_for_connection(conn: Any) -> SubjectKeys | None:
     return None
 
 
-def _check(log: Any, subject: str, workspace: str | None) -> tuple[SubjectKeys, str]:
+def _check(log: Any, subject: str, workspace: str | None) -> tuple[SubjectKeyStore, str]:
     if not isinstance(subject, str) or len(subject) > 256 or not _SUBJECT.fullmatch(subject):
         raise AuditValidationError(
             [Problem("subject", "a data subject id in `kind:id` form, e.g. user:42 (at most 256 characters)")]
         )
-    keys: SubjectKeys | None = getattr(log, "_subject_keys", None)
+    keys: SubjectKeyStore | None = getattr(log, "_subject_keys", None)
     if keys is None:
         raise UnsupportedOperation(
-            "this log keeps no subject keys (only a SQLite file store does, in <store>.subjects.db): "
+            "this log keeps no subject keys (a SQLite file store keeps them in <store>.subjects.db, "
+            "PostgreSQL in auditbird_subject_keys): "
             "there is nothing to erase here"
         )
     ws = log.workspace if workspace is None else workspace

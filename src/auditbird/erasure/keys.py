@@ -26,11 +26,20 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["SubjectKeys", "subject_keys_path", "keyring_lookup", "register"]
+__all__ = [
+    "SubjectKeyStore",
+    "SubjectKeys",
+    "subject_keys_path",
+    "keyring_lookup",
+    "register",
+    "register_postgres",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subject_keys (
@@ -48,6 +57,17 @@ CREATE TABLE IF NOT EXISTS subject_erasures (
     erased_ms INTEGER NOT NULL
 );
 """
+
+
+class SubjectKeyStore(Protocol):
+    """Where subject keys live: a SQLite file (:class:`SubjectKeys`) or PostgreSQL
+    (:class:`~auditbird.erasure.keys_postgres.PostgresSubjectKeys`)."""
+
+    def key_for(self, workspace: str, subject: str) -> tuple[str, AESGCM]: ...
+    def lookup(self, kid: str) -> tuple[str, AESGCM] | None: ...
+    def has_subject(self, workspace: str, subject: str) -> bool: ...
+    def destroy(self, workspace: str, subject: str) -> int: ...
+    def close(self) -> None: ...
 
 
 def subject_keys_path(store_path: str | os.PathLike[str]) -> Path:
@@ -212,19 +232,30 @@ def _connect_private(path: Path) -> sqlite3.Connection:
 
 # One SubjectKeys per key file for the life of the process (there are as many as store files
 # opened, a handful): a plain tuple is what the per-value lookup reads, without a lock.
-_KEYRING: dict[str, SubjectKeys] = {}
-_KEYRING_ORDER: tuple[SubjectKeys, ...] = ()
+_KEYRING: dict[str, SubjectKeyStore] = {}
+_KEYRING_ORDER: tuple[SubjectKeyStore, ...] = ()
 _KEYRING_LOCK = threading.Lock()
 
 
-def register(path: str | os.PathLike[str]) -> SubjectKeys:
+def register(path: str | os.PathLike[str]) -> SubjectKeyStore:
     """The process's :class:`SubjectKeys` for ``path`` (one per file, shared by every log)."""
-    global _KEYRING_ORDER
     name = os.path.abspath(path)
+    return _register(name, lambda: SubjectKeys(name))
+
+
+def register_postgres(url: str) -> SubjectKeyStore:
+    """The process's subject keys in the PostgreSQL database at ``url``."""
+    from .keys_postgres import PostgresSubjectKeys
+
+    return _register(url, lambda: PostgresSubjectKeys(url))
+
+
+def _register(name: str, make: Callable[[], SubjectKeyStore]) -> SubjectKeyStore:
+    global _KEYRING_ORDER
     with _KEYRING_LOCK:
         found = _KEYRING.get(name)
         if found is None:
-            found = _KEYRING[name] = SubjectKeys(name)
+            found = _KEYRING[name] = make()
             _KEYRING_ORDER = (*_KEYRING_ORDER, found)
         return found
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from .._errors import AuditValidationError, Problem
 from ..event import Actor, Event
 from ..row import Row
-from .keys import SubjectKeys, keyring_lookup
+from .keys import SubjectKeyStore, keyring_lookup
 from .marker import personal_fields
 
 __all__ = ["PREFIX", "ERASED", "UNREADABLE", "MARK", "seal_row", "decode_sealed", "actor_subject"]
@@ -52,14 +52,14 @@ def _aad(workspace: str, uid: str, path: str) -> bytes:
     return f"auditbird-erasable-v1\0{workspace}\0{uid}\0{path}".encode()
 
 
-def _seal(keys: SubjectKeys, workspace: str, uid: str, subject: str, path: str, value: str) -> str:
+def _seal(keys: SubjectKeyStore, workspace: str, uid: str, subject: str, path: str, value: str) -> str:
     kid, cipher = keys.key_for(workspace, subject)
     nonce = os.urandom(_NONCE)
     ct = cipher.encrypt(nonce, value.encode("utf-8"), _aad(workspace, uid, path))
     return PREFIX + kid + ":" + base64.urlsafe_b64encode(nonce + ct).rstrip(b"=").decode("ascii")
 
 
-def seal_row(event: Event, row: Row, keys: SubjectKeys) -> Row:
+def seal_row(event: Event, row: Row, keys: SubjectKeyStore) -> Row:
     """``row`` with the event's personal values sealed: the actor's name (a person's), and the
     metadata fields its action's model marks :class:`~auditbird.Personal`.
 
