@@ -26,6 +26,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -103,6 +104,7 @@ class SubjectKeys:
         # Held open until close(): closing any descriptor of the file would drop the SQLite
         # connection's POSIX locks on it.
         self._fd = os.open(self.path, os.O_RDONLY)
+        self._close_fd = weakref.finalize(self, os.close, self._fd)  # also when dropped unclosed
         self._conn = conn
         return conn
 
@@ -119,7 +121,7 @@ class SubjectKeys:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-                os.close(self._fd)
+                self._close_fd()
                 self._fd = -1
                 self._version = b""
 
@@ -228,13 +230,18 @@ def _connect_private(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
 
 
-# -- the keyring: every key store this process opened, for the one decode path -------------------
+# -- the keyring: the key stores of the logs alive in this process, for the one decode path --------
 
-# One SubjectKeys per key file for the life of the process (there are as many as store files
-# opened, a handful): a plain tuple is what the per-value lookup reads, without a lock.
-_KEYRING: dict[str, SubjectKeyStore] = {}
-_KEYRING_ORDER: tuple[SubjectKeyStore, ...] = ()
+# One key store per file (or database) while any log uses it: logs hold them, the keyring only
+# weakly, so a closed and dropped log's store (a deleted file, a dropped database) leaves it.
+# The per-value lookup reads a plain tuple of weak references, without a lock.
+_KEYRING: weakref.WeakValueDictionary[str, SubjectKeyStore] = weakref.WeakValueDictionary()
+_KEYRING_ORDER: tuple[weakref.ref[SubjectKeyStore], ...] = ()
 _KEYRING_LOCK = threading.Lock()
+
+
+class KeyStoreUnavailable(Exception):
+    """No key store had the key, and at least one could not be asked."""
 
 
 def register(path: str | os.PathLike[str]) -> SubjectKeyStore:
@@ -256,14 +263,28 @@ def _register(name: str, make: Callable[[], SubjectKeyStore]) -> SubjectKeyStore
         found = _KEYRING.get(name)
         if found is None:
             found = _KEYRING[name] = make()
-            _KEYRING_ORDER = (*_KEYRING_ORDER, found)
+            alive = tuple(ref for ref in _KEYRING_ORDER if ref() is not None)
+            _KEYRING_ORDER = (*alive, weakref.ref(found))
         return found
 
 
 def keyring_lookup(kid: str) -> tuple[str, AESGCM] | None:
-    """The key ``kid`` in any key store this process opened (kids are random: 96 bits)."""
-    for keys in _KEYRING_ORDER:
-        found = keys.lookup(kid)
+    """The key ``kid`` in any key store of this process's logs (kids are random: 96 bits).
+
+    Raises :class:`KeyStoreUnavailable` when none has it and one failed to answer (a database
+    that is down): the value is then unreadable for now, not erased."""
+    failed: Exception | None = None
+    for ref in _KEYRING_ORDER:
+        keys = ref()
+        if keys is None:
+            continue
+        try:
+            found = keys.lookup(kid)
+        except Exception as exc:  # one store down must not fail reads of another's values
+            failed = exc
+            continue
         if found is not None:
             return found
+    if failed is not None:
+        raise KeyStoreUnavailable(str(failed)) from failed
     return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import weakref
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,6 +58,7 @@ class PostgresSubjectKeys:
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('auditbird_subject_keys'))")
                 conn.execute(_SCHEMA)
             self._conn = conn
+            weakref.finalize(self, conn.close)  # a dropped, unclosed key store lets go of it
         return self._conn
 
     def close(self) -> None:

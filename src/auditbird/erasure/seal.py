@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from .._errors import AuditValidationError, Problem
 from ..event import Actor, Event
 from ..row import Row
-from .keys import SubjectKeyStore, keyring_lookup
+from .keys import KeyStoreUnavailable, SubjectKeyStore, keyring_lookup
 from .marker import personal_fields
 
 __all__ = ["PREFIX", "ERASED", "UNREADABLE", "MARK", "seal_row", "decode_sealed", "actor_subject"]
@@ -166,7 +166,11 @@ def _open_value(value: Any, row: Row, path: str, problems: list[str]) -> Any:
 
 def _open(value: str, row: Row, path: str, problems: list[str]) -> str:
     kid, _, blob = value[len(PREFIX) :].partition(":")
-    found = keyring_lookup(kid)
+    try:
+        found = keyring_lookup(kid)
+    except KeyStoreUnavailable as exc:
+        problems.append(f"{path}: its key could not be read ({exc}); try again when the key store is back")
+        return UNREADABLE
     if found is None:
         return ERASED
     workspace, cipher = found
