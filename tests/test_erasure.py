@@ -273,3 +273,19 @@ def test_the_relay_ships_ciphertext_so_erasure_reaches_the_copy(tmp_path: Path) 
     assert copy.get(uid).metadata.email == ADA_MAIL  # this process holds app.db's key file
     erase_subject(source, "user:42")
     assert (copy.get(uid).actor.name, copy.get(uid).metadata.email) == (ERASED, ERASED)
+
+
+def test_a_failed_record_after_the_key_is_gone_says_so(tmp_path: Path) -> None:
+    from auditbird import AuditError
+
+    reg = _registry()
+
+    @action(ERASED_ACTION, registry=reg)
+    class Other(BaseModel):  # an application's own schema for the action, which ours does not fit
+        reason: str
+
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", registry=reg)
+    uid = _publish(log, "42", ADA, ADA_MAIL)
+    with pytest.raises(AuditError, match="key was destroyed .* recording the erasure failed"):
+        erase_subject(log, "user:42")
+    assert log.get(uid).actor.name == ERASED  # erased all the same

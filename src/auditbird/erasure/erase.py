@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .._errors import AuditValidationError, NotFound, Problem, UnsupportedOperation
+from .._errors import AuditError, AuditValidationError, NotFound, Problem, UnsupportedOperation
 from ..event import Event
 from ..stores.postgres import PostgresStore
 from ..stores.sqlite import SQLiteStore
@@ -106,8 +106,8 @@ def _event(subject: str, ws: str, destroyed: int, actor: dict[str, Any] | None) 
     }
 
 
-def _recording_failed(subject: str, exc: Exception) -> NotFound | Exception:
-    return type(exc)(
+def _recording_failed(subject: str, exc: Exception) -> AuditError:
+    return AuditError(
         f"{subject}'s key was destroyed (its data is erased), but recording the erasure failed: {exc}; "
         f"publish an {ERASED_ACTION} event for {subject} by hand"
     )
