@@ -289,3 +289,17 @@ def test_a_failed_record_after_the_key_is_gone_says_so(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="key was destroyed .* recording the erasure failed"):
         erase_subject(log, "user:42")
     assert log.get(uid).actor.name == ERASED  # erased all the same
+
+
+def test_an_actor_id_spelling_the_name_key_is_left_intact(log: AuditLog, tmp_path: Path) -> None:
+    tricky = '"name":"Ada Lovelace"'
+    for name in (ADA, 'we"ird\\ \u2028 \x01 😀'):
+        uid = log.publish_audit_log(
+            {"id": "m:1", "action": "monitor.down", "actor": {"id": tricky, "name": name}}
+        ).uid
+        assert (log.get(uid).actor.id, log.get(uid).actor.name) == (tricky, name)
+    conn = sqlite3.connect(tmp_path / "audit.db")
+    stored = [json.loads(a) for (a,) in conn.execute("SELECT actor FROM audit_log")]
+    conn.close()
+    assert [a["id"] for a in stored] == [tricky, tricky]  # ids are not personal: stored as given
+    assert all(a["name"].startswith("$erasable:v1:") for a in stored)

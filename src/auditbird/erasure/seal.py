@@ -67,9 +67,16 @@ def seal_row(event: Event, row: Row, keys: SubjectKeyStore) -> Row:
     actor_json, metadata_json = row.actor, row.metadata
     subject = actor_subject(event.actor)
     if subject is not None and event.actor.name:
-        actor = json.loads(row.actor)
-        actor["name"] = _seal(keys, row.workspace, row.uid, subject, "actor.name", event.actor.name)
-        actor_json = _dumps(actor)
+        sealed_name = _seal(keys, row.workspace, row.uid, subject, "actor.name", event.actor.name)
+        # The name's JSON spliced in place (an unescaped `"name":` can only be the key: inside a
+        # JSON string every quote is escaped); parsed and re-written when the escaping differs.
+        plain = '"name":' + _dumps(event.actor.name)
+        if plain in row.actor:
+            actor_json = row.actor.replace(plain, '"name":' + _dumps(sealed_name), 1)
+        else:
+            actor = json.loads(row.actor)
+            actor["name"] = sealed_name
+            actor_json = _dumps(actor)
     fields = personal_fields(type(event.metadata)) if isinstance(event.metadata, BaseModel) else ()
     if fields and metadata_json:
         plain = json.loads(metadata_json)
