@@ -17,8 +17,8 @@ def erase(
         str, typer.Option("--subject", help="The data subject, `kind:id` (the actor 42 is user:42)")
     ],
 ) -> None:
-    """Destroy a data subject's key in the workspace (-w): its personal fields then read as
-    [erased] everywhere (events, exports, the viewer), while the events and their Merkle tree
+    r"""Destroy a data subject's key in the workspace (-w): its personal fields then read as
+    \[erased] everywhere (events, exports, the viewer), while the events and their Merkle tree
     stay as stored, so `auditbird verify` still passes. The erasure is recorded as an
     audit_log.subject_erased event naming the subject. A subject without a key (unknown, or
     erased already): exit 2, nothing changed.
