@@ -25,6 +25,7 @@ PUBLIC = [
     "Tinybird",
     "action",
     "upcaster",
+    "Personal",
     "emit",
     "ActionRegistry",
     "default_registry",

@@ -24,6 +24,7 @@ from ._facade import Filters, Histogram, Page
 from .actions import ActionRegistry, action, default_registry, upcaster
 from .async_log import AsyncAuditLog
 from .emit import emit
+from .erasure import Personal
 from .event import Actor, Event, Target
 from .history import Recorded
 from .log import AuditLog
@@ -41,6 +42,7 @@ __all__ = [
     "Tinybird",
     "action",
     "upcaster",
+    "Personal",
     "emit",
     "ActionRegistry",
     "default_registry",

@@ -18,6 +18,8 @@ from ._errors import AuditValidationError, NotFound, Problem
 from ._ops import Call, Op, Out
 from .actions import ActionRegistry, default_registry
 from .codec import decode, encode, encode_many
+from .erasure import SubjectKeyStore, keys_for_store
+from .erasure.seal import seal_row
 from .event import Event, now_ms
 from .history import query_call
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
@@ -124,11 +126,26 @@ class LogCore(SourcingCore):
         name each event's workspace."""
         return self.workspace or None
 
+    # -- erasure (auditbird.erasure): personal values are sealed here, after encoding ------------
+
+    # The subject keys personal values are sealed under (None: stored as given, on a store
+    # that keeps no subject keys). Set by `_attach_subject_keys` from the store.
+    _subject_keys: SubjectKeyStore | None = None
+
+    def _attach_subject_keys(self, store: Any) -> None:
+        self._subject_keys = keys_for_store(store)
+
+    def _sealed(self, event: Event, row: Row) -> Row:
+        keys = self._subject_keys
+        return row if keys is None else seal_row(event, row, keys)
+
+    # ---------------------------------------------------------------------------------------
+
     def _prepare_one(self, data: Mapping[str, Any] | Event) -> tuple[Event, Row]:
         event = validate_event(
             data, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
-        return event, encode(event)
+        return event, self._sealed(event, encode(event))
 
     def _prepare_many(self, items: Sequence[Mapping[str, Any] | Event]) -> tuple[list[Event], list[Row]]:
         if isinstance(items, Mapping | Event | str | bytes):
@@ -140,6 +157,15 @@ class LogCore(SourcingCore):
         )
         with gc_paused():
             rows = encode_many(events)
+            if self._subject_keys is not None:
+                problems: list[Problem] = []
+                for i, event in enumerate(events):
+                    try:
+                        rows[i] = self._sealed(event, rows[i])
+                    except AuditValidationError as exc:
+                        problems.extend(Problem(p.loc, p.msg, i) for p in exc.problems)
+                if problems:
+                    raise AuditValidationError(problems)
         return events, rows
 
     @staticmethod

@@ -66,6 +66,7 @@ class AsyncAuditLog(LogCore):
     ) -> None:
         super().__init__(workspace=workspace, strict=strict, registry=registry, limits=limits)
         self.store: AsyncStore = as_async_store(resolve_store(store, tb, store_options))
+        self._attach_subject_keys(self.store)  # personal fields: auditbird.erasure
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from ._errors import AuditError, StoreUnavailable, UnsupportedOperation
 from .actions import ActionRegistry, default_registry
 from .codec import encode
 from .emit_postgres import postgres_connection, write_event
+from .erasure.erase import keys_for_connection
+from .erasure.seal import seal_row
 from .event import Event
 from .stores.sqlite import migrate, write_rows
 from .validation import DEFAULT_LIMITS, Limits, validate_event
@@ -62,7 +64,9 @@ def emit(
     _join_transaction(conn)
     try:
         ensure_schema(conn)
-        write_rows(conn, [encode(stored)])
+        row = encode(stored)
+        keys = keys_for_connection(conn)  # personal fields sealed, as publish does (auditbird.erasure)
+        write_rows(conn, [row if keys is None else seal_row(stored, row, keys)])
     except sqlite3.OperationalError as exc:
         raise StoreUnavailable(
             f"emit could not write the audit event: {exc}; roll the transaction back"

@@ -75,6 +75,7 @@ class AuditLog(LogCore):
     ) -> None:
         super().__init__(workspace=workspace, strict=strict, registry=registry, limits=limits)
         self.store: Store = resolve_store(store, tb, store_options)
+        self._attach_subject_keys(self.store)  # personal fields: auditbird.erasure
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ _GROUPS = (
     "auditbird.cli.mcp",
     "auditbird.cli.provable",
     "auditbird.cli.retention",
+    "auditbird.cli.erase",
 )
 
 for _name in _GROUPS:

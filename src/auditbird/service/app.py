@@ -42,6 +42,7 @@ from .keys import KeyStore, keys_location_for
 from .limits import RateLimiter, ServiceLimits
 from .metrics import MetricsMiddleware
 from .problems import ProblemError, problem_response
+from .routes_erasure import router as erasure_router
 from .routes_events import publish_lean
 from .routes_events import router as events_router
 from .routes_proof import router as proof_router
@@ -121,6 +122,7 @@ def create_app(
     _install_error_handlers(app, state)
     app.include_router(proof_router)  # before /events/{uid:path}, which would take .../proof
     app.include_router(events_router)
+    app.include_router(erasure_router)
     _install_ops_routes(app, state)
     try:
         viewer = importlib.import_module(f"{__package__}.viewer")  # the web viewer, when built in

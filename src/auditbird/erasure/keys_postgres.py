@@ -1,0 +1,132 @@
+"""Subject keys in PostgreSQL, for logs (and the service) on the PostgreSQL store.
+
+The same contract as :class:`~auditbird.erasure.keys.SubjectKeys`, in two tables beside the
+events' (``auditbird_subject_keys``, ``auditbird_subject_erasures``). Nothing is cached: every
+lookup asks the database, so an erasure by any process holds for the next read everywhere.
+
+PostgreSQL has no ``secure_delete``: a deleted row stays in the table's free space until it is
+overwritten. After an erasure the keys table is rewritten (``VACUUM FULL``, a small table) so
+the destroyed key is in no live file; the write-ahead log, its archives and base backups still
+hold it until they expire (docs/erasure.md). Keys in the events' database also share its
+backups: keep the SQLite key file instead when that matters.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import weakref
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["PostgresSubjectKeys"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS auditbird_subject_keys (
+    kid TEXT PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    key BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL,
+    UNIQUE (workspace, subject)
+);
+CREATE TABLE IF NOT EXISTS auditbird_subject_erasures (
+    kid TEXT PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    erased_ms BIGINT NOT NULL
+);
+"""
+
+
+class PostgresSubjectKeys:
+    """Per-subject data keys in the PostgreSQL database at ``url``. Thread-safe."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = None
+        self._lock = threading.RLock()
+
+    def _open(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            import psycopg
+
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('auditbird_subject_keys'))")
+                conn.execute(_SCHEMA)
+            self._conn = conn
+            weakref.finalize(self, conn.close)  # a dropped, unclosed key store lets go of it
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def key_for(self, workspace: str, subject: str) -> tuple[str, AESGCM]:
+        """``(kid, cipher)`` of ``subject`` in ``workspace``, its key made on first use."""
+        with self._lock:
+            conn = self._open()
+            select = "SELECT kid, key FROM auditbird_subject_keys WHERE workspace = %s AND subject = %s"
+            row = conn.execute(select, (workspace, subject)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO auditbird_subject_keys (kid, workspace, subject, key, created_ms) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (workspace, subject) DO NOTHING",
+                    (
+                        secrets.token_urlsafe(12),
+                        workspace,
+                        subject,
+                        secrets.token_bytes(32),
+                        time.time_ns() // 1_000_000,
+                    ),
+                )
+                row = conn.execute(select, (workspace, subject)).fetchone()
+            return str(row[0]), AESGCM(bytes(row[1]))
+
+    def lookup(self, kid: str) -> tuple[str, AESGCM] | None:
+        with self._lock:
+            row = (
+                self._open()
+                .execute("SELECT workspace, key FROM auditbird_subject_keys WHERE kid = %s", (kid,))
+                .fetchone()
+            )
+            return None if row is None else (str(row[0]), AESGCM(bytes(row[1])))
+
+    def has_subject(self, workspace: str, subject: str) -> bool:
+        with self._lock:
+            row = (
+                self._open()
+                .execute(
+                    "SELECT 1 FROM auditbird_subject_keys WHERE workspace = %s AND subject = %s",
+                    (workspace, subject),
+                )
+                .fetchone()
+            )
+            return row is not None
+
+    def destroy(self, workspace: str, subject: str) -> int:
+        with self._lock:
+            conn = self._open()
+            with conn.transaction():
+                kids = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "DELETE FROM auditbird_subject_keys WHERE workspace = %s AND subject = %s "
+                        "RETURNING kid",
+                        (workspace, subject),
+                    ).fetchall()
+                ]
+                for kid in kids:
+                    conn.execute(
+                        "INSERT INTO auditbird_subject_erasures (kid, workspace, subject, erased_ms) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (kid) DO NOTHING",
+                        (kid, workspace, subject, time.time_ns() // 1_000_000),
+                    )
+            if kids:
+                conn.execute("VACUUM FULL auditbird_subject_keys")  # the dead row leaves every live file
+            return len(kids)
