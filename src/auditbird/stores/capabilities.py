@@ -60,6 +60,7 @@ __all__ = [
     "SnapshotStoreTier",
     "AsyncTwinStore",
     "CommitWaiter",
+    "AsyncCommitWaiter",
     "AsyncReplayStore",
     "AsyncStreamStore",
     "AsyncFollowStore",
@@ -160,6 +161,17 @@ class CommitWaiter(Protocol):
 
     def wait_for_commit(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
         """Block until a commit after ``token``, ``timeout`` seconds or ``stop``; the new token."""
+        ...
+
+
+class AsyncCommitWaiter(Protocol):
+    """Not a tier: :class:`CommitWaiter` for a coroutine, so ``AsyncAuditLog.follow`` over a
+    blocking store (behind a thread pool) waits for a commit without a query or a parked thread."""
+
+    async def wait_for_commit_async(
+        self, token: int | None, timeout: float | None, stop: threading.Event | None
+    ) -> int:
+        """:meth:`CommitWaiter.wait_for_commit`, awaited."""
         ...
 
 

@@ -24,6 +24,7 @@ from ..query import Query
 from ..row import Row
 from ..snapshots import Snapshot
 from .capabilities import (
+    AsyncCommitWaiter,
     CommitWaiter,
     FollowStore,
     HistogramStore,
@@ -43,7 +44,14 @@ _OPTIONS = {"pool_size": int, "connect_timeout": float}
 
 
 class PostgresStore(
-    ReplayStore, StreamStore, FollowStore, HistogramStore, SnapshotStoreTier, StoredCopyStore, CommitWaiter
+    ReplayStore,
+    StreamStore,
+    FollowStore,
+    HistogramStore,
+    SnapshotStoreTier,
+    StoredCopyStore,
+    CommitWaiter,
+    AsyncCommitWaiter,
 ):
     """Events in a PostgreSQL database (tables ``audit_log``, ``audit_target``, ...).
 
@@ -233,6 +241,12 @@ class PostgresStore(
     def wait_for_commit(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
         """Wait for a commit after ``token`` (LISTEN/NOTIFY, no polling): see postgres_follow."""
         return self._listener.wait(token, timeout, stop)
+
+    async def wait_for_commit_async(
+        self, token: int | None, timeout: float | None, stop: threading.Event | None
+    ) -> int:
+        """:meth:`wait_for_commit` for ``AsyncAuditLog.follow``: no thread waits, no query is sent."""
+        return await self._listener.wait_async(token, timeout, stop)
 
     def schema_version(self) -> int:
         with self._connection() as conn:
