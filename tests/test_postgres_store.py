@@ -163,13 +163,12 @@ def test_the_lookups_use_their_indexes(store: PostgresStore, postgres_url: str) 
     )  # fmt: skip
     plans = {}
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE audit_log")  # moves GIN's pending list into the index
+        conn.execute("VACUUM ANALYZE audit_log")
         conn.execute("SET enable_seqscan = off")  # a tiny table: ask whether an index *can* serve
         for name, q in {
             "stream": Query(event_id="m:1"),
             "action": Query(actions=("a.x1",)),
             "actor": Query(actor_id="u1"),
-            "text": Query(text="NEEDLE1999"),
             "position": Query(order="position", after_position=1_990),
         }.items():
             sql, params = build_select(q)
@@ -178,7 +177,6 @@ def test_the_lookups_use_their_indexes(store: PostgresStore, postgres_url: str) 
     assert "audit_log_stream" in plans["stream"]
     assert "audit_log_action" in plans["action"]
     assert "audit_log_actor" in plans["actor"]
-    assert "audit_log_text" in plans["text"]
     assert "audit_log_pkey" in plans["position"]
 
 

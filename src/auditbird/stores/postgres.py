@@ -35,12 +35,21 @@ from .capabilities import (
 )
 from .postgres_follow import CommitListener, PostgresPositions
 from .postgres_query import COLUMNS_SQL, build_select, where_clause
-from .postgres_schema import SCHEMA_VERSION, migrate, schema_version
+from .postgres_schema import SCHEMA_VERSION, ensure_text_index, migrate, schema_version
 from .postgres_write import append_pipelined
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
 
-_OPTIONS = {"pool_size": int, "connect_timeout": float}
+
+def _flag(value: str) -> bool:
+    """``text_index=true`` in a URL: a yes/no word, anything else refused."""
+    lowered = value.lower()
+    if lowered not in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+        raise ValueError(value)
+    return lowered in ("1", "true", "on", "yes")
+
+
+_OPTIONS: dict[str, Any] = {"pool_size": int, "connect_timeout": float, "text_index": _flag}
 
 
 class PostgresStore(
@@ -58,10 +67,15 @@ class PostgresStore(
     >>> store = PostgresStore("postgresql://app@localhost/app", pool_size=10)   # doctest: +SKIP
 
     The tables are created (or migrated) on open; a role that may not create them gets an
-    error saying so. ``pool_size`` bounds the connections this store opens.
+    error saying so. ``pool_size`` bounds the connections this store opens. ``text_index=True``
+    (URL: ``?text_index=true``) builds the trigram index ``text=`` searches use, once; it stays
+    until dropped. Without it a text search scans the workspace newest first, and every write is
+    cheaper (see :mod:`auditbird.stores.postgres_schema`).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, connect_timeout: float = 10.0, text_index: bool = False
+    ) -> None:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool
@@ -77,6 +91,10 @@ class PostgresStore(
         with self._connect() as conn, conn.transaction():
             try:
                 migrate(conn, where=self.where)
+                if text_index:
+                    ensure_text_index(conn, where=self.where)
+            except StoreUnavailable:
+                raise
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"cannot prepare the auditbird tables in {self.where}: {exc}") from exc
         self._pool = ConnectionPool(
@@ -95,8 +113,8 @@ class PostgresStore(
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
         """``postgresql://user:password@host:port/dbname?sslmode=require&pool_size=20``.
 
-        ``pool_size`` and ``connect_timeout`` are auditbird's; every other query option goes to
-        libpq as it is."""
+        ``pool_size``, ``connect_timeout`` and ``text_index`` are auditbird's; every other query
+        option goes to libpq as it is."""
         parts = urlsplit(url)
         libpq, ours = [], dict(options)
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -104,7 +122,8 @@ class PostgresStore(
                 try:
                     ours[key] = _OPTIONS[key](value)
                 except ValueError:
-                    raise ValueError(f"{key}={value!r} in the store URL must be a number") from None
+                    kind = "true or false" if key == "text_index" else "a number"
+                    raise ValueError(f"{key}={value!r} in the store URL must be {kind}") from None
             else:
                 libpq.append((key, value))
         scheme = "postgresql"

@@ -10,8 +10,11 @@ codec wrote (jsonb would reorder keys and cannot hold ``\\u0000``); the look-ups
 field have their own column (``actor_id``) or table (``audit_target``), as in SQLite.
 
 Free text (``text=``) matches ASCII letters case-insensitively and every other character
-exactly (owners.md): ``ILIKE``/``lower()`` fold Unicode too, so the indexed expression is
-:data:`ASCII_FOLD` (``translate`` of A-Z only), searched with ``LIKE`` and a ``pg_trgm`` index.
+exactly (owners.md): ``ILIKE``/``lower()`` fold Unicode too, so the searched expression is
+:data:`ASCII_FOLD` (``translate`` of A-Z only), matched with ``LIKE``. Its ``pg_trgm`` index is
+opt-in (:func:`ensure_text_index`, ``PostgresStore(url, text_index=True)``): it costs ~45% of a
+batch's insert time (bench/postgres.py), so by default a text search reads the workspace's rows
+newest first until it has its page (fast for common words, a full scan for rare ones).
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ from typing import Any
 
 from .._errors import StoreUnavailable
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version", "ascii_fold", "ASCII_FOLD"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "migrate",
+    "schema_version",
+    "ascii_fold",
+    "ASCII_FOLD",
+    "TEXT_INDEX",
+    "ensure_text_index",
+    "has_text_index",
+]
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = _UPPER.lower()
@@ -88,8 +101,16 @@ MIGRATIONS: list[str] = [
         updated_at bigint NOT NULL
     );
     """,
+    # 2: the trigram index becomes opt-in (ensure_text_index): maintaining it took ~45% of a
+    # batch's insert time. Text searches stay correct without it (the same LIKE, unindexed).
+    """
+    DROP INDEX IF EXISTS audit_log_text;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The opt-in trigram index over :data:`ASCII_FOLD`, which ``text=`` searches then use.
+TEXT_INDEX = f"CREATE INDEX IF NOT EXISTS audit_log_text ON audit_log USING gin ({ASCII_FOLD} gin_trgm_ops)"
 
 # pg_advisory_xact_lock key: "auditbird" folded into a bigint, so migrations run one at a time.
 _MIGRATION_LOCK = 0x617564697462
@@ -145,6 +166,35 @@ def migrate(conn: Any, *, where: str = "the database") -> None:
             f"{where} has no auditbird schema (version {current}, needs {SCHEMA_VERSION}) and this role "
             f"may not create it ({exc.diag.message_primary}): connect once as the database owner to "
             "create the tables, or GRANT CREATE ON SCHEMA public (and the pg_trgm extension) to this role"
+        ) from exc
+
+
+def has_text_index(conn: Any) -> bool:
+    """Whether the trigram index for ``text=`` searches exists."""
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'audit_log_text' "
+        "AND relnamespace = current_schema()::regnamespace)"
+    ).fetchone()
+    return bool(found)
+
+
+def ensure_text_index(conn: Any, *, where: str = "the database") -> None:
+    """Create the trigram index for ``text=`` searches, if missing, in the caller's transaction.
+
+    Building it reads the whole table and blocks writers meanwhile (seconds per million events);
+    every later write then maintains it."""
+    if has_text_index(conn):
+        return
+    import psycopg
+
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(TEXT_INDEX)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StoreUnavailable(
+            f"{where}: this role may not create the text index ({exc.diag.message_primary}): connect "
+            "once as the table owner with text_index=true, or leave text_index off (text searches "
+            "then scan)"
         ) from exc
 
 

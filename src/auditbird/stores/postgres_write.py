@@ -45,7 +45,9 @@ WITH rev AS (  -- the stream's revision, counted only when the append expects on
 ), fresh AS (
     SELECT v.*, row_number() OVER (ORDER BY v.n) AS k FROM v
     WHERE (NOT %(check)s OR (SELECT current FROM rev) = %(expected)s)
-      AND NOT EXISTS (SELECT 1 FROM audit_log AS a WHERE a.workspace = v.workspace AND a.uid = v.uid)
+      -- OFFSET 0 keeps this a per-row probe of the (workspace, uid) index: as an anti-join the
+      -- planner hashes the whole table instead, a batch costing O(table) (seen in EXPLAIN).
+      AND NOT EXISTS (SELECT 1 FROM audit_log AS a WHERE a.workspace = v.workspace AND a.uid = v.uid OFFSET 0)
 ), ins AS (
     INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata, timestamp,
                            version, actor_id)
