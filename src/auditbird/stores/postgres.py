@@ -35,7 +35,7 @@ from .capabilities import (
 )
 from .postgres_follow import CommitListener, PostgresPositions
 from .postgres_query import COLUMNS_SQL, build_select, where_clause
-from .postgres_schema import SCHEMA_VERSION, ensure_text_index, migrate, schema_version
+from .postgres_schema import SCHEMA_VERSION, ensure_text_index, has_text_index, migrate, schema_version
 from .postgres_write import append_pipelined
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
@@ -93,6 +93,8 @@ class PostgresStore(
                 migrate(conn, where=self.where)
                 if text_index:
                     ensure_text_index(conn, where=self.where)
+                # Asked once: an index built later by another process is used after a reopen.
+                self.text_index = has_text_index(conn)
             except StoreUnavailable:
                 raise
             except psycopg.Error as exc:
@@ -231,12 +233,12 @@ class PostgresStore(
     # -- reads ----------------------------------------------------------------------------
 
     def query(self, query: Query) -> list[Row]:
-        sql, params = build_select(query)
+        sql, params = build_select(query, text_index=self.text_index)
         return [Row._make(r) for r in self._fetch(sql, params)]
 
     def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
         """``(bucket_start_ms, action, count)``; buckets start at ``query.since`` (or 0)."""
-        source, where, params = where_clause(query)
+        source, where, params = where_clause(query, text_index=self.text_index)
         origin = query.since or 0
         sql = (
             "SELECT ((a.timestamp - %s) / %s) * %s + %s AS bucket, a.action, count(DISTINCT a.position) "  # noqa: S608
