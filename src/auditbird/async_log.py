@@ -26,6 +26,7 @@ from .stores.capabilities import (
     AsyncSnapshotStoreTier,
     AsyncTwinStore,
     FollowStore,
+    async_commit_waiter,
     supports,
 )
 from .stores.threaded import ThreadedStore, threaded
@@ -215,7 +216,7 @@ class AsyncAuditLog(LogCore):
             idle_timeout=idle_timeout,
             stop=stop,
         )
-        waiter = _commit_waiter(self.store)
+        waiter = async_commit_waiter(self.store)
         return aiterate(self.store, op if waiter is None else _woken_by_commits(op, waiter))
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -229,12 +230,6 @@ class AsyncAuditLog(LogCore):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-def _commit_waiter(store: AsyncStore) -> AsyncCommitWaiter | None:
-    """The store (or the blocking store a ThreadedStore wraps) if a commit can wake it."""
-    inner = getattr(store, "sync", store)
-    return inner if supports(inner, AsyncCommitWaiter) else None  # type: ignore[return-value]
 
 
 def _woken_by_commits(op: Op[None], waiter: AsyncCommitWaiter) -> Op[None]:

@@ -61,6 +61,7 @@ __all__ = [
     "AsyncTwinStore",
     "CommitWaiter",
     "AsyncCommitWaiter",
+    "async_commit_waiter",
     "AsyncReplayStore",
     "AsyncStreamStore",
     "AsyncFollowStore",
@@ -173,6 +174,16 @@ class AsyncCommitWaiter(Protocol):
     ) -> int:
         """:meth:`CommitWaiter.wait_for_commit`, awaited."""
         ...
+
+
+def async_commit_waiter(store: Any) -> AsyncCommitWaiter | None:
+    """The async store itself, or the blocking store behind it (a ThreadedStore keeps it as
+    ``sync``), if it declares :class:`AsyncCommitWaiter`; else None (the follow loop polls)."""
+    for candidate in (store, getattr(store, "sync", None)):
+        if candidate is not None and supports(candidate, AsyncCommitWaiter):
+            found: AsyncCommitWaiter = candidate
+            return found
+    return None
 
 
 # -- the async twins -------------------------------------------------------------------------
