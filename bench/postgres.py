@@ -6,7 +6,9 @@ PostgreSQL recorder, on one server, side by side.
   eventsourcing saving one event
 - batches of 1,000: ``publish_many`` vs the floor (lock + ``executemany``) vs eventsourcing
 - 16 concurrent publishers (threads): throughput and p99 latency, each contender alone
-- a stream's history on a large table: ``get_audit_log`` p50 vs the same SELECT, raw
+- a stream's history on a large table: ``get_audit_log`` p50 vs the same SELECT, raw, each on
+  streams nobody read before (cold), then both on the same stream again (hot)
+- ``text=`` searches on that table without the opt-in trigram index, then with it
 
     .venv/bin/python -m bench.postgres [--url postgresql://...] [--events 1000000]
 
@@ -282,7 +284,7 @@ def bench_concurrent(admin: str, publishers: int, per_publisher: int) -> dict[st
     return results
 
 
-def bench_read(admin: str, n: int, streams: int, samples: int) -> dict[str, float]:
+def bench_read(admin: str, n: int, streams: int, samples: int) -> dict[str, Any]:
     url = as_url(fresh_database(admin))
     PostgresStore(url).close()
     t = time.perf_counter()
@@ -309,33 +311,59 @@ def bench_read(admin: str, n: int, streams: int, samples: int) -> dict[str, floa
         conn.execute("VACUUM ANALYZE audit_target")
     build_s = time.perf_counter() - t
     rng = random.Random(7)
-    picks = [f"monitor:{rng.randrange(streams)}" for _ in range(samples)]
-    raw_times, ab_times = [], []
+    # Each contender reads streams nobody read before (cold: pages from the OS cache or disk),
+    # a different set each, taking turns; then both read the raw side's stream again (hot: in
+    # shared buffers), so what decoding adds shows apart from what page reads cost.
+    fresh = rng.sample(range(streams), 2 * samples)
+    times: dict[str, list[float]] = {k: [] for k in ("raw_cold", "ab_cold", "raw_hot", "ab_hot")}
     with psycopg.connect(url, autocommit=True) as raw, AuditLog(url) as log:
-        for k, stream in enumerate(picks):
+
+        def raw_read(stream: str, key: str) -> None:
             sql, params = build_select(Query(event_id=stream, limit=None))
+            t = time.perf_counter()
+            raw.execute(sql, params, prepare=True).fetchall()
+            times[key].append(time.perf_counter() - t)
 
-            def raw_read(sql: str = sql, params: list[object] = params) -> None:
-                t = time.perf_counter()
-                raw.execute(sql, params, prepare=True).fetchall()
-                raw_times.append(time.perf_counter() - t)
+        def ab_read(stream: str, key: str) -> None:
+            t = time.perf_counter()
+            events = log.get_audit_log(event_id=stream)
+            times[key].append(time.perf_counter() - t)
+            assert len(events) == n // streams
 
-            def ab_read(stream: str = stream) -> None:
-                t = time.perf_counter()
-                events = log.get_audit_log(event_id=stream)
-                ab_times.append(time.perf_counter() - t)
-                assert len(events) == n // streams
+        for k in range(samples):
+            mine, theirs = f"monitor:{fresh[2 * k]}", f"monitor:{fresh[2 * k + 1]}"
+            cold = [(raw_read, mine, "raw_cold"), (ab_read, theirs, "ab_cold")]
+            hot = [(raw_read, mine, "raw_hot"), (ab_read, mine, "ab_hot")]
+            for read, stream, key in (*cold, *hot) if k % 2 else (*cold[::-1], *hot[::-1]):
+                read(stream, key)
+    out: dict[str, Any] = {f"{key}_p50_ms": median(v) * 1000 for key, v in times.items()}
+    out.update({f"{key}_p99_ms": pct(v, 0.99) * 1000 for key, v in times.items()})
+    out["build_s"] = build_s
+    out["url"] = url
+    return out
 
-            # Whoever reads a stream first pays for its cold pages: take turns.
-            for read in (raw_read, ab_read) if k % 2 else (ab_read, raw_read):
-                read()
-    return {
-        "raw_p50_ms": median(raw_times) * 1000,
-        "auditbird_p50_ms": median(ab_times) * 1000,
-        "raw_p99_ms": pct(raw_times, 0.99) * 1000,
-        "auditbird_p99_ms": pct(ab_times, 0.99) * 1000,
-        "build_s": build_s,
-    }
+
+def bench_text(url: str, samples: int = 5) -> dict[str, float]:
+    """``list(text=..., limit=50)`` on the read table without the opt-in trigram index, then
+    with it: a word in every event, one stream's id (50 events, spread over the table), nothing."""
+    searches = {"common": "timeout", "rare": "monitor:19999", "none": "no such text"}
+    out: dict[str, float] = {}
+    for indexed in (False, True):
+        t = time.perf_counter()
+        store = PostgresStore(url, text_index=indexed)
+        if indexed:
+            out["index_build_s"] = time.perf_counter() - t
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE audit_log")
+        with AuditLog(store) as log:
+            for name, text in searches.items():
+                spent = []
+                for _ in range(samples):
+                    t = time.perf_counter()
+                    log.list(text=text, limit=50)
+                    spent.append(time.perf_counter() - t)
+                out[f"{name}_{'indexed' if indexed else 'scan'}_p50_ms"] = median(spent) * 1000
+    return out
 
 
 def main() -> None:
@@ -348,7 +376,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--streams", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--parts", default="single,batch,concurrent,read", help="which measurements")
+    parser.add_argument("--parts", default="single,batch,concurrent,read,text", help="which measurements")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     server = None
@@ -389,10 +417,14 @@ def main() -> None:
                     f"{args.publishers} publishers, {name}: {r['events_per_s']:,.0f}/s "
                     f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
                 )
-        if "read" in parts:
+        if "read" in parts or "text" in parts:
             read = bench_read(admin, args.events, args.streams, args.samples)
             print(f"stream read on {args.events:,} events: {read}")
-            print(f"  auditbird p50 / raw p50 = {read['auditbird_p50_ms'] / read['raw_p50_ms']:.2f}")
+            for temp in ("cold", "hot"):
+                ratio = read[f"ab_{temp}_p50_ms"] / read[f"raw_{temp}_p50_ms"]
+                print(f"  {temp}: auditbird p50 / raw p50 = {ratio:.2f}")
+            if "text" in parts:
+                print(f"text search on {args.events:,} events: {bench_text(str(read['url']))}")
     finally:
         if server is not None:
             server.stop("immediate")

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar, Unpack
 
 from ._facade import Filters, Histogram, LogCore, Page, TimeArg
-from ._ops import aiterate, arun
+from ._ops import Call, Op, WaitForCommit, aiterate, arun
 from .actions import ActionRegistry
 from .event import Event
 from .history import PAGE_SIZE, Recorded
 from .log import resolve_store
 from .projections import Projection
 from .stores.base import AsyncStore, Store
-from .stores.capabilities import AsyncSnapshotStoreTier, AsyncTwinStore, supports
+from .stores.capabilities import (
+    AsyncCommitWaiter,
+    AsyncSnapshotStoreTier,
+    AsyncTwinStore,
+    FollowStore,
+    async_commit_waiter,
+    supports,
+)
 from .stores.threaded import ThreadedStore, threaded
 from .tinybird.config import Tinybird
 from .validation import DEFAULT_LIMITS, Limits
@@ -209,7 +217,8 @@ class AsyncAuditLog(LogCore):
             idle_timeout=idle_timeout,
             stop=stop,
         )
-        return aiterate(self.store, op)
+        waiter = async_commit_waiter(self.store)
+        return aiterate(self.store, op if waiter is None else _woken_by_commits(op, waiter))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -222,3 +231,28 @@ class AsyncAuditLog(LogCore):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _woken_by_commits(op: Op[None], waiter: AsyncCommitWaiter) -> Op[None]:
+    """``op`` with each :class:`WaitForCommit` awaited on ``waiter`` (PostgreSQL's LISTEN/NOTIFY)
+    instead of the async driver's sleep of ``poll_interval``: an idle follower sends nothing."""
+    resume: Any = op.send
+    value: Any = None
+    while True:
+        try:
+            step = resume(value)
+        except StopIteration:
+            return
+        if isinstance(step, WaitForCommit):
+            step = Call(FollowStore, partial(_wait_for_commit, waiter, step))
+        try:
+            value, resume = (yield step), op.send
+        except GeneratorExit:
+            op.close()
+            raise
+        except Exception as exc:  # the driver hands a failed step back: so does this wrapper
+            value, resume = exc, op.throw
+
+
+def _wait_for_commit(waiter: AsyncCommitWaiter, step: WaitForCommit, _store: object) -> Any:
+    return waiter.wait_for_commit_async(step.token, step.timeout, step.stop)

@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from .event import now_ms
 from .provable.tinybird_tree import publisher_for
 from .query import Query
 from .stores import open_store, redact_url
 from .stores.base import Row
+from .stores.capabilities import CommitWaiter, supports
 from .stores.postgres import PostgresStore
 from .stores.postgres_follow import PostgresPositions
 from .stores.sqlite import SQLiteStore
@@ -201,6 +202,7 @@ class Relay:
 
         ``on_batch(shipped, position)`` is called after every batch (progress displays)."""
         total = 0
+        token: int | None = None  # a source woken by commits (PostgreSQL): what it last counted
         while stop is None or not stop.is_set():
             shipped = self.step()
             total += shipped
@@ -210,7 +212,9 @@ class Relay:
                 continue
             if not follow:
                 break
-            if stop is not None:
+            if supports(self.source, CommitWaiter):  # LISTEN/NOTIFY: no query while idle
+                token = cast(CommitWaiter, self.source).wait_for_commit(token, None, stop)
+            elif stop is not None:
                 stop.wait(poll_interval)
             else:
                 time.sleep(poll_interval)

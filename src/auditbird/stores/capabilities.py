@@ -60,6 +60,8 @@ __all__ = [
     "SnapshotStoreTier",
     "AsyncTwinStore",
     "CommitWaiter",
+    "AsyncCommitWaiter",
+    "async_commit_waiter",
     "AsyncReplayStore",
     "AsyncStreamStore",
     "AsyncFollowStore",
@@ -161,6 +163,27 @@ class CommitWaiter(Protocol):
     def wait_for_commit(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
         """Block until a commit after ``token``, ``timeout`` seconds or ``stop``; the new token."""
         ...
+
+
+class AsyncCommitWaiter(Protocol):
+    """Not a tier: :class:`CommitWaiter` for a coroutine, so ``AsyncAuditLog.follow`` over a
+    blocking store (behind a thread pool) waits for a commit without a query or a parked thread."""
+
+    async def wait_for_commit_async(
+        self, token: int | None, timeout: float | None, stop: threading.Event | None
+    ) -> int:
+        """:meth:`CommitWaiter.wait_for_commit`, awaited."""
+        ...
+
+
+def async_commit_waiter(store: Any) -> AsyncCommitWaiter | None:
+    """The async store itself, or the blocking store behind it (a ThreadedStore keeps it as
+    ``sync``), if it declares :class:`AsyncCommitWaiter`; else None (the follow loop polls)."""
+    for candidate in (store, getattr(store, "sync", None)):
+        if candidate is not None and supports(candidate, AsyncCommitWaiter):
+            found: AsyncCommitWaiter = candidate
+            return found
+    return None
 
 
 # -- the async twins -------------------------------------------------------------------------

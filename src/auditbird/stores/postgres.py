@@ -24,6 +24,7 @@ from ..query import Query
 from ..row import Row
 from ..snapshots import Snapshot
 from .capabilities import (
+    AsyncCommitWaiter,
     CommitWaiter,
     FollowStore,
     HistogramStore,
@@ -34,26 +35,47 @@ from .capabilities import (
 )
 from .postgres_follow import CommitListener, PostgresPositions
 from .postgres_query import COLUMNS_SQL, build_select, where_clause
-from .postgres_schema import SCHEMA_VERSION, migrate, schema_version
+from .postgres_schema import SCHEMA_VERSION, ensure_text_index, has_text_index, migrate, schema_version
 from .postgres_write import append_pipelined
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
 
-_OPTIONS = {"pool_size": int, "connect_timeout": float}
+
+def _flag(value: str) -> bool:
+    """``text_index=true`` in a URL: a yes/no word, anything else refused."""
+    lowered = value.lower()
+    if lowered not in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+        raise ValueError(value)
+    return lowered in ("1", "true", "on", "yes")
+
+
+_OPTIONS: dict[str, Any] = {"pool_size": int, "connect_timeout": float, "text_index": _flag}
 
 
 class PostgresStore(
-    ReplayStore, StreamStore, FollowStore, HistogramStore, SnapshotStoreTier, StoredCopyStore, CommitWaiter
+    ReplayStore,
+    StreamStore,
+    FollowStore,
+    HistogramStore,
+    SnapshotStoreTier,
+    StoredCopyStore,
+    CommitWaiter,
+    AsyncCommitWaiter,
 ):
     """Events in a PostgreSQL database (tables ``audit_log``, ``audit_target``, ...).
 
     >>> store = PostgresStore("postgresql://app@localhost/app", pool_size=10)   # doctest: +SKIP
 
     The tables are created (or migrated) on open; a role that may not create them gets an
-    error saying so. ``pool_size`` bounds the connections this store opens.
+    error saying so. ``pool_size`` bounds the connections this store opens. ``text_index=True``
+    (URL: ``?text_index=true``) builds the trigram index ``text=`` searches use, once; it stays
+    until dropped. Without it a text search scans the workspace newest first, and every write is
+    cheaper (see :mod:`auditbird.stores.postgres_schema`).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, connect_timeout: float = 10.0, text_index: bool = False
+    ) -> None:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool
@@ -69,6 +91,12 @@ class PostgresStore(
         with self._connect() as conn, conn.transaction():
             try:
                 migrate(conn, where=self.where)
+                if text_index:
+                    ensure_text_index(conn, where=self.where)
+                # Asked once: an index built later by another process is used after a reopen.
+                self.text_index = has_text_index(conn)
+            except StoreUnavailable:
+                raise
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"cannot prepare the auditbird tables in {self.where}: {exc}") from exc
         self._pool = ConnectionPool(
@@ -87,8 +115,8 @@ class PostgresStore(
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
         """``postgresql://user:password@host:port/dbname?sslmode=require&pool_size=20``.
 
-        ``pool_size`` and ``connect_timeout`` are auditbird's; every other query option goes to
-        libpq as it is."""
+        ``pool_size``, ``connect_timeout`` and ``text_index`` are auditbird's; every other query
+        option goes to libpq as it is."""
         parts = urlsplit(url)
         libpq, ours = [], dict(options)
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -96,7 +124,8 @@ class PostgresStore(
                 try:
                     ours[key] = _OPTIONS[key](value)
                 except ValueError:
-                    raise ValueError(f"{key}={value!r} in the store URL must be a number") from None
+                    kind = "true or false" if key == "text_index" else "a number"
+                    raise ValueError(f"{key}={value!r} in the store URL must be {kind}") from None
             else:
                 libpq.append((key, value))
         scheme = "postgresql"
@@ -204,12 +233,12 @@ class PostgresStore(
     # -- reads ----------------------------------------------------------------------------
 
     def query(self, query: Query) -> list[Row]:
-        sql, params = build_select(query)
+        sql, params = build_select(query, text_index=self.text_index)
         return [Row._make(r) for r in self._fetch(sql, params)]
 
     def histogram(self, query: Query, bucket_ms: int) -> list[tuple[int, str, int]]:
         """``(bucket_start_ms, action, count)``; buckets start at ``query.since`` (or 0)."""
-        source, where, params = where_clause(query)
+        source, where, params = where_clause(query, text_index=self.text_index)
         origin = query.since or 0
         sql = (
             "SELECT ((a.timestamp - %s) / %s) * %s + %s AS bucket, a.action, count(DISTINCT a.position) "  # noqa: S608
@@ -233,6 +262,12 @@ class PostgresStore(
     def wait_for_commit(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
         """Wait for a commit after ``token`` (LISTEN/NOTIFY, no polling): see postgres_follow."""
         return self._listener.wait(token, timeout, stop)
+
+    async def wait_for_commit_async(
+        self, token: int | None, timeout: float | None, stop: threading.Event | None
+    ) -> int:
+        """:meth:`wait_for_commit` for ``AsyncAuditLog.follow``: no thread waits, no query is sent."""
+        return await self._listener.wait_async(token, timeout, stop)
 
     def schema_version(self) -> int:
         with self._connection() as conn:

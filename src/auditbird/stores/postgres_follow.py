@@ -10,12 +10,19 @@ The wait cannot miss a commit: the first wait of a follower only starts the list
 returns, so the follower queries once more with LISTEN already active. From then on every
 commit after that query raises the count, and the follower compares the count with the one
 it saw before its previous query (the *token* it carries), not with "now".
+
+``AsyncAuditLog.follow`` waits on the same count without a thread of its own:
+:meth:`CommitListener.wait_async` parks on an :class:`asyncio.Event` that the listener thread
+sets through the event loop when a notification arrives.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..event import now_ms
@@ -38,6 +45,7 @@ class CommitListener:
         self._count = 0
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._wakers: set[Callable[[], None]] = set()  # async waiters' wake-ups (wait_async)
 
     def wait(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
         """Block until a commit notified after ``token`` (the value a previous wait returned),
@@ -58,6 +66,43 @@ class CommitListener:
                 # Wake now and then to look at `stop` (a threading.Event cannot be waited on
                 # together with the condition); no query is sent when nothing was committed.
                 self._cond.wait(0.1 if left is None else min(left, 0.1))
+            return self._count
+
+    async def wait_async(self, token: int | None, timeout: float | None, stop: threading.Event | None) -> int:
+        """:meth:`wait` for a coroutine: the same tokens and guarantees, without a blocked thread.
+
+        ``token=None`` starts the listener (connecting, in a worker thread) and returns."""
+        if token is None:
+            await asyncio.to_thread(self._start)
+            with self._cond:
+                return self._count
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its follower is gone
+                loop.call_soon_threadsafe(woken.set)
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._wakers.add(wake)  # before the check: a commit counted after it sets `woken`
+        try:
+            while True:
+                with self._cond:
+                    if self._count != token or self._closed:
+                        return self._count
+                if stop is not None and stop.is_set():
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                # Slices only to look at `stop` (a threading.Event); nothing is sent meanwhile.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), 0.1 if left is None else min(left, 0.1))
+        finally:
+            with self._cond:
+                self._wakers.discard(wake)
+        with self._cond:
             return self._count
 
     def _start(self) -> None:
@@ -88,6 +133,9 @@ class CommitListener:
                 with self._cond:
                     self._count += got
                     self._cond.notify_all()
+                    wakers = list(self._wakers)
+                for wake in wakers:
+                    wake()
         conn.close()
 
     def _reconnect(self) -> Any:
@@ -104,7 +152,9 @@ class CommitListener:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            thread = self._thread
+            thread, wakers = self._thread, list(self._wakers)
+        for wake in wakers:
+            wake()
         if thread is not None:
             thread.join(timeout=5)
 

@@ -10,8 +10,12 @@ codec wrote (jsonb would reorder keys and cannot hold ``\\u0000``); the look-ups
 field have their own column (``actor_id``) or table (``audit_target``), as in SQLite.
 
 Free text (``text=``) matches ASCII letters case-insensitively and every other character
-exactly (owners.md): ``ILIKE``/``lower()`` fold Unicode too, so the indexed expression is
-:data:`ASCII_FOLD` (``translate`` of A-Z only), searched with ``LIKE`` and a ``pg_trgm`` index.
+exactly (owners.md): ``ILIKE`` and ``lower()`` under most collations fold Unicode too, so the
+searched expression is :data:`ASCII_FOLD` (``lower`` under the "C" collation: A-Z only),
+matched with ``LIKE``. Its ``pg_trgm`` index is opt-in (:func:`ensure_text_index`,
+``PostgresStore(url, text_index=True)``): it costs ~45% of a batch's insert time
+(bench/postgres.py), so by default a text search reads the workspace's rows newest first until
+it has its page (fast for common words, a full scan for rare ones).
 """
 
 from __future__ import annotations
@@ -20,20 +24,34 @@ from typing import Any
 
 from .._errors import StoreUnavailable
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version", "ascii_fold", "ASCII_FOLD"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "migrate",
+    "schema_version",
+    "ascii_fold",
+    "ASCII_FOLD",
+    "TEXT_INDEX",
+    "ensure_text_index",
+    "has_text_index",
+]
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = _UPPER.lower()
 
 
 def ascii_fold(sql_expr: str) -> str:
-    """SQL lower-casing only A-Z (``lower()`` would fold É to é too)."""
-    return f"translate({sql_expr}, '{_UPPER}', '{_LOWER}')"
+    """SQL lower-casing only A-Z: ``lower()`` under the "C" collation folds ASCII letters alone
+    (under the database's own collation it would fold É to é too), byte by byte, ~40x faster
+    than ``translate`` of the alphabet (which schema 1 used)."""
+    return f'lower(({sql_expr}) COLLATE "C")'
 
 
 #: The text a ``text=`` search looks in: the subject id and the metadata JSON, ASCII-folded.
 #: The two are joined by a newline for one trigram index; the query re-checks each alone.
-ASCII_FOLD = ascii_fold("(id || E'\\n' || coalesce(metadata, ''))")
+ASCII_FOLD = ascii_fold("id || E'\\n' || coalesce(metadata, '')")
+# Schema 1's index expression, kept as shipped (migration 2 drops that index).
+_SCHEMA_1_FOLD = f"translate((id || E'\\n' || coalesce(metadata, '')), '{_UPPER}', '{_LOWER}')"
 
 MIGRATIONS: list[str] = [
     f"""
@@ -57,7 +75,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_time ON audit_log (workspace, timestamp, uid);
     CREATE INDEX audit_log_action ON audit_log (workspace, action, timestamp, uid);
     CREATE INDEX audit_log_actor ON audit_log (workspace, actor_id, timestamp, uid);
-    CREATE INDEX audit_log_text ON audit_log USING gin ({ASCII_FOLD} gin_trgm_ops);
+    CREATE INDEX audit_log_text ON audit_log USING gin ({_SCHEMA_1_FOLD} gin_trgm_ops);
     -- One row per distinct (event, target), written in the same statement as the event.
     CREATE TABLE audit_target (
         position  bigint NOT NULL,  -- audit_log.position (no FK: written in the same statement)
@@ -88,8 +106,46 @@ MIGRATIONS: list[str] = [
         updated_at bigint NOT NULL
     );
     """,
+    # 2: the trigram index becomes opt-in (ensure_text_index): maintaining it took ~45% of a
+    # batch's insert time. Text searches stay correct without it (the same LIKE, unindexed).
+    # And the single publish becomes one call, sent alone in autocommit (its own transaction):
+    # BEGIN, LOCK, INSERT and COMMIT in a pipeline cost ~20% more. In READ COMMITTED each
+    # statement of a VOLATILE function takes a new snapshot, so max(position) is read after
+    # the lock, as the two-statement form does (stores/postgres_write.py).
+    """
+    DROP INDEX IF EXISTS audit_log_text;
+    CREATE FUNCTION auditbird_append_one(
+        p_uid text, p_workspace text, p_id text, p_action text, p_actor text, p_targets text,
+        p_metadata text, p_timestamp bigint, p_version integer, p_actor_id text,
+        p_target_types text[], p_target_ids text[]
+    ) RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        stored bigint;
+    BEGIN
+        LOCK TABLE audit_log IN EXCLUSIVE MODE;
+        INSERT INTO audit_log (position, uid, workspace, id, action, actor, targets, metadata,
+                               timestamp, version, actor_id)
+        SELECT coalesce(max(position), 0) + 1, p_uid, p_workspace, p_id, p_action, p_actor,
+               p_targets, p_metadata, p_timestamp, p_version, p_actor_id
+        FROM audit_log
+        ON CONFLICT (workspace, uid) DO NOTHING
+        RETURNING position INTO stored;
+        IF stored IS NULL THEN
+            RETURN 0;  -- the uid is taken: the first copy stays
+        END IF;
+        INSERT INTO audit_target (position, workspace, type, target_id, timestamp, uid)
+        SELECT stored, p_workspace, t.type, t.target_id, p_timestamp, p_uid
+        FROM unnest(p_target_types, p_target_ids) AS t(type, target_id);
+        PERFORM pg_notify('auditbird_commit', '');
+        RETURN 1;
+    END
+    $$;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The opt-in trigram index over :data:`ASCII_FOLD`, which ``text=`` searches then use.
+TEXT_INDEX = f"CREATE INDEX IF NOT EXISTS audit_log_text ON audit_log USING gin ({ASCII_FOLD} gin_trgm_ops)"
 
 # pg_advisory_xact_lock key: "auditbird" folded into a bigint, so migrations run one at a time.
 _MIGRATION_LOCK = 0x617564697462
@@ -145,6 +201,35 @@ def migrate(conn: Any, *, where: str = "the database") -> None:
             f"{where} has no auditbird schema (version {current}, needs {SCHEMA_VERSION}) and this role "
             f"may not create it ({exc.diag.message_primary}): connect once as the database owner to "
             "create the tables, or GRANT CREATE ON SCHEMA public (and the pg_trgm extension) to this role"
+        ) from exc
+
+
+def has_text_index(conn: Any) -> bool:
+    """Whether the trigram index for ``text=`` searches exists."""
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'audit_log_text' "
+        "AND relnamespace = current_schema()::regnamespace)"
+    ).fetchone()
+    return bool(found)
+
+
+def ensure_text_index(conn: Any, *, where: str = "the database") -> None:
+    """Create the trigram index for ``text=`` searches, if missing, in the caller's transaction.
+
+    Building it reads the whole table and blocks writers meanwhile (seconds per million events);
+    every later write then maintains it."""
+    if has_text_index(conn):
+        return
+    import psycopg
+
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(TEXT_INDEX)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StoreUnavailable(
+            f"{where}: this role may not create the text index ({exc.diag.message_primary}): connect "
+            "once as the table owner with text_index=true, or leave text_index off (text searches "
+            "then scan)"
         ) from exc
 
 
