@@ -13,14 +13,21 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from .._errors import AuditError, StoreUnavailable
 from ..query import Query
 from ..stores.base import Row, Store
 from ..stores.capabilities import AsyncStoredCopyStore, StoredCopyStore, supports
 
-__all__ = ["GroupCommitStore"]
+__all__ = ["GroupCommitStore", "WriterView"]
+
+T = TypeVar("T")
+
+# Threads that publish a large request body (parse, validate, encode, then wait for the commit
+# holding its rows). Each waits on the group commit most of its time, so there are more of them
+# than cores: enough for that many requests to share one commit.
+INGEST_THREADS = 16
 
 
 class GroupCommitStore(AsyncStoredCopyStore):
@@ -39,6 +46,14 @@ class GroupCommitStore(AsyncStoredCopyStore):
         # Commits run on a thread of their own, not in the loop's default pool where reads
         # (searches, live-tail polls) queue: a flood of reads never delays a write's turn.
         self._commits = ThreadPoolExecutor(1, thread_name_prefix="auditbird-commit")
+        self._ingest = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="auditbird-cpu-ingest")
+
+    async def in_ingest_thread(self, fn: Callable[[WriterView], T]) -> T:
+        """``fn(view)`` on an ingest thread, where ``view`` is this writer as a blocking store:
+        the library's publish runs there whole (validation and encoding off the event loop),
+        and its rows still join this loop's group commit."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ingest, fn, WriterView(self, loop))
 
     async def _in_commit_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._commits, fn, *args)
@@ -113,6 +128,26 @@ class GroupCommitStore(AsyncStoredCopyStore):
                 self._task.cancel()
         await asyncio.to_thread(self.sync.close)
         self._commits.shutdown(wait=False)
+        self._ingest.shutdown(wait=False)
+
+
+class WriterView(StoredCopyStore):
+    """A :class:`GroupCommitStore` seen from an ingest thread: ``append`` hands the rows to
+    the loop's group commit and blocks until the commit holding them returned (so the
+    blocking :class:`~auditbird.AuditLog` publishes through it, durable as in the loop)."""
+
+    def __init__(self, writer: GroupCommitStore, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self.loop = loop
+
+    def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        return asyncio.run_coroutine_threadsafe(self.writer.append(rows), self.loop).result()
+
+    def query(self, query: Query) -> list[Row]:
+        return self.writer.sync.query(query)
+
+    def close(self) -> None:
+        """The writer is closed by the service, not by a request."""
 
 
 def _settle(
