@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, field_validator
 
-from auditbird import ActionRegistry
+from auditbird import ActionRegistry, AuditLog
 from auditbird.service import KeyStore, ServiceLimits, create_app
+from tests.plugins.service import LiveServer
 
 
 class Seen:
@@ -174,3 +176,60 @@ def test_ndjson_bad_line_stores_nothing(app: tuple[TestClient, str, Path]) -> No
     assert r.status_code == 400
     assert r.json()["errors"][0]["msg"].startswith("line 2 is not JSON")
     assert _stored(db) == []
+
+
+@pytest.mark.parametrize("size", [1, 3, 1_100])  # on the loop, and on an ingest thread
+def test_return_minimal_names_the_events_not_stored_as_sent(
+    app: tuple[TestClient, str, Path], size: int
+) -> None:
+    """A re-published uid keeps its first copy; the minimal answer lists those, by index, so a
+    client that sent minimal still returns what is stored (and nothing else costs an answer)."""
+    client, _, db = app
+    first = _events(size, timestamp=1_700_000_000_000)
+    r = client.post("/v1/events", json=first, headers={"Prefer": "return=minimal"})
+    assert r.json() == {"count": size}  # all new: the count alone
+    again = [{**e, "timestamp": 1_800_000_000_000, "metadata": {"n": -5}} for e in first[::2]]
+    fresh = _events(2)
+    r = client.post("/v1/events", json=fresh + again, headers={"Prefer": "return=minimal"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["count"] == len(fresh) + len(again)
+    assert [k["index"] for k in body["kept"]] == [len(fresh) + i for i in range(len(again))]
+    assert [(k["event"]["uid"], k["event"]["timestamp"], k["event"]["metadata"]) for k in body["kept"]] == [
+        (e["uid"], 1_700_000_000_000, e["metadata"]) for e in first[::2]
+    ]
+    assert len(_stored(db)) == size + len(fresh)
+
+
+def test_the_client_store_asks_for_minimal_answers_and_still_returns_stored_copies(
+    live_server: LiveServer,
+) -> None:
+    workspace = f"cl-{uuid.uuid4().hex[:8]}"
+    key = live_server.mint(workspace, "admin")
+    seen: list[tuple[str | None, bytes]] = []
+
+    def record(response: httpx.Response) -> None:
+        response.read()
+        if response.request.method == "POST":
+            seen.append((response.request.headers.get("prefer"), response.content))
+
+    with AuditLog(live_server.url, api_key=key, workspace=workspace) as log:
+        log.store._client.event_hooks["response"].append(record)  # type: ignore[attr-defined]
+        first = log.publish_many(
+            [{"id": f"c:{i}", "action": "a.b", "metadata": {"n": i}} for i in range(300)]
+        )
+        assert seen[-1] == ("return=minimal", b'{"count":300}')  # no events sent back
+        again = log.publish_many(
+            [{"uid": e.uid, "id": e.id, "action": "a.b", "metadata": {"n": -1}} for e in first[:2]]
+            + [{"id": "c:new", "action": "a.b", "metadata": {"n": 7}}]
+        )
+        assert seen[-1][0] == "return=minimal"
+        assert [(e.uid, e.metadata, e.timestamp) for e in again[:2]] == [
+            (e.uid, e.metadata, e.timestamp) for e in first[:2]
+        ]  # the first copies, named by the minimal answer's `kept`
+        assert again[2].metadata == {"n": 7}
+    with AuditLog(live_server.url, api_key=key) as default_log:  # no workspace: the key's
+        default_log.store._client.event_hooks["response"].append(record)  # type: ignore[attr-defined]
+        event = default_log.publish_audit_log({"id": "c:1", "action": "a.b"})
+        assert seen[-1][0] is None  # the full answer says which workspace it was filed in
+        assert event.workspace == workspace

@@ -17,6 +17,7 @@ from pydantic_core import to_json
 from .._errors import Problem
 from ..event import Event
 from ..log import AuditLog
+from ..stores.base import Row
 from ..stores.capabilities import StoredCopyStore, supports
 from .auth import AnyKey, Credential, ReadKey, WriteKey, authenticate, bearer_token
 from .ingest import INLINE_BYTES, body_digest, prepare_items, read_body
@@ -25,7 +26,7 @@ from .problems import ProblemError
 from .reads import Filters, export_response, find_event, json_response, list_page
 from .schemas import EVENT_BODY, EventBatch, EventPage, ProblemDetail, PublishCount
 from .state import ServiceState
-from .writer import WriterView
+from .writer import KEPT, WriterView
 
 __all__ = ["router", "publish_lean"]
 
@@ -131,21 +132,28 @@ async def _publish(request: Request, key: ApiKey) -> Response:
         idempotency_key=idempotency_key,
         uid_secret=state.uid_secret,
     )
-    if len(body) > INLINE_BYTES:
-        # Parsing, validating and encoding a large body must not hold up other requests: the
-        # library's publish runs whole on an ingest thread, its rows joining the group commit
-        # (each event validated once, there).
-        items, single, stored = await state.store.in_ingest_thread(
-            functools.partial(_publish_blocking, state, key.workspace, prepare)
-        )
-    else:
-        items, single = prepare()
-        log = state.log(key.workspace)
-        stored = [await log.publish_audit_log(items[0])] if single else await log.publish_many(items)
+    kept: dict[int, Row] = {}
+    holder = KEPT.set(kept)
+    try:
+        if len(body) > INLINE_BYTES:
+            # Parsing, validating and encoding a large body must not hold up other requests: the
+            # library's publish runs whole on an ingest thread, its rows joining the group commit
+            # (each event validated once, there).
+            items, single, stored = await state.store.in_ingest_thread(
+                functools.partial(_publish_blocking, state, key.workspace, prepare)
+            )
+        else:
+            items, single = prepare()
+            log = state.log(key.workspace)
+            stored = [await log.publish_audit_log(items[0])] if single else await log.publish_many(items)
+    finally:
+        KEPT.reset(holder)
     state.metrics.add("events_written", len(stored), workspace=key.workspace)
     minimal = _wants_minimal(request)
     if minimal:
         data: Any = {"count": len(stored)}
+        if kept:  # what was not stored as sent (a re-published uid: its first copy), by index
+            data["kept"] = [{"index": i, "event": stored[i].to_dict()} for i in sorted(kept)]
     else:
         stored = await _as_stored(state, key.workspace, items, stored)
         data = (

@@ -10,6 +10,7 @@ so one request's failure never fails another's, and each stays all or nothing.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +21,14 @@ from ..query import Query
 from ..stores.base import Row, Store
 from ..stores.capabilities import AsyncStoredCopyStore, StoredCopyStore, supports
 
-__all__ = ["GroupCommitStore", "WriterView"]
+__all__ = ["GroupCommitStore", "WriterView", "KEPT"]
 
 T = TypeVar("T")
+
+# Set by a request handler to a dict of its own: every append made for the request (on the loop
+# or from its ingest thread) adds the rows the store did not keep as given, by index, so a
+# `return=minimal` answer can still name them (a re-published uid's first copy).
+KEPT: contextvars.ContextVar[dict[int, Row] | None] = contextvars.ContextVar("auditbird_kept", default=None)
 
 # Threads that publish a large request body (parse, validate, encode, then wait for the commit
 # holding its rows). Each waits on the group commit most of its time, so there are more of them
@@ -53,7 +59,10 @@ class GroupCommitStore(AsyncStoredCopyStore):
         the library's publish runs there whole (validation and encoding off the event loop),
         and its rows still join this loop's group commit."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._ingest, fn, WriterView(self, loop))
+        # In the request's context (its KEPT holder): the thread's appends, scheduled back on
+        # the loop from there, carry it along.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._ingest, context.run, fn, WriterView(self, loop))
 
     async def _in_commit_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._commits, fn, *args)
@@ -71,7 +80,11 @@ class GroupCommitStore(AsyncStoredCopyStore):
         self._pending.append((rows, future))
         assert self._wakeup is not None
         self._wakeup.set()
-        return await future
+        kept = await future
+        holder = KEPT.get()
+        if holder is not None:
+            holder.update(kept)
+        return kept
 
     def _write(self, rows: Sequence[Row]) -> dict[int, Row]:
         kept = self.sync.append(rows)
