@@ -386,17 +386,18 @@ Reading it (the machine is shared with other engineers' runs; numbers move by te
   same: tested). Verified API keys are cached (a revoke is seen on the next request, at the
   latest after 1 s), bodies are parsed and answers written by pydantic-core, and the server
   process freezes its start-up heap out of the cyclic GC and collects young objects less often.
-- The batch goal is out of reach on top of the library as it is: its own validation, encoding
-  and durable insert (the per-event figures above) allow about a third of 100,000 events/s per
-  core, about three quarters with both cores and nothing else running. In one server process
-  the event loop (parsing, validating, encoding the next batch) and the commit thread (the
-  SQLite insert) also share one GIL, and the store's `executemany` gives it up and takes it
-  back for every row, so the two mostly take turns instead of overlapping. The service's own
-  part of a batch is small (JSON parsing ~1 µs/event, no second validation); the rest of the
-  gap to `publish_many` is the HTTP body, the GIL hand-offs and the answer.
+- The batch goal is out of reach on top of the library as it is: its own parsing, validation,
+  encoding and SQLite insert (the CPU figures above; the insert keeps six indexes, the target
+  rows, the trigram text index and the Merkle tree) allow a fraction of 100,000 events/s per
+  core. The service adds little on top (the "HTTP + service" row): a large body is parsed,
+  validated and encoded once, on an ingest thread (never twice, never on the event loop), and
+  its rows join the loop's group commit. `--workers N` runs N processes on the one file; their
+  commits queue on SQLite's write lock (busy timeout), none fails.
 - The full answer to a batch (1,000 stored events as JSON) costs `Event.to_dict()` per event;
   clients that do not need the events back send `Prefer: return=minimal` (the Python client
-  does) and get `{"count": n}` with `Preference-Applied: return=minimal`.
+  does whenever every event names its workspace) and get `{"count": n}` with
+  `Preference-Applied: return=minimal`, plus `kept` (index and stored copy) for any event whose
+  uid was already stored.
 """
 
 

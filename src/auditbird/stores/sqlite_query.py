@@ -39,10 +39,10 @@ TRIGRAM = 3
 # The index is asked for the events holding the RAREST few trigrams of the text (not all of
 # them: a trigram in most events, such as `"re` of `"region"`, costs the look-up a pass over
 # most of the index while narrowing nothing). How rare each is, is counted by the index itself
-# up to _GRAM_COUNT_CAP (a bounded read, ~0.5 ms at the cap on 1,000,000 events), for at most
+# up to _GRAM_COUNT_CAP (a bounded read: 1-3 ms at the cap on 1,000,000 events), for at most
 # _GRAMS_PROBED of them, spread over the text.
 _GRAMS_USED = 3
-_GRAMS_PROBED = 12
+_GRAMS_PROBED = 8
 _GRAM_COUNT_CAP = 10_000
 
 COLUMNS_SQL = (
