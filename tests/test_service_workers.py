@@ -1,7 +1,7 @@
 """``auditbird serve --workers 2``: two processes, one SQLite file (WAL), each with its own
 group-commit writer. Several clients POST at once (single events, JSON arrays, NDJSON); every
-acknowledged event is stored exactly once, positions stay gap-free, and no request fails
-because the other process held the write lock."""
+acknowledged event is stored exactly once, positions stay gap-free, a retried request answers
+the same, and no request fails because the other process held the write lock."""
 
 from __future__ import annotations
 
@@ -23,16 +23,19 @@ from tests.live_server import EXE, free_port, stop, wait_until_up
 pytestmark = pytest.mark.slow
 
 CLIENTS = 6
-ROUNDS = 12  # per client: a single event, a JSON array and an NDJSON batch each round
+ROUNDS = 12  # per client, each round: a single event, a JSON array, an NDJSON batch, a retried POST
 BATCH = 25
 
 
-def _children(pid: int) -> set[int]:
-    """The direct child processes of ``pid`` (from /proc: no extra dependency)."""
+def _workers(pid: int) -> set[int]:
+    """The worker processes uvicorn spawned under ``pid`` (from /proc: no extra dependency;
+    multiprocessing's resource tracker, also a child, is not one)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.update(int(c) for c in text)
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.add(int(child))
     return found
 
 
@@ -91,6 +94,15 @@ def test_two_workers_on_one_file_store_every_acknowledged_event_once(tmp_path: P
                         ),
                     ),
                 ]
+                # A retried request (same Idempotency-Key and body), likely on the other worker:
+                # the same answer, nothing stored twice (the keys file is shared too).
+                retry_key = f"{number}-{r}"
+                body = [_event(number, r * 10_000 + i) for i in range(3)]
+                once = c.post("/v1/events", json=body, headers={"Idempotency-Key": retry_key})
+                twice = c.post("/v1/events", json=body, headers={"Idempotency-Key": retry_key})
+                if (once.status_code, once.content) != (twice.status_code, twice.content):
+                    failures.append(f"retry answered differently: {once.text[:100]} / {twice.text[:100]}")
+                answers.append(([e["uid"] for e in body], once))
                 with lock:
                     for uids, answer in answers:
                         if answer.status_code == 201:
@@ -103,7 +115,7 @@ def test_two_workers_on_one_file_store_every_acknowledged_event_once(tmp_path: P
         threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
         for t in threads:
             t.start()
-        workers = _children(proc.pid)
+        workers = _workers(proc.pid)
         for t in threads:
             t.join()
     finally:
@@ -111,7 +123,7 @@ def test_two_workers_on_one_file_store_every_acknowledged_event_once(tmp_path: P
         log.close()
     assert len(workers) >= 2, f"serve --workers 2 runs two processes, saw {workers}"
     assert failures == [], f"requests failed under contention: {failures[:5]}"
-    assert len(acknowledged) == CLIENTS * ROUNDS * (1 + 2 * BATCH)
+    assert len(acknowledged) == CLIENTS * ROUNDS * (1 + 2 * BATCH + 3)
 
     conn = sqlite3.connect(db)
     try:
