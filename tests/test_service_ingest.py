@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, field_validator
 
 from auditbird import ActionRegistry, AuditLog
+from auditbird.query import Query
 from auditbird.service import KeyStore, ServiceLimits, create_app
 from tests.plugins.service import LiveServer
 
@@ -233,3 +234,26 @@ def test_the_client_store_asks_for_minimal_answers_and_still_returns_stored_copi
         event = default_log.publish_audit_log({"id": "c:1", "action": "a.b"})
         assert seen[-1][0] is None  # the full answer says which workspace it was filed in
         assert event.workspace == workspace
+
+
+@pytest.mark.filterwarnings("ignore:coroutine 'GroupCommitStore.append' was never awaited")
+def test_an_ingest_thread_never_waits_forever_on_a_stopped_loop(tmp_path: Path) -> None:
+    """At shutdown the interpreter joins the ingest threads: one whose write the loop will
+    never run gives up with StoreUnavailable (retry) instead of hanging the exit."""
+    from auditbird import StoreUnavailable
+    from auditbird.codec import encode
+    from auditbird.service.writer import GroupCommitStore, WriterView
+    from auditbird.stores.sqlite import SQLiteStore
+    from auditbird.validation import validate_event
+
+    store = SQLiteStore(tmp_path / "stopped.db")
+    writer = GroupCommitStore(store)
+    row = encode(validate_event({"id": "x:1", "action": "a.b"}, ActionRegistry()))
+    loop = asyncio.new_event_loop()  # never run
+    with pytest.raises(StoreUnavailable, match="retry"):
+        WriterView(writer, loop).append([row])
+    loop.close()
+    with pytest.raises(StoreUnavailable, match="shutting down"):
+        WriterView(writer, loop).append([row])
+    assert store.query(Query(workspace="")) == []  # nothing was written
+    store.close()

@@ -154,7 +154,23 @@ class WriterView(StoredCopyStore):
         self.loop = loop
 
     def append(self, rows: Sequence[Row]) -> dict[int, Row]:
-        return asyncio.run_coroutine_threadsafe(self.writer.append(rows), self.loop).result()
+        write = self.writer.append(rows)
+        try:
+            future = asyncio.run_coroutine_threadsafe(write, self.loop)
+        except RuntimeError:  # the loop is closed: the service is shutting down
+            write.close()
+            raise StoreUnavailable("the service is shutting down; retry") from None
+        while True:
+            # Waits in steps, so a thread never outlives a loop that stopped without running
+            # the write (at exit, the interpreter joins this pool's threads).
+            try:
+                return future.result(timeout=1.0)
+            except TimeoutError:
+                if self.loop.is_closed() or not self.loop.is_running():
+                    future.cancel()
+                    raise StoreUnavailable(
+                        "the service stopped before the write was confirmed; retry"
+                    ) from None
 
     def query(self, query: Query) -> list[Row]:
         return self.writer.sync.query(query)
