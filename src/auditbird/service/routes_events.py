@@ -6,6 +6,8 @@ shared reads of :mod:`.reads`); they never build queries or touch the store them
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -14,14 +16,17 @@ from pydantic_core import to_json
 
 from .._errors import Problem
 from ..event import Event
-from ..validation import validate_events
+from ..log import AuditLog
+from ..stores.base import Row
+from ..stores.capabilities import StoredCopyStore, supports
 from .auth import AnyKey, Credential, ReadKey, WriteKey, authenticate, bearer_token
-from .ingest import body_digest, check_event_sizes, derive_uids, parse_events, read_body
+from .ingest import INLINE_BYTES, body_digest, prepare_items, read_body
 from .keys import ApiKey
 from .problems import ProblemError
 from .reads import Filters, export_response, find_event, json_response, list_page
 from .schemas import EVENT_BODY, EventBatch, EventPage, ProblemDetail, PublishCount
-from .state import OFFLOAD_BYTES, OFFLOAD_EVENTS, ServiceState
+from .state import ServiceState
+from .writer import KEPT, WriterView
 
 __all__ = ["router", "publish_lean"]
 
@@ -118,44 +123,39 @@ async def _publish(request: Request, key: ApiKey) -> Response:
         if found is not None:  # the first answer again (Preference-Applied if it was minimal)
             minimal = _wants_minimal(request) and found[2].startswith(b'{"count":')
             return _replay(found, digest, _MINIMAL_APPLIED if minimal else None)
-    content_type = request.headers.get("content-type", "application/json")
-    limit = state.limits.max_events_per_request
-    if len(body) > OFFLOAD_BYTES:  # parsing a large body must not hold up other requests
-        items, single = await state.offload(parse_events, body, content_type, limit)
-    else:
-        items, single = parse_events(body, content_type, limit)
-    check_event_sizes(items, len(body), state.limits)
-    problems = [
-        Problem("workspace", f"must be {key.workspace!r} (the key's workspace) or left out", i)
-        for i, item in enumerate(items)
-        if isinstance(item, dict) and "workspace" in item and item["workspace"] != key.workspace
-    ]
-    if problems:
-        raise ProblemError(403, "events for another workspace; nothing was stored", errors=problems)
-    if idempotency_key:
-        items = derive_uids(items, key.workspace, idempotency_key, state.uid_secret)
-    log = state.log(key.workspace)
-    if len(items) > OFFLOAD_EVENTS:
-        # A large batch is checked off the event loop first, so a big bad body costs its own
-        # request the time, not every other tenant's (a valid one is validated again below).
-        await state.offload(
-            validate_events,
-            items,
-            state.registry,
-            strict=state.strict,
-            limits=state.event_limits,
-            workspace=key.workspace,
-        )
-    if single:
-        stored = [await log.publish_audit_log(items[0])]
-    else:
-        stored = await log.publish_many(items)
+    prepare = functools.partial(
+        prepare_items,
+        body,
+        request.headers.get("content-type", "application/json"),
+        workspace=key.workspace,
+        limits=state.limits,
+        idempotency_key=idempotency_key,
+        uid_secret=state.uid_secret,
+    )
+    kept: dict[int, Row] = {}
+    holder = KEPT.set(kept)
+    try:
+        if len(body) > INLINE_BYTES:
+            # Parsing, validating and encoding a large body must not hold up other requests: the
+            # library's publish runs whole on an ingest thread, its rows joining the group commit
+            # (each event validated once, there).
+            items, single, stored = await state.store.in_ingest_thread(
+                functools.partial(_publish_blocking, state, key.workspace, prepare)
+            )
+        else:
+            items, single = prepare()
+            log = state.log(key.workspace)
+            stored = [await log.publish_audit_log(items[0])] if single else await log.publish_many(items)
+    finally:
+        KEPT.reset(holder)
     state.metrics.add("events_written", len(stored), workspace=key.workspace)
     minimal = _wants_minimal(request)
     if minimal:
         data: Any = {"count": len(stored)}
+        if kept:  # what was not stored as sent (a re-published uid: its first copy), by index
+            data["kept"] = [{"index": i, "event": stored[i].to_dict()} for i in sorted(kept)]
     else:
-        stored = await _as_stored(log, items, stored)
+        stored = await _as_stored(state, key.workspace, items, stored)
         data = (
             stored[0].to_dict() if single else {"data": [e.to_dict() for e in stored], "count": len(stored)}
         )
@@ -182,9 +182,33 @@ def _replay(found: tuple[str, int, bytes], digest: str, headers: dict[str, str] 
     return Response(raw, status_code=status, media_type="application/json", headers=headers)
 
 
-async def _as_stored(log: Any, items: list[Any], stored: list[Event]) -> list[Event]:
+def _publish_blocking(
+    state: ServiceState,
+    workspace: str,
+    prepare: Callable[[], tuple[list[Any], bool]],
+    view: WriterView,
+) -> tuple[list[Any], bool, list[Event]]:
+    """:func:`prepare_items`, then the library's publish through the writer's blocking view:
+    on an ingest thread, the whole CPU-bound part of a request in one hand-off."""
+    items, single = prepare()
+    log = AuditLog(
+        view, workspace=workspace, strict=state.strict, registry=state.registry, limits=state.event_limits
+    )
+    stored = [log.publish_audit_log(items[0])] if single else log.publish_many(items)
+    return items, single, stored
+
+
+async def _as_stored(
+    state: ServiceState, workspace: str, items: list[Any], stored: list[Event]
+) -> list[Event]:
     """A retried event that carried its own ``uid`` but no ``timestamp`` was stored the first
-    time with that time: answer what is stored, so the retry's answer is the same."""
+    time with that time: answer what is stored, so the retry's answer is the same.
+
+    A store of the stored-copy tier already answered those copies with the publish: nothing
+    to read back (one read per event would cost a large idempotent batch more than its write)."""
+    if supports(state.store.sync, StoredCopyStore):
+        return stored
+    log = state.log(workspace)
     out = list(stored)
     for i, item in enumerate(items):
         if isinstance(item, dict) and "uid" in item and "timestamp" not in item:

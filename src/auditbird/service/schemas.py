@@ -26,10 +26,20 @@ class EventBatch(BaseModel):
     count: int
 
 
+class KeptEvent(BaseModel):
+    index: int = Field(description="Position in the request")
+    event: Event = Field(description="The event as stored (the first copy of its uid)")
+
+
 class PublishCount(BaseModel):
     """The answer to a publish sent with ``Prefer: return=minimal``."""
 
     count: int
+    kept: list[KeptEvent] | None = Field(
+        None,
+        description="Only when some events were not stored as sent (their uid was already stored "
+        "in this workspace): each one's position and the stored copy",
+    )
 
 
 class FieldProblem(BaseModel):

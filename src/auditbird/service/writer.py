@@ -10,17 +10,30 @@ so one request's failure never fails another's, and each stays all or nothing.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from .._errors import AuditError, StoreUnavailable
 from ..query import Query
 from ..stores.base import Row, Store
 from ..stores.capabilities import AsyncStoredCopyStore, StoredCopyStore, supports
 
-__all__ = ["GroupCommitStore"]
+__all__ = ["GroupCommitStore", "WriterView", "KEPT"]
+
+T = TypeVar("T")
+
+# Set by a request handler to a dict of its own: every append made for the request (on the loop
+# or from its ingest thread) adds the rows the store did not keep as given, by index, so a
+# `return=minimal` answer can still name them (a re-published uid's first copy).
+KEPT: contextvars.ContextVar[dict[int, Row] | None] = contextvars.ContextVar("auditbird_kept", default=None)
+
+# Threads that publish a large request body (parse, validate, encode, then wait for the commit
+# holding its rows). Each waits on the group commit most of its time, so there are more of them
+# than cores: enough for that many requests to share one commit.
+INGEST_THREADS = 16
 
 
 class GroupCommitStore(AsyncStoredCopyStore):
@@ -39,6 +52,17 @@ class GroupCommitStore(AsyncStoredCopyStore):
         # Commits run on a thread of their own, not in the loop's default pool where reads
         # (searches, live-tail polls) queue: a flood of reads never delays a write's turn.
         self._commits = ThreadPoolExecutor(1, thread_name_prefix="auditbird-commit")
+        self._ingest = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="auditbird-cpu-ingest")
+
+    async def in_ingest_thread(self, fn: Callable[[WriterView], T]) -> T:
+        """``fn(view)`` on an ingest thread, where ``view`` is this writer as a blocking store:
+        the library's publish runs there whole (validation and encoding off the event loop),
+        and its rows still join this loop's group commit."""
+        loop = asyncio.get_running_loop()
+        # In the request's context (its KEPT holder): the thread's appends, scheduled back on
+        # the loop from there, carry it along.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._ingest, context.run, fn, WriterView(self, loop))
 
     async def _in_commit_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._commits, fn, *args)
@@ -56,7 +80,11 @@ class GroupCommitStore(AsyncStoredCopyStore):
         self._pending.append((rows, future))
         assert self._wakeup is not None
         self._wakeup.set()
-        return await future
+        kept = await future
+        holder = KEPT.get()
+        if holder is not None:
+            holder.update(kept)
+        return kept
 
     def _write(self, rows: Sequence[Row]) -> dict[int, Row]:
         kept = self.sync.append(rows)
@@ -113,6 +141,42 @@ class GroupCommitStore(AsyncStoredCopyStore):
                 self._task.cancel()
         await asyncio.to_thread(self.sync.close)
         self._commits.shutdown(wait=False)
+        self._ingest.shutdown(wait=False)
+
+
+class WriterView(StoredCopyStore):
+    """A :class:`GroupCommitStore` seen from an ingest thread: ``append`` hands the rows to
+    the loop's group commit and blocks until the commit holding them returned (so the
+    blocking :class:`~auditbird.AuditLog` publishes through it, durable as in the loop)."""
+
+    def __init__(self, writer: GroupCommitStore, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self.loop = loop
+
+    def append(self, rows: Sequence[Row]) -> dict[int, Row]:
+        write = self.writer.append(rows)
+        try:
+            future = asyncio.run_coroutine_threadsafe(write, self.loop)
+        except RuntimeError:  # the loop is closed: the service is shutting down
+            write.close()
+            raise StoreUnavailable("the service is shutting down; retry") from None
+        while True:
+            # Waits in steps, so a thread never outlives a loop that stopped without running
+            # the write (at exit, the interpreter joins this pool's threads).
+            try:
+                return future.result(timeout=1.0)
+            except TimeoutError:
+                if self.loop.is_closed() or not self.loop.is_running():
+                    future.cancel()
+                    raise StoreUnavailable(
+                        "the service stopped before the write was confirmed; retry"
+                    ) from None
+
+    def query(self, query: Query) -> list[Row]:
+        return self.writer.sync.query(query)
+
+    def close(self) -> None:
+        """The writer is closed by the service, not by a request."""
 
 
 def _settle(

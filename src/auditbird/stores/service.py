@@ -51,17 +51,24 @@ class _Common:
 
     @staticmethod
     def _append_request(rows: Sequence[Row]) -> tuple[bytes, dict[str, str]]:
-        # A row without a workspace is sent without one, so the server files it in the key's.
-        # No `Prefer: return=minimal`: the answer (the events as stored) is what the publish
-        # returns, so a re-published uid comes back as its first copy, in the key's workspace.
+        # A row without a workspace is sent without one, so the server files it in the key's,
+        # and the full answer (the events as stored) tells which. When every row names its
+        # workspace, `Prefer: return=minimal`: the answer is the count plus only the rows not
+        # stored as sent (`kept`: a re-published uid's first copy), not every event again.
         body = "[" + ",".join(row_to_wire(r, omit_empty_workspace=True) for r in rows) + "]"
-        return body.encode(), {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
+        if all(r.workspace for r in rows):
+            headers["Prefer"] = "return=minimal"
+        return body.encode(), headers
 
     def _kept(self, rows: Sequence[Row], response: httpx.Response) -> dict[int, Row]:
         """The rows the service did not store as sent, by index, as it answered them: the first
         copy of a uid it already held, and the workspace of the key for a row sent without one."""
         self._raise_for(response)
-        answered = from_json(response.content).get("data") or []
+        answer = from_json(response.content)
+        if "data" not in answer:  # the minimal answer: only what was not stored as sent
+            return {int(k["index"]): row_from_json(k["event"]) for k in answer.get("kept") or []}
+        answered = answer.get("data") or []
         kept: dict[int, Row] = {}
         for i, (sent, item) in enumerate(zip(rows, answered, strict=False)):
             if _same_content(sent, item):  # the common case: compared parsed, never re-encoded
