@@ -17,7 +17,15 @@ from .admin import (
     stream_lag,
     stream_statuses,
 )
-from .config import KINDS, DeadLetter, Stream, StreamRegistry, new_secret, streams_path_for
+from .config import (
+    KINDS,
+    DeadLetter,
+    Stream,
+    StreamExists,
+    StreamRegistry,
+    new_secret,
+    streams_path_for,
+)
 from .delivery import Backoff, StreamDestination, StreamRunner, open_sink, replay_dead_letters
 from .filter import StreamFilter
 from .ndjson_file import NdjsonFileSink, parse_every
@@ -42,6 +50,7 @@ __all__ = [
     "Sink",
     "Stream",
     "StreamDestination",
+    "StreamExists",
     "StreamFilter",
     "StreamRegistry",
     "StreamRunner",

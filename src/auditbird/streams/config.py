@@ -22,11 +22,18 @@ from typing import Any
 
 from ..event import now_ms
 from ..row import Row, row_from_json, row_to_json
-from ..service.private_files import connect_private
 from ..stores import redact_url
 from .filter import StreamFilter
 
-__all__ = ["Stream", "DeadLetter", "StreamRegistry", "KINDS", "new_secret", "streams_path_for"]
+__all__ = [
+    "Stream",
+    "DeadLetter",
+    "StreamExists",
+    "StreamRegistry",
+    "KINDS",
+    "new_secret",
+    "streams_path_for",
+]
 
 KINDS = ("webhook", "syslog", "ndjson")
 _NAME_MAX = 64
@@ -69,6 +76,10 @@ _ADDED_COLUMNS = (
     ("failures", "INTEGER NOT NULL DEFAULT 0"),
     ("dead_lettered", "INTEGER NOT NULL DEFAULT 0"),
 )
+
+
+class StreamExists(ValueError):
+    """The workspace already has a stream of that name (the service answers 409)."""
 
 
 def new_secret() -> str:
@@ -131,6 +142,9 @@ class StreamRegistry:
     """The streams of one store (every workspace); each method is one short transaction."""
 
     def __init__(self, path: str | Path) -> None:
+        # Imported here: the service package imports this one (its /v1/streams routes).
+        from ..service.private_files import connect_private
+
         self.path = Path(path)
         self._conn = connect_private(self.path)
         self._conn.execute("PRAGMA busy_timeout = 30000")
@@ -178,7 +192,7 @@ class StreamRegistry:
                 ),
             )
         except sqlite3.IntegrityError:
-            raise ValueError(
+            raise StreamExists(
                 f"workspace {workspace!r} already has a stream named {name!r}; "
                 "remove it first or pick another name"
             ) from None
