@@ -294,6 +294,7 @@ def replay_dead_letters(
                 registry.record_failure(stream.id, str(exc))
                 return replayed, str(exc)
             registry.forget_dead_letters([letter.id])
+            registry.record_delivery(stream.id, 1)  # it arrived: counted, and the last error cleared
             replayed += 1
     finally:
         sink.close()
