@@ -266,3 +266,24 @@ def test_metrics_show_stream_lag_and_failures_by_stream_only_to_the_token_holder
     assert totals["auditbird_streams_delivery_failures"] == 4
     assert totals["auditbird_streams_dead_letters"] == 4
     assert "acme" not in open_text and "auditbird_stream_events_behind" not in open_text
+
+
+def test_an_otlp_stream_keeps_its_headers_secret(server: LiveServer) -> None:
+    with server.client(server.mint("otel-a", "admin")) as c:
+        body = {
+            "name": "otel",
+            "kind": "otlp",
+            "url": "http://127.0.0.1:4318",
+            "headers": {"x-api-key": "k-123"},
+        }
+        made = c.post("/v1/streams", json=body)
+        assert made.status_code == 201, made.text
+        assert "secret" not in made.json()  # nothing made here to show once
+        assert made.json()["data"]["options"] == {"url": "http://127.0.0.1:4318", "secret_headers": "***"}
+        assert "k-123" not in c.get("/v1/streams").text
+        bad = c.post("/v1/streams", json=body | {"name": "x", "headers": {"a\nb": "v"}})
+        assert bad.status_code == 422 and "header name" in bad.json()["detail"]
+        wrong = c.post(
+            "/v1/streams", json={"name": "y", "kind": "syslog", "address": "tcp://h:1", "headers": {}}
+        )
+        assert wrong.status_code == 422 and "headers are for otlp" in wrong.json()["detail"]

@@ -49,6 +49,14 @@ def add(
     ndjson: Annotated[
         str | None, typer.Option("--ndjson", help="Append NDJSON to this file, rotated by size and time")
     ] = None,
+    otlp: Annotated[
+        str | None,
+        typer.Option("--otlp", help="OpenTelemetry logs over OTLP/HTTP to this collector URL (/v1/logs)"),
+    ] = None,
+    header: Annotated[
+        list[str],
+        typer.Option("--header", help="OTLP: a header the collector needs, 'Name: value' (repeatable)"),
+    ] = [],  # noqa: B006
     secret: Annotated[
         str | None,
         typer.Option("--secret", help="Webhook signing secret (whsec_...); default: a new one, printed"),
@@ -92,15 +100,21 @@ def add(
     """
     from ..streams import StreamFilter, StreamTarget, create_stream
 
-    chosen = [k for k, v in (("webhook", webhook), ("syslog", syslog), ("ndjson", ndjson)) if v]
+    kinds = (("webhook", webhook), ("syslog", syslog), ("ndjson", ndjson), ("otlp", otlp))
+    chosen = [k for k, v in kinds if v]
     if len(chosen) != 1:
-        fail("give exactly one of --webhook URL, --syslog tcp://HOST:PORT, --ndjson PATH")
+        fail("give exactly one of --webhook URL, --syslog tcp://HOST:PORT, --ndjson PATH, --otlp URL")
     kind = chosen[0]
     try:
         if webhook:
             target = StreamTarget.webhook(webhook, secret=secret, batched=batched)
         elif syslog:
             target = StreamTarget.syslog(syslog, ca_file=ca_file)
+        elif otlp:
+            pairs = [h.partition(":") for h in header]
+            if any(not sep for _, sep, _ in pairs):
+                raise ValueError("--header: write it as 'Name: value'")
+            target = StreamTarget.otlp(otlp, headers={n.strip(): v.strip() for n, _, v in pairs})
         else:
             assert ndjson is not None
             target = StreamTarget.ndjson(ndjson, max_bytes=max_bytes, keep=keep, rotate_every=rotate_every)

@@ -6,7 +6,7 @@ workspace's streams is observable. Handlers call :mod:`auditbird.streams` (the f
 ``auditbird streams`` CLI calls), off the event loop; delivery itself is ``auditbird streams
 run``'s, which picks up what is added, paused or changed here within seconds.
 
-Webhook and syslog streams can be added here; NDJSON streams write files on the server's
+Webhook, syslog and OTLP streams can be added here; NDJSON streams write files on the server's
 disk, so only its operator adds them, with the CLI.
 """
 
@@ -145,7 +145,8 @@ class FilterIn(BaseModel):
 
 
 class StreamIn(BaseModel):
-    """A webhook (``url``, ``batched``, ``secret``) or a syslog stream (``address``)."""
+    """A webhook (``url``, ``batched``, ``secret``), a syslog stream (``address``) or an OTLP
+    logs stream (``url``, ``headers``)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -154,8 +155,14 @@ class StreamIn(BaseModel):
         },
     )
     name: Annotated[str, Field(min_length=1, max_length=64)]
-    kind: Literal["webhook", "syslog", "ndjson"]
-    url: Annotated[str | None, Field(max_length=2_048, description="webhook: the https:// URL")] = None
+    kind: Literal["webhook", "syslog", "otlp", "ndjson"]
+    url: Annotated[
+        str | None, Field(max_length=2_048, description="webhook: its URL; otlp: the collector's")
+    ] = None
+    headers: Annotated[
+        dict[str, Annotated[str, Field(max_length=4_096)]] | None,
+        Field(max_length=20, description="otlp: headers the collector needs (kept secret)"),
+    ] = None
     batched: bool = False
     secret: Annotated[
         str | None, Field(max_length=200, description="webhook: whsec_...; default: a new one")
@@ -179,6 +186,12 @@ def _target(body: StreamIn) -> StreamTarget:
             "NDJSON streams write files on the server's disk: its operator adds them with "
             "`auditbird streams add --ndjson`; over the API add a webhook or a syslog stream"
         )
+    if body.kind == "otlp":
+        if not body.url or body.address is not None or body.secret is not None:
+            raise ValueError("an otlp stream takes url (and headers), not address or secret")
+        return StreamTarget.otlp(body.url, headers=body.headers)
+    if body.headers is not None:
+        raise ValueError("headers are for otlp streams")
     if body.kind == "webhook":
         if not body.url or body.address is not None:
             raise ValueError("a webhook stream takes url (and batched, secret), not address")

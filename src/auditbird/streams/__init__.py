@@ -29,6 +29,7 @@ from .config import (
 from .delivery import Backoff, StreamDestination, StreamRunner, open_sink, replay_dead_letters
 from .filter import StreamFilter
 from .ndjson_file import NdjsonFileSink, parse_every
+from .otlp import OtlpLogsSink, export_request
 from .sink import DeliveryError, Sink
 from .syslog import SyslogSink, format_message
 from .webhook import WebhookSink, signature_header
@@ -47,6 +48,8 @@ __all__ = [
     "DeadLetter",
     "DeliveryError",
     "NdjsonFileSink",
+    "OtlpLogsSink",
+    "export_request",
     "Sink",
     "Stream",
     "StreamDestination",

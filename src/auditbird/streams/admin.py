@@ -12,7 +12,7 @@ another workspace's stream is indistinguishable from a stream that does not exis
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,29 @@ class StreamTarget:
             )
         tls = parts.scheme == "tls"
         return cls("syslog", {"host": parts.hostname, "port": port, "tls": tls, "ca_file": ca_file})
+
+    @classmethod
+    def otlp(cls, url: str, *, headers: Mapping[str, str] | None = None) -> StreamTarget:
+        """OTLP/HTTP logs to a collector's base URL (``/v1/logs`` is added) with ``headers``
+        (an API key the collector wants: kept like a webhook secret, never listed)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"OTLP url {url!r}: use the collector's http:// or https:// URL")
+        headers = dict(headers or {})
+        if len(headers) > 20:
+            raise ValueError("OTLP headers: at most 20")
+        for name, value in headers.items():
+            # A header name is an RFC 9110 token; a value has no line breaks (no header injection).
+            if not name or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name) or len(name) > 100:
+                raise ValueError(f"OTLP header name {name!r}: use letters, digits and -")
+            if any(c in value for c in "\r\n\0") or len(value) > 4_096:
+                raise ValueError(
+                    f"OTLP header {name!r}: the value must be one line of at most 4096 characters"
+                )
+        options: dict[str, Any] = {"url": url}
+        if headers:
+            options["secret_headers"] = headers
+        return cls("otlp", options)
 
     @classmethod
     def ndjson(

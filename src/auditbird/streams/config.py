@@ -35,7 +35,7 @@ __all__ = [
     "streams_path_for",
 ]
 
-KINDS = ("webhook", "syslog", "ndjson")
+KINDS = ("webhook", "syslog", "ndjson", "otlp")
 _NAME_MAX = 64
 
 _SCHEMA = """

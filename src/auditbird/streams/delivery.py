@@ -23,6 +23,7 @@ from ..relay import Relay
 from ..row import Row
 from .config import Stream, StreamRegistry
 from .ndjson_file import NdjsonFileSink
+from .otlp import OtlpLogsSink
 from .sink import DeliveryError, Sink
 from .syslog import SyslogSink
 from .webhook import WebhookSink
@@ -59,6 +60,8 @@ def open_sink(stream: Stream) -> Sink:
             keep=int(o.get("keep", 5)),
             rotate_every=int(o["rotate_every"]) if o.get("rotate_every") else None,
         )
+    if stream.kind == "otlp":
+        return OtlpLogsSink(o["url"], headers=o.get("secret_headers"))
     raise ValueError(f"stream {stream.name!r} has an unknown kind {stream.kind!r}")
 
 
