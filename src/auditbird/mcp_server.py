@@ -10,12 +10,14 @@ snapshot), and every call is itself recorded as an ``audit_log.viewed`` event in
 workspace, with the key as actor, written before the answer is returned (no unaudited read).
 
 Tools: ``search_events`` (every filter of ``list``), ``stream_history``, ``project`` (a
-registered projection, as of a time) and ``explain_changes`` (the before/after of a subject's
-change events between two times).
+registered projection, as of a time), ``explain_changes`` (the before/after of a subject's
+change events between two times) and ``verify_event`` (an event's inclusion proof in the
+workspace's Merkle tree, checked, and its stored bytes hashed again: docs/provable-history.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -282,7 +284,57 @@ def build_server(
             "changes": changes,
         }
 
+    @server.tool()
+    async def verify_event(
+        uid: Annotated[str, Field(min_length=1, max_length=128, description="the event's uid")],
+        size: Annotated[
+            int | None, Field(default=None, ge=1, le=2**62, description="the tree's size; default: now")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Whether an event is intact and part of the workspace's tamper-evident history: its
+        inclusion proof in the Merkle tree (now, or at `size` leaves) checked against the tree's
+        root, and its stored bytes hashed again and compared with the proof's leaf."""
+        k = key()
+        try:
+            answer = await asyncio.to_thread(_verify_event, store_url, k.workspace, uid, size)
+        except (ValueError, LookupError, AuditError) as exc:
+            raise bad(exc) from exc
+        await audited(k, "verify_event", {"uid": uid, "size": size})
+        return answer
+
     return server
+
+
+def _verify_event(store_url: str, workspace: str, uid: str, size: int | None) -> dict[str, Any]:
+    from .provable import ProofError, prove
+    from .query import Query
+    from .stores import open_store
+    from .stores.merkle import leaf_data, leaf_hash
+
+    store = open_store(store_url)
+    try:
+        proof = prove(store, uid, size=size, workspace=workspace)
+        rows = store.query(Query(workspace=workspace, uid=uid, limit=1))
+    finally:
+        store.close()
+    try:
+        proof.verify()
+        included, problem = True, None
+    except ProofError as exc:
+        included, problem = False, f"the inclusion proof does not lead to the tree's root: {exc}"
+    intact = bool(rows) and leaf_hash(leaf_data(rows[0])) == proof.leaf_hash
+    if not intact and problem is None:
+        problem = (
+            "the stored event no longer hashes to its leaf in the tree: it was changed after it was written"
+        )
+    return {
+        "uid": uid,
+        "verified": included and intact,
+        "included": included,
+        "intact": intact,
+        "problem": problem,
+        "proof": proof.to_json(),
+    }
 
 
 def _ms(value: str | int) -> int:
