@@ -227,3 +227,39 @@ async def test_mcp_verify_event_checks_the_proof_and_finds_a_changed_row(world: 
         nobody = error_text(await client.call_tool("verify_event", {"uid": "nope"}))
         assert "no event" in other and other.replace(theirs, "nope") == nobody
         assert "uid" in error_text(await client.call_tool("verify_event", {"uid": ""}))
+
+
+async def test_mcp_with_a_viewer_link_keeps_to_its_workspace_and_actor(world: dict[str, Any]) -> None:
+    from auditbird.service.viewer_links import Grant, ViewerLinks
+
+    with AuditLog(world["store"], workspace="acme") as log:
+        alice = [
+            log.publish_audit_log({"id": "monitor:2", "action": "monitor.down", "actor": {"id": "alice"}})
+            for _ in range(2)
+        ]
+        bob = log.publish_audit_log({"id": "monitor:2", "action": "monitor.down", "actor": {"id": "bob"}})
+    links = ViewerLinks(keys_path_for(world["store"]))
+    far = 4_102_444_800_000  # 2100
+    link = links.sign(Grant("acme", far, actor_id="alice"))
+    expired = links.sign(Grant("acme", 1_000, actor_id="alice"))
+    links.close()
+    async with Client(params(world, link)) as client:
+        found = payload(await client.call_tool("search_events", {}))
+        assert [e["uid"] for e in found["events"]] == [e.uid for e in reversed(alice)]
+        assert "actor_id" in error_text(await client.call_tool("search_events", {"actor_id": "bob"}))
+        history = payload(await client.call_tool("stream_history", {"event_id": "monitor:2"}))
+        assert [e["uid"] for e in history["events"]] == [e.uid for e in alice]
+        projected = error_text(
+            await client.call_tool("project", {"projection": "MonitorView", "event_id": "monitor:2"})
+        )
+        assert "viewer link" in projected
+        assert payload(await client.call_tool("verify_event", {"uid": alice[0].uid}))["verified"] is True
+        hidden = error_text(await client.call_tool("verify_event", {"uid": bob.uid}))
+        assert hidden == error_text(await client.call_tool("verify_event", {"uid": "nope"})).replace(
+            "nope", bob.uid
+        )
+    with AuditLog(world["store"], workspace="acme") as log:
+        viewed = log.list(action="audit_log.viewed", limit=100).events
+    assert viewed and {e.actor.name for e in viewed} == {"viewer link"}
+    stale = run_cli(world, expired)
+    assert stale.returncode == 2 and "expired" in stale.stderr
