@@ -315,8 +315,9 @@ def run(
         )
     except (KeyError, ValueError) as exc:
         fail(exc.args[0])
-    if not runner.streams:
-        fail("no stream to run; add one with `auditbird streams add`")
+    if not runner.streams and not follow:
+        # Following, it waits: streams added or resumed later start within seconds.
+        fail("no stream to run (none added, or all paused); add one with `auditbird streams add`")
 
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
