@@ -62,13 +62,15 @@ def test_admin_adds_a_webhook_the_runner_delivers_it_signed_and_the_cli_sees_it(
         secret = made.json()["secret"]
         assert made.json()["data"]["options"]["secret"] == "***"
         uids = publish(server, writer, 7)
-        assert c.get("/v1/streams/siem").json()["data"]["events_behind"] == 7
+        # The stream's own creation is an event of the workspace: it is delivered first.
+        assert c.get("/v1/streams/siem").json()["data"]["events_behind"] == 8
         run_streams(server, "api-a")
-        assert receiver.uids() == uids
+        assert receiver.events()[0]["action"] == "audit_log.stream_added"
+        assert receiver.uids()[1:] == uids
         for headers, body in receiver.requests:
             Webhook(secret).verify(body, headers)
         listed = c.get("/v1/streams").json()["data"]
-        assert [(s["name"], s["delivered"], s["events_behind"]) for s in listed] == [("siem", 7, 0)]
+        assert [(s["name"], s["delivered"], s["events_behind"]) for s in listed] == [("siem", 8, 0)]
         assert secret not in c.get("/v1/streams").text
     # The CLI reads the same records through the same library functions.
     cli = subprocess.run(
@@ -79,7 +81,7 @@ def test_admin_adds_a_webhook_the_runner_delivers_it_signed_and_the_cli_sees_it(
         env={**os.environ, "AUDITBIRD_KEYS": str(server.keys_path)},
     )
     assert cli.returncode == 0, cli.stderr
-    assert json.loads(cli.stdout)["delivered"] == 7
+    assert json.loads(cli.stdout)["delivered"] == 8
 
 
 def test_streams_need_an_admin_key_and_another_workspace_sees_nothing(server: LiveServer) -> None:
@@ -123,7 +125,13 @@ def test_dead_letters_are_listed_in_pages_and_replayed_once_the_receiver_is_fixe
     admin, writer = server.mint("dl-a", "admin"), server.mint("dl-a", "write")
     receiver.status = 400
     with server.client(admin) as c:
-        body = {"name": "hook", "kind": "webhook", "url": receiver.url, "max_attempts": 1}
+        body = {
+            "name": "hook",
+            "kind": "webhook",
+            "url": receiver.url,
+            "max_attempts": 1,
+            "filter": {"actions": ["monitor.down"]},
+        }
         assert c.post("/v1/streams", json=body).status_code == 201
         uids = publish(server, writer, 6)
         run_streams(server, "dl-a")
@@ -240,11 +248,18 @@ def test_metrics_show_stream_lag_and_failures_by_stream_only_to_the_token_holder
     for srv in (server, open_server):
         admin, writer = srv.mint("acme-corp", "admin"), srv.mint("acme-corp", "write")
         with srv.client(admin) as c:
-            refused = {"name": "siem-acme", "kind": "webhook", "url": receiver.url, "max_attempts": 1}
+            only = {"actions": ["monitor.down"]}
+            refused = {
+                "name": "siem-acme",
+                "kind": "webhook",
+                "url": receiver.url,
+                "max_attempts": 1,
+                "filter": only,
+            }
             assert c.post("/v1/streams", json=refused).status_code == 201
             publish(srv, writer, 4)
             run_streams(srv, "acme-corp")  # 4 refusals, 4 dead letters
-            behind = {"name": "later-acme", "kind": "syslog", "address": "tcp://127.0.0.1:9"}
+            behind = {"name": "later-acme", "kind": "syslog", "address": "tcp://127.0.0.1:9", "filter": only}
             assert c.post("/v1/streams", json=behind).status_code == 201
             publish(srv, writer, 3)  # not delivered: 3 behind each (siem-acme's are dead letters)
 
@@ -287,3 +302,37 @@ def test_an_otlp_stream_keeps_its_headers_secret(server: LiveServer) -> None:
             "/v1/streams", json={"name": "y", "kind": "syslog", "address": "tcp://h:1", "headers": {}}
         )
         assert wrong.status_code == 422 and "headers are for otlp" in wrong.json()["detail"]
+
+
+def test_every_change_to_a_stream_is_an_event_of_the_workspace_without_its_secret(server: LiveServer) -> None:
+    admin = server.mint("rec-a", "admin", name="ops admin")
+    with server.client(admin) as c:
+        made = c.post(
+            "/v1/streams", json={"name": "out", "kind": "webhook", "url": "https://x.example/h?t=tok"}
+        )
+        secret = made.json()["secret"]
+        c.post("/v1/streams/out/pause")
+        c.post("/v1/streams/out/resume")
+        fresh = c.post("/v1/streams/out/rotate-secret").json()["secret"]
+        c.post("/v1/streams/out/dead-letters/replay")
+        assert c.delete("/v1/streams/out").status_code == 204
+        assert c.get("/v1/streams/nobody").status_code == 404  # a refusal changes nothing: no event
+    with server.client(server.mint("rec-a", "read")) as c:
+        page = c.get("/v1/events", params={"event_id": "log_stream:out", "limit": 50})
+        assert page.status_code == 200, page.text
+        events = list(reversed(page.json()["data"]))
+    assert [e["action"] for e in events] == [
+        "audit_log.stream_added",
+        "audit_log.stream_paused",
+        "audit_log.stream_resumed",
+        "audit_log.stream_secret_rotated",
+        "audit_log.stream_dead_letters_replayed",
+        "audit_log.stream_removed",
+    ]
+    assert {e["actor"]["name"] for e in events} == {"ops admin"}
+    assert events[0]["targets"] == [{"id": "out", "type": "log_stream"}]
+    assert events[0]["metadata"]["kind"] == "webhook"
+    text = json.dumps(events)
+    assert secret not in text and fresh not in text and "tok" not in text
+    with server.client(server.mint("rec-b", "read")) as c:  # another workspace sees none of it
+        assert c.get("/v1/events", params={"event_id": "log_stream:out"}).json()["data"] == []

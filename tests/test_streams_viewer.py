@@ -46,7 +46,13 @@ def test_admin_sees_streams_lag_and_dead_letters_and_replays_them_a_read_key_see
     made = httpx.post(
         f"{s.url}/v1/streams",
         headers=auth,
-        json={"name": "siem", "kind": "webhook", "url": receiver.url, "max_attempts": 1},
+        json={
+            "name": "siem",
+            "kind": "webhook",
+            "url": receiver.url,
+            "max_attempts": 1,
+            "filter": {"actions": ["monitor.deleted"]},
+        },
     )
     assert made.status_code == 201, made.text
     refused = s.publish(writer, [{"id": f"monitor:{i}", "action": "monitor.deleted"} for i in range(3)])

@@ -6,6 +6,12 @@ workspace's streams is observable. Handlers call :mod:`auditbird.streams` (the f
 ``auditbird streams`` CLI calls), off the event loop; delivery itself is ``auditbird streams
 run``'s, which picks up what is added, paused or changed here within seconds.
 
+Every change made here is itself an event of the workspace, written after the change:
+``audit_log.stream_added``, ``_removed``, ``_paused``, ``_resumed``, ``_secret_rotated`` and
+``_dead_letters_replayed``, with the key as actor and the stream as target (never a secret), so
+a webhook added to carry the workspace's events elsewhere is on the record. (Changes made with
+the CLI are the operator's, on the server's files, and are not recorded.)
+
 Webhook, syslog and OTLP streams can be added here; NDJSON streams write files on the server's
 disk, so only its operator adds them, with the CLI.
 """
@@ -129,6 +135,20 @@ def _status(url: str, workspace: str, name: str) -> dict[str, Any]:
     raise KeyError(f"this workspace has no stream named {name!r}; list them with GET /v1/streams")
 
 
+async def _record(request: Request, key: ApiKey, change: str, name: str, **details: Any) -> None:
+    state: ServiceState = request.app.state.auditbird
+    # Not strict: these actions are the service's own and need no registered schema.
+    await state.log(key.workspace, strict=False).publish_audit_log(
+        {
+            "id": f"log_stream:{name}",
+            "action": f"audit_log.stream_{change}",
+            "actor": {"id": key.key_id, "name": key.name or f"api key {key.key_id}", "type": "api_key"},
+            "targets": [{"id": name, "type": "log_stream"}],
+            "metadata": {"stream": name, **details},
+        }
+    )
+
+
 def _registry(url: str) -> StreamRegistry:
     return StreamRegistry.for_store(url)
 
@@ -245,7 +265,12 @@ async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[st
             out["secret"] = target.options["secret"]  # made here: shown once, never listed
         return out
 
-    return await _call(add)
+    out = await _call(add)
+    shown = out["data"]
+    await _record(
+        request, key, "added", body.name, kind=shown["kind"], options=shown["options"], filter=shown["filter"]
+    )
+    return out
 
 
 @router.get("/{name}", summary="One stream's status", responses=_ERRORS)
@@ -262,6 +287,7 @@ async def remove_stream(request: Request, key: AdminKey, name: _Name) -> Respons
             registry.remove(key.workspace, name)
 
     await _call(remove)
+    await _record(request, key, "removed", name)
     return Response(status_code=204)
 
 
@@ -273,7 +299,9 @@ async def _set_paused(request: Request, key: ApiKey, name: str, paused: bool) ->
             registry.set_paused(key.workspace, name, paused)
         return _status(url, key.workspace, name)
 
-    return {"data": await _call(change)}
+    status = await _call(change)
+    await _record(request, key, "paused" if paused else "resumed", name)
+    return {"data": status}
 
 
 @router.post("/{name}/pause", summary="Pause a stream (its position is kept)", responses=_ERRORS)
@@ -301,7 +329,9 @@ async def rotate_secret(
         with _registry(url) as registry:
             return registry.rotate_secret(key.workspace, name, grace_ms=grace_ms)
 
-    return {"secret": await _call(rotate), "grace_hours": grace_ms / 3_600_000}
+    fresh = await _call(rotate)
+    await _record(request, key, "secret_rotated", name, grace_hours=grace_ms / 3_600_000)
+    return {"secret": fresh, "grace_hours": grace_ms / 3_600_000}
 
 
 @router.get("/{name}/dead-letters", summary="A stream's dead letters, oldest first", responses=_ERRORS)
@@ -355,6 +385,7 @@ async def replay(
         return replayed, error, left
 
     replayed, error, left = await _call(run)
+    await _record(request, key, "dead_letters_replayed", name, replayed=replayed, remaining=left)
     # 200 when every one asked for was delivered; 502 when the receiver refused one again.
     return JSONResponse(
         {"replayed": replayed, "remaining": left, "error": error}, status_code=502 if error else 200
