@@ -336,3 +336,27 @@ def test_every_change_to_a_stream_is_an_event_of_the_workspace_without_its_secre
     assert secret not in text and fresh not in text and "tok" not in text
     with server.client(server.mint("rec-b", "read")) as c:  # another workspace sees none of it
         assert c.get("/v1/events", params={"event_id": "log_stream:out"}).json()["data"] == []
+
+
+def test_an_operator_allowlist_limits_where_api_streams_may_deliver(
+    tmp_path: Path, start_service: Callable[..., LiveServer]
+) -> None:
+    server = start_service(tmp_path / "allow", AUDITBIRD_STREAM_HOSTS="hooks.example.com, .siem.example")
+    with server.client(server.mint("allow-a", "admin")) as c:
+
+        def add(name: str, **destination: str) -> httpx.Response:
+            kind = "syslog" if "address" in destination else "webhook"
+            return c.post("/v1/streams", json={"name": name, "kind": kind, **destination})
+
+        assert add("a", url="https://hooks.example.com/in").status_code == 201
+        assert add("b", url="https://eu.siem.example/in").status_code == 201
+        assert add("c", address="tls://logs.siem.example:6514").status_code == 201
+        for name, destination in (
+            ("d", {"url": "http://127.0.0.1:8080/"}),  # the server's own network
+            ("e", {"url": "https://evilhooks.example.com/"}),
+            ("f", {"url": "https://siem.example.attacker.net/"}),
+            ("g", {"address": "tcp://169.254.169.254:514"}),
+        ):
+            refused = add(name, **destination)
+            assert refused.status_code == 422 and "AUDITBIRD_STREAM_HOSTS" in refused.json()["detail"], name
+        assert [s["name"] for s in c.get("/v1/streams").json()["data"]] == ["a", "b", "c"]

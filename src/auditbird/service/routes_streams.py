@@ -18,14 +18,14 @@ disk, so only its operator adds them, with the CLI.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..row import row_to_json
@@ -34,7 +34,6 @@ from ..streams import (
     StreamExists,
     StreamFilter,
     StreamRegistry,
-    StreamTarget,
     create_stream,
     replay_dead_letters,
     stream_statuses,
@@ -45,6 +44,8 @@ from .keys import ApiKey
 from .problems import ProblemError
 from .schemas import ProblemDetail
 from .state import ServiceState
+from .stream_requests import SecretIn, StreamIn, allowed_hosts
+from .stream_requests import target as stream_target
 
 __all__ = ["router", "install", "AdminKey"]
 
@@ -83,6 +84,7 @@ def install(app: FastAPI, store_url: str, backend: Any = None) -> None:
     if not store_url and isinstance(backend, SQLiteStore):
         store_url = f"sqlite:///{backend.path}"  # streams live beside its file
     app.state.streams_store_url = store_url
+    app.state.stream_hosts = allowed_hosts(os.environ.get("AUDITBIRD_STREAM_HOSTS", ""))
     app.include_router(router)
     state: ServiceState = app.state.auditbird
     if _streams_file(store_url) is not None:
@@ -153,78 +155,6 @@ def _registry(url: str) -> StreamRegistry:
     return StreamRegistry.for_store(url)
 
 
-class FilterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    actions: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default=[], max_length=1_000)
-    target_type: Annotated[str | None, Field(max_length=200)] = None
-    target_id: Annotated[str | None, Field(max_length=512)] = None
-    actor_in: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(default=[], max_length=1_000)
-    actor_not_in: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
-        default=[], max_length=1_000
-    )
-
-
-class StreamIn(BaseModel):
-    """A webhook (``url``, ``batched``, ``secret``), a syslog stream (``address``) or an OTLP
-    logs stream (``url``, ``headers``)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"name": "siem", "kind": "webhook", "url": "https://siem.example/hook"}]
-        },
-    )
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    kind: Literal["webhook", "syslog", "otlp", "ndjson"]
-    url: Annotated[
-        str | None, Field(max_length=2_048, description="webhook: its URL; otlp: the collector's")
-    ] = None
-    headers: Annotated[
-        dict[str, Annotated[str, Field(max_length=4_096)]] | None,
-        Field(max_length=20, description="otlp: headers the collector needs (kept secret)"),
-    ] = None
-    batched: bool = False
-    secret: Annotated[
-        str | None, Field(max_length=200, description="webhook: whsec_...; default: a new one")
-    ] = None
-    address: Annotated[str | None, Field(max_length=300, description="syslog: tcp:// or tls://HOST:PORT")] = (
-        None
-    )
-    filter: FilterIn = Field(default_factory=FilterIn)
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    from_now: bool = False
-
-
-class SecretIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    grace_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
-
-
-def _target(body: StreamIn) -> StreamTarget:
-    if body.kind == "ndjson":
-        raise ValueError(
-            "NDJSON streams write files on the server's disk: its operator adds them with "
-            "`auditbird streams add --ndjson`; over the API add a webhook or a syslog stream"
-        )
-    if body.kind == "otlp":
-        if not body.url or body.address is not None or body.secret is not None:
-            raise ValueError("an otlp stream takes url (and headers), not address or secret")
-        return StreamTarget.otlp(body.url, headers=body.headers)
-    if body.headers is not None:
-        raise ValueError("headers are for otlp streams")
-    if body.kind == "webhook":
-        if not body.url or body.address is not None:
-            raise ValueError("a webhook stream takes url (and batched, secret), not address")
-        return StreamTarget.webhook(body.url, secret=body.secret, batched=body.batched)
-    if not body.address or body.url is not None or body.secret is not None:
-        raise ValueError(
-            "a syslog stream takes address (tcp://HOST:PORT or tls://HOST:PORT), not url or secret"
-        )
-    # Over TLS the server's certificate is checked against the system's CAs: a CA file is a
-    # path on the server's disk, which only its operator names (CLI --ca-file).
-    return StreamTarget.syslog(body.address)
-
-
 @router.get("", summary="The workspace's streams: status, lag, failures, dead letters", responses=_ERRORS)
 async def list_streams(request: Request, key: AdminKey) -> dict[str, Any]:
     url = _store_url(request)
@@ -242,7 +172,7 @@ async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[st
     url = _store_url(request)
 
     def add() -> dict[str, Any]:
-        target = _target(body)
+        target = stream_target(body, request.app.state.stream_hosts)
         f = body.filter
         rule = StreamFilter(
             actions=tuple(f.actions),
