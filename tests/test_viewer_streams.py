@@ -1,6 +1,10 @@
 """The viewer's log-streams section (static/streams.js), in headless Chromium against a real
 ``auditbird serve``: an admin key sees its workspace's streams (status, lag, last error, dead
-letters) and replays dead letters; a read key sees no section and is refused the API."""
+letters) and replays dead letters; a read key sees no section and is refused the API.
+
+Named to sort after every test that runs an asyncio loop: the session's Playwright (sync API)
+keeps a loop running in the main thread from the first browser test on.
+"""
 
 from __future__ import annotations
 
