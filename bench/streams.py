@@ -1,12 +1,13 @@
 """Issue 16's benchmark: log-stream delivery throughput, and commit-to-receipt lag at a
-sustained 1,000 events/s, to a webhook receiver (loopback HTTP) and to rsyslog (TCP).
+sustained 1,000 events/s, to a webhook receiver (loopback HTTP), to rsyslog (TCP) and to an
+OTLP/HTTP logs receiver (JSON).
 
 - throughput: 20,000 events committed first, then one stream delivers them all (catch-up);
 - lag: a writer commits 10 events every 10 ms for ``--seconds``; for each event, the time from
   ``publish_many`` returning to the receiver having it (the HTTP handler's clock; rsyslog's
   ``timegenerated``, microseconds), p50 and p99.
 
-    .venv/bin/python -m bench.streams [--seconds 20] [--events 20000]
+    .venv/bin/python -m bench.streams [--seconds 20] [--events 20000] [--only otlp]
 """
 
 from __future__ import annotations
@@ -50,7 +51,15 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 now = time.time()
-                data = body["data"] if isinstance(body["data"], list) else [body["data"]]
+                if "resourceLogs" in body:  # OTLP: the event is each log record's body
+                    data = [
+                        json.loads(record["body"]["stringValue"])
+                        for resource in body["resourceLogs"]
+                        for scope in resource["scopeLogs"]
+                        for record in scope["logRecords"]
+                    ]
+                else:
+                    data = body["data"] if isinstance(body["data"], list) else [body["data"]]
                 for event in data:
                     receiver.seen.setdefault(event["uid"], now)
                 self.send_response(204)
@@ -114,6 +123,9 @@ def setup(work: Path, kind: str, batched: bool, phase: str) -> tuple[str, Any]:
         if kind == "webhook":
             receiver: Any = Receiver()
             opts = {"url": f"http://127.0.0.1:{receiver.port}/", "secret": new_secret(), "batched": batched}
+        elif kind == "otlp":
+            receiver = Receiver()
+            opts = {"url": f"http://127.0.0.1:{receiver.port}"}
         else:
             receiver = Rsyslog(Path(tempfile.mkdtemp(dir=work)))
             opts = {"host": "127.0.0.1", "port": receiver.port}
@@ -177,6 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--only", choices=["webhook", "syslog", "otlp"], help="one kind of sink")
     args = parser.parse_args()
     print(describe())
     print("| sink | throughput (events/s) | offered (events/s) | lag p50 (ms) | lag p99 (ms) |")
@@ -187,7 +200,10 @@ def main() -> None:
             ("webhook", False, "webhook, one request per event"),
             ("webhook", True, "webhook, batched"),
             ("syslog", False, "syslog (rsyslog, TCP)"),
+            ("otlp", True, "OTLP/HTTP logs (JSON, one request per batch)"),
         ):
+            if args.only and kind != args.only:
+                continue
             rate = throughput(work, kind, batched, args.events)
             p50, p99, offered = lag(work, kind, batched, args.seconds)
             print(f"| {label} | {rate:,.0f} | {offered:,} | {p50:.1f} | {p99:.1f} |", flush=True)

@@ -78,3 +78,22 @@ def test_http_without_a_read_key_is_refused(server: dict[str, Any]) -> None:
     for token in ("ab_nope_nope", server["tokens"]["write"]):
         bearer = {**headers, "authorization": f"Bearer {token}"}
         assert httpx.post(server["url"], json=body, headers=bearer).status_code == 401
+
+
+async def test_a_viewer_link_over_http_reads_its_workspace_and_an_expired_one_is_refused(
+    server: dict[str, Any],
+) -> None:
+    from auditbird.service.viewer_links import Grant, ViewerLinks
+
+    links = ViewerLinks(keys_path_for(server["store"]))
+    live = links.sign(Grant("other", 4_102_444_800_000))
+    expired = links.sign(Grant("other", 1_000))
+    links.close()
+    async with client(server["url"], live) as c:
+        result = await c.call_tool("search_events", {})
+        assert not result.is_error, result.content
+        events = json.loads(result.content[0].text)["events"]
+        assert [(e["workspace"], e["action"]) for e in events] == [("other", "monitor.other")]
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"accept": "application/json, text/event-stream", "authorization": f"Bearer {expired}"}
+    assert httpx.post(server["url"], json=body, headers=headers).status_code == 401

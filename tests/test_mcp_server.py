@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import textwrap
 from pathlib import Path
@@ -91,7 +92,8 @@ async def test_mcp_search_sees_only_its_keys_workspace_and_every_call_is_audited
 ) -> None:
     async with Client(params(world, world["key"].secret)) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
-        assert tools == {"search_events", "stream_history", "project", "explain_changes"}  # nothing writes
+        # Nothing writes.
+        assert tools == {"search_events", "stream_history", "project", "explain_changes", "verify_event"}
         everything = payload(await client.call_tool("search_events", {}))
         assert [e["action"] for e in everything["events"]] == [
             "monitor.down",
@@ -195,3 +197,69 @@ async def test_mcp_a_key_revoked_during_the_session_stops_working(world: dict[st
                 break
             await anyio.sleep(0.05)
         assert "revoked" in error_text(result)
+
+
+async def test_mcp_verify_event_checks_the_proof_and_finds_a_changed_row(world: dict[str, Any]) -> None:
+    created, updated = world["uids"]
+    with AuditLog(world["store"], workspace="other") as log:
+        theirs = log.list(limit=1).events[0].uid
+    async with Client(params(world, world["key"].secret)) as client:
+        good = payload(await client.call_tool("verify_event", {"uid": created.uid}))
+        assert (good["verified"], good["included"], good["intact"], good["problem"]) == (
+            True,
+            True,
+            True,
+            None,
+        )
+        assert good["proof"]["leaf_index"] == 0 and good["proof"]["workspace"] == "acme"
+        # Someone with the file changes a stored event behind the library's back.
+        conn = sqlite3.connect(world["store"][len("sqlite:///") :])
+        with conn:
+            conn.execute(
+                'UPDATE audit_log SET metadata = \'{"after":{"name":"evil"}}\' WHERE uid = ?', (updated.uid,)
+            )
+        conn.close()
+        bad = payload(await client.call_tool("verify_event", {"uid": updated.uid}))
+        assert (bad["verified"], bad["included"], bad["intact"]) == (False, True, False)
+        assert "changed after it was written" in bad["problem"]
+        # Another workspace's event is as unknown as a uid nobody wrote.
+        other = error_text(await client.call_tool("verify_event", {"uid": theirs}))
+        nobody = error_text(await client.call_tool("verify_event", {"uid": "nope"}))
+        assert "no event" in other and other.replace(theirs, "nope") == nobody
+        assert "uid" in error_text(await client.call_tool("verify_event", {"uid": ""}))
+
+
+async def test_mcp_with_a_viewer_link_keeps_to_its_workspace_and_actor(world: dict[str, Any]) -> None:
+    from auditbird.service.viewer_links import Grant, ViewerLinks
+
+    with AuditLog(world["store"], workspace="acme") as log:
+        alice = [
+            log.publish_audit_log({"id": "monitor:2", "action": "monitor.down", "actor": {"id": "alice"}})
+            for _ in range(2)
+        ]
+        bob = log.publish_audit_log({"id": "monitor:2", "action": "monitor.down", "actor": {"id": "bob"}})
+    links = ViewerLinks(keys_path_for(world["store"]))
+    far = 4_102_444_800_000  # 2100
+    link = links.sign(Grant("acme", far, actor_id="alice"))
+    expired = links.sign(Grant("acme", 1_000, actor_id="alice"))
+    links.close()
+    async with Client(params(world, link)) as client:
+        found = payload(await client.call_tool("search_events", {}))
+        assert [e["uid"] for e in found["events"]] == [e.uid for e in reversed(alice)]
+        assert "actor_id" in error_text(await client.call_tool("search_events", {"actor_id": "bob"}))
+        history = payload(await client.call_tool("stream_history", {"event_id": "monitor:2"}))
+        assert [e["uid"] for e in history["events"]] == [e.uid for e in alice]
+        projected = error_text(
+            await client.call_tool("project", {"projection": "MonitorView", "event_id": "monitor:2"})
+        )
+        assert "viewer link" in projected
+        assert payload(await client.call_tool("verify_event", {"uid": alice[0].uid}))["verified"] is True
+        hidden = error_text(await client.call_tool("verify_event", {"uid": bob.uid}))
+        assert hidden == error_text(await client.call_tool("verify_event", {"uid": "nope"})).replace(
+            "nope", bob.uid
+        )
+    with AuditLog(world["store"], workspace="acme") as log:
+        viewed = log.list(action="audit_log.viewed", limit=100).events
+    assert viewed and {e.actor.name for e in viewed} == {"viewer link"}
+    stale = run_cli(world, expired)
+    assert stale.returncode == 2 and "expired" in stale.stderr

@@ -71,9 +71,13 @@ def test_streams_list_shows_status_without_secrets_and_remove_forgets(tmp_path: 
     secret = added.stdout.strip()
     assert secret.startswith("whsec_")
     publish(store, 3)
+    with AuditLog(store, workspace="acme") as log:
+        log.publish_many([{"id": "m:1", "action": "monitor.deleted"}] * 2)
     listed = cli(store, "list", "--json")
     item = json.loads(listed.stdout)
-    assert item["name"] == "hook" and item["pending"] == 3 and item["options"]["secret"] == "***"
+    assert item["name"] == "hook" and item["options"]["secret"] == "***"
+    # Behind by what the stream will deliver: its workspace's events that match its filter.
+    assert item["events_behind"] == 2 and item["seconds_behind"] >= 0 and not item["paused"]
     assert secret not in listed.stdout
     assert cli(store, "list", workspace="other").stdout == ""  # another workspace sees none of it
     assert cli(store, "remove", "hook").returncode == 0
@@ -114,3 +118,33 @@ def test_streams_bad_input_says_what_to_do(tmp_path: Path) -> None:
     assert not_sqlite.returncode == 2 and "SQLite" in not_sqlite.stderr
     with StreamRegistry.for_store(store) as reg:
         assert [s.name for s in reg.list()] == ["dup"]
+
+
+def test_ndjson_stream_rotates_when_the_period_of_the_last_write_has_passed(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    out = tmp_path / "audit.ndjson"
+    added = cli(store, "add", "files", "--ndjson", str(out), "--rotate-every", "1h")
+    assert added.returncode == 0, added.stderr
+    first = publish(store, 3)
+    assert cli(store, "run").returncode == 0
+    second = publish(store, 2)
+    assert cli(store, "run").returncode == 0  # the same hour: appended, no rotation
+    assert not out.with_name("audit.ndjson.1").exists()
+    # The file was last written two hours ago (as after a night without events): the next
+    # batch starts a new file, and a restarted runner sees it from the file's own time.
+    two_hours_ago = out.stat().st_mtime - 7_200
+    os.utime(out, (two_hours_ago, two_hours_ago))
+    third = publish(store, 4)
+    assert cli(store, "run").returncode == 0
+    assert [json.loads(x)["uid"] for x in out.with_name("audit.ndjson.1").read_text().splitlines()] == (
+        first + second
+    )
+    assert [json.loads(x)["uid"] for x in out.read_text().splitlines()] == third
+
+
+def test_ndjson_rotate_every_refuses_a_period_it_cannot_read(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    bad = cli(store, "add", "files", "--ndjson", str(tmp_path / "a.ndjson"), "--rotate-every", "hourly")
+    assert bad.returncode == 2 and "1h or 1d" in bad.stderr
+    with StreamRegistry.for_store(store) as reg:
+        assert reg.list() == []

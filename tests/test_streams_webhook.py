@@ -268,3 +268,28 @@ def test_a_following_runner_starts_added_streams_and_picks_up_a_rotated_secret(
         thread.join()
         runner.close()
         second.stop()
+
+
+def test_a_following_runner_stops_a_paused_stream_and_resumes_it_where_it_was(
+    store: str, receiver: WebhookReceiver
+) -> None:
+    add_webhook(store, receiver.url, new_secret())
+    stop = threading.Event()
+    runner = StreamRunner(store, backoff=FAST, stop=stop, reload_interval=0.05)
+    thread = threading.Thread(target=runner.run, kwargs={"follow": True, "poll_interval": 0.02})
+    thread.start()
+    try:
+        before = publish(store, 3)
+        wait_for(lambda: receiver.uids() == before, what="delivery before the pause")
+        with StreamRegistry.for_store(store) as reg:
+            assert reg.set_paused("acme", "hook", True).paused
+        wait_for(lambda: runner.streams == [], what="the runner to stop the paused stream")
+        during = publish(store, 4)
+        with StreamRegistry.for_store(store) as reg:
+            reg.set_paused("acme", "hook", False)
+        wait_for(lambda: len(receiver.uids()) >= 7, what="the resumed stream to catch up")
+    finally:
+        stop.set()
+        thread.join()
+        runner.close()
+    assert receiver.uids() == before + during  # nothing skipped, nothing twice

@@ -2,20 +2,24 @@
 
     AUDITBIRD_API_KEY=ab_... auditbird --store sqlite:///audit.db mcp --projection app.views:MonitorState
 
-The server answers for one API key, resolved with the service's :class:`KeyStore` beside the
-store exactly as the REST API does: it sees only the key's workspace, and needs a read (or
-admin) scope. The key is checked again on every call, so a revoked key stops working within
-the key store's cache time. Every tool only reads (a projection is folded without saving a
-snapshot), and every call is itself recorded as an ``audit_log.viewed`` event in the key's
-workspace, with the key as actor, written before the answer is returned (no unaudited read).
+The server answers for one API key (or viewer link), resolved with the service's key store
+beside the store exactly as the REST API does (:mod:`.mcp_access`): it sees only the key's
+workspace, needs a read (or admin) scope, and keeps to a viewer link's actor/target
+restriction. The credential is checked again on every call, so a revoked key or an expired
+link stops working within the key store's cache time. Every tool only reads (a projection is
+folded without saving a snapshot), and every call is itself recorded as an
+``audit_log.viewed`` event in the key's workspace, with the key (or link) as actor, written
+before the answer is returned (no unaudited read).
 
 Tools: ``search_events`` (every filter of ``list``), ``stream_history``, ``project`` (a
-registered projection, as of a time) and ``explain_changes`` (the before/after of a subject's
-change events between two times).
+registered projection, as of a time), ``explain_changes`` (the before/after of a subject's
+change events between two times) and ``verify_event`` (an event's inclusion proof in the
+workspace's Merkle tree, checked, and its stored bytes hashed again: docs/provable-history.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -24,11 +28,13 @@ from pydantic import Field
 
 from ._errors import AuditError
 from .async_log import AsyncAuditLog
+from .mcp_access import KeyVerifier, McpAccess, restricted_filters
 from .projections import Projection
 from .service.access import ACCESS_ACTIONS, read_page, record_access
-from .service.keys import ApiKey, KeyStore, keys_path_for
+from .service.auth import Credential
+from .service.keys import ApiKey
 
-__all__ = ["build_server", "load_projections", "resolve_key"]
+__all__ = ["build_server", "load_projections", "resolve_key", "KeyVerifier"]
 
 _MAX_HISTORY = 1_000
 _Text = Annotated[str | None, Field(default=None, max_length=512)]
@@ -38,19 +44,15 @@ _Time = Annotated[
 ]
 
 
-def resolve_key(store_url: str, token: str) -> tuple[KeyStore, ApiKey]:
-    """The read key ``token`` names, from the key file beside ``store_url``; ValueError if none."""
-    keys = KeyStore(keys_path_for(store_url))
-    key = keys.verify(token)
-    if key is None:
-        keys.close()
-        raise ValueError(
-            "the API key is unknown or revoked; create one with `auditbird keys create --scope read`"
-        )
-    if not key.can_read:
-        keys.close()
-        raise ValueError(f"the API key's scope is {key.scope!r}; the MCP tools read: use a read key")
-    return keys, key
+def resolve_key(store_url: str, token: str) -> tuple[McpAccess, Credential]:
+    """The read key or viewer link ``token`` names, from the key file beside ``store_url``;
+    ValueError saying why if it may not read."""
+    access = McpAccess(store_url)
+    try:
+        return access, access.first(token)
+    except ValueError:
+        access.close()
+        raise
 
 
 def load_projections(specs: Sequence[str]) -> dict[str, type[Projection]]:
@@ -73,21 +75,6 @@ def load_projections(specs: Sequence[str]) -> dict[str, type[Projection]]:
     return out
 
 
-class KeyVerifier:
-    """The MCP SDK's bearer-token check over HTTP: a read key of the key store, or nothing."""
-
-    def __init__(self, keys: KeyStore) -> None:
-        self.keys = keys
-
-    async def verify_token(self, token: str) -> Any:
-        from mcp.server.auth.provider import AccessToken
-
-        key = self.keys.verify(token)
-        if key is None or not key.can_read:
-            return None
-        return AccessToken(token=token, client_id=key.key_id, scopes=[key.scope])
-
-
 def build_server(
     store_url: str,
     token: str | None,
@@ -106,10 +93,10 @@ def build_server(
     from mcp.server.mcpserver.exceptions import ToolError
 
     if token is not None:
-        keys, first = resolve_key(store_url, token)
+        access, first = resolve_key(store_url, token)
         scope = f"the audit log of workspace {first.workspace or 'default'!r}"
     else:
-        keys, scope = KeyStore(keys_path_for(store_url)), "the audit log of your API key's workspace"
+        access, scope = McpAccess(store_url), "the audit log of your API key's workspace"
     projections = dict(projections or {})
     logs: dict[str, AsyncAuditLog] = {}
 
@@ -119,14 +106,17 @@ def build_server(
             logs[key.workspace] = AsyncAuditLog(store_url, workspace=key.workspace)
         return logs[key.workspace]
 
-    def key() -> ApiKey:
+    def caller() -> Credential:
         presented = token
         if presented is None:
-            access = get_access_token()
-            presented = access.token if access is not None else None
-        current = keys.verify(presented) if presented else None
-        if current is None or not current.can_read:
-            raise ToolError("the API key was revoked or lost its read scope; ask an admin for a read key")
+            bearer = get_access_token()
+            presented = bearer.token if bearer is not None else None
+        current = access.resolve(presented)
+        if current is None:
+            raise ToolError(
+                "the API key was revoked or lost its read scope (or the viewer link expired); "
+                "ask an admin for a read key"
+            )
         return current
 
     async def audited(k: ApiKey, tool: str, filters: dict[str, Any], **extra: Any) -> None:
@@ -141,7 +131,7 @@ def build_server(
     auth: dict[str, Any] = {}
     if http_url is not None:
         auth = {
-            "token_verifier": KeyVerifier(keys),
+            "token_verifier": KeyVerifier(access),
             "auth": AuthSettings(issuer_url=http_url, resource_server_url=None),
         }
     server = MCPServer(
@@ -169,7 +159,8 @@ def build_server(
     ) -> dict[str, Any]:
         """Events of the workspace, newest first, with every filter of `auditbird query`;
         pass next_cursor back for the next page."""
-        k = key()
+        cred = caller()
+        k = cred.key
         filters: dict[str, Any] = {
             k: v
             for k, v in {
@@ -185,6 +176,7 @@ def build_server(
             if v is not None
         }
         try:
+            filters = restricted_filters(cred, filters)
             events, next_cursor = await read_page(log(k), filters, limit, cursor)
         except (ValueError, AuditError) as exc:
             raise bad(exc) from exc
@@ -201,11 +193,12 @@ def build_server(
         limit: Annotated[int, Field(ge=1, le=_MAX_HISTORY)] = 100,
     ) -> dict[str, Any]:
         """A subject's events oldest first (commit order), optionally as of a time."""
-        k = key()
+        cred = caller()
+        k = cred.key
         events = []
         try:
             async for event in log(k).history(event_id, as_of=as_of, after_revision=after_revision):
-                if event.action in ACCESS_ACTIONS:
+                if event.action in ACCESS_ACTIONS or not cred.allows(event):
                     continue
                 events.append(event.to_dict())
                 if len(events) >= limit:
@@ -222,7 +215,13 @@ def build_server(
         as_of: _Time = None,
     ) -> dict[str, Any]:
         """The state of a subject folded by a registered projection, now or as of a time."""
-        k = key()
+        cred = caller()
+        k = cred.key
+        if cred.restrictions():
+            raise ToolError(
+                "a projection folds every event of a subject, and this viewer link shows only some "
+                "of them: use stream_history, or an API key with read scope"
+            )
         cls = projections.get(projection)
         if cls is None:
             known = ", ".join(sorted(projections)) or "none (start the server with --projection module:Class)"
@@ -247,10 +246,13 @@ def build_server(
     ) -> dict[str, Any]:
         """What changed for a subject between two times: each change event's before/after and
         changed fields (events written with publish_change), oldest first."""
-        k = key()
+        cred = caller()
+        k = cred.key
         changes = []
         try:
             async for event in log(k).history(event_id, as_of=until):
+                if not cred.allows(event):
+                    continue
                 data = event.to_dict()
                 meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else None
                 if meta is None or not {"before", "after"} <= meta.keys():
@@ -282,7 +284,66 @@ def build_server(
             "changes": changes,
         }
 
+    @server.tool()
+    async def verify_event(
+        uid: Annotated[str, Field(min_length=1, max_length=128, description="the event's uid")],
+        size: Annotated[
+            int | None, Field(default=None, ge=1, le=2**62, description="the tree's size; default: now")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Whether an event is intact and part of the workspace's tamper-evident history: its
+        inclusion proof in the Merkle tree (now, or at `size` leaves) checked against the tree's
+        root, and its stored bytes hashed again and compared with the proof's leaf."""
+        cred = caller()
+        k = cred.key
+        if cred.restrictions():
+            # A link sees only some events: one it may not see is as unknown as no event at all.
+            try:
+                visible = cred.allows(await log(k).event(uid))
+            except (LookupError, AuditError):
+                visible = False
+            if not visible:
+                raise ToolError(f"no event {uid!r} that this viewer link may see: check the uid")
+        try:
+            answer = await asyncio.to_thread(_verify_event, store_url, k.workspace, uid, size)
+        except (ValueError, LookupError, AuditError) as exc:
+            raise bad(exc) from exc
+        await audited(k, "verify_event", {"uid": uid, "size": size})
+        return answer
+
     return server
+
+
+def _verify_event(store_url: str, workspace: str, uid: str, size: int | None) -> dict[str, Any]:
+    from .provable import ProofError, prove
+    from .query import Query
+    from .stores import open_store
+    from .stores.merkle import leaf_data, leaf_hash
+
+    store = open_store(store_url)
+    try:
+        proof = prove(store, uid, size=size, workspace=workspace)
+        rows = store.query(Query(workspace=workspace, uid=uid, limit=1))
+    finally:
+        store.close()
+    try:
+        proof.verify()
+        included, problem = True, None
+    except ProofError as exc:
+        included, problem = False, f"the inclusion proof does not lead to the tree's root: {exc}"
+    intact = bool(rows) and leaf_hash(leaf_data(rows[0])) == proof.leaf_hash
+    if not intact and problem is None:
+        problem = (
+            "the stored event no longer hashes to its leaf in the tree: it was changed after it was written"
+        )
+    return {
+        "uid": uid,
+        "verified": included and intact,
+        "included": included,
+        "intact": intact,
+        "problem": problem,
+        "proof": proof.to_json(),
+    }
 
 
 def _ms(value: str | int) -> int:

@@ -32,7 +32,10 @@ def mcp(
     token = os.environ.get("AUDITBIRD_API_KEY", "")
     if not token and not http:
         # An environment variable, not an option: a key on the command line shows in `ps`.
-        fail("set AUDITBIRD_API_KEY to a read key (auditbird keys create --workspace W --scope read)")
+        fail(
+            "set AUDITBIRD_API_KEY to a read key (auditbird keys create --workspace W --scope read) "
+            "or a viewer link's token (auditbird keys viewer-link)"
+        )
     try:
         from ..mcp_server import build_server, load_projections
     except ModuleNotFoundError as exc:

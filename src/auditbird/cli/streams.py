@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 
@@ -49,8 +47,16 @@ def add(
         typer.Option("--ca-file", help="Syslog over TLS: CA certificates (PEM); default: the system's"),
     ] = None,
     ndjson: Annotated[
-        str | None, typer.Option("--ndjson", help="Append NDJSON to this file, rotated by size")
+        str | None, typer.Option("--ndjson", help="Append NDJSON to this file, rotated by size and time")
     ] = None,
+    otlp: Annotated[
+        str | None,
+        typer.Option("--otlp", help="OpenTelemetry logs over OTLP/HTTP to this collector URL (/v1/logs)"),
+    ] = None,
+    header: Annotated[
+        list[str],
+        typer.Option("--header", help="OTLP: a header the collector needs, 'Name: value' (repeatable)"),
+    ] = [],  # noqa: B006
     secret: Annotated[
         str | None,
         typer.Option("--secret", help="Webhook signing secret (whsec_...); default: a new one, printed"),
@@ -62,6 +68,10 @@ def add(
     * 1024
     * 1024,
     keep: Annotated[int, typer.Option("--keep", min=1, max=1000, help="NDJSON: rotated files kept")] = 5,
+    rotate_every: Annotated[
+        str | None,
+        typer.Option("--rotate-every", help="NDJSON: also start a new file each period: 30m, 1h, 1d"),
+    ] = None,
     action: Annotated[
         list[str], typer.Option("--action", help="Only these actions (repeat or comma-separate)")
     ] = [],  # noqa: B006
@@ -88,37 +98,26 @@ def add(
     Example: auditbird --workspace acme streams add ops-alert --webhook https://ops.example/hook
     --action monitor.deleted --actor-not-in alice,bob
     """
-    from ..relay import PositionTable
-    from ..stores.sqlite import SQLiteStore
-    from ..streams import StreamFilter, new_secret
+    from ..streams import StreamFilter, StreamTarget, create_stream
 
-    chosen = [k for k, v in (("webhook", webhook), ("syslog", syslog), ("ndjson", ndjson)) if v]
+    kinds = (("webhook", webhook), ("syslog", syslog), ("ndjson", ndjson), ("otlp", otlp))
+    chosen = [k for k, v in kinds if v]
     if len(chosen) != 1:
-        fail("give exactly one of --webhook URL, --syslog tcp://HOST:PORT, --ndjson PATH")
+        fail("give exactly one of --webhook URL, --syslog tcp://HOST:PORT, --ndjson PATH, --otlp URL")
     kind = chosen[0]
-    options: dict[str, Any]
-    printed_secret = None
-    if kind == "webhook":
-        assert webhook is not None
-        if not webhook.startswith(("http://", "https://")):
-            fail(f"--webhook {webhook!r}: use an http:// or https:// URL")
-        printed_secret = secret or new_secret()
-        options = {"url": webhook, "secret": printed_secret, "batched": batched}
-    elif kind == "syslog":
-        parts = urlsplit(syslog or "")
-        if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:
-            fail(f"--syslog {syslog!r}: use tcp://HOST:PORT (RFC 5424 over TCP) or tls://HOST:PORT")
-        if ca_file is not None and not Path(ca_file).is_file():
-            fail(f"--ca-file {ca_file!r}: no such file; give the PEM file of the CA that signed the server")
-        options = {
-            "host": parts.hostname,
-            "port": parts.port,
-            "tls": parts.scheme == "tls",
-            "ca_file": ca_file,
-        }
-    else:
-        options = {"path": ndjson, "max_bytes": max_bytes, "keep": keep}
     try:
+        if webhook:
+            target = StreamTarget.webhook(webhook, secret=secret, batched=batched)
+        elif syslog:
+            target = StreamTarget.syslog(syslog, ca_file=ca_file)
+        elif otlp:
+            pairs = [h.partition(":") for h in header]
+            if any(not sep for _, sep, _ in pairs):
+                raise ValueError("--header: write it as 'Name: value'")
+            target = StreamTarget.otlp(otlp, headers={n.strip(): v.strip() for n, _, v in pairs})
+        else:
+            assert ndjson is not None
+            target = StreamTarget.ndjson(ndjson, max_bytes=max_bytes, keep=keep, rotate_every=rotate_every)
         filt = StreamFilter(
             actions=_csv(action),
             target_type=target_type,
@@ -126,75 +125,52 @@ def add(
             actor_in=_csv(actor_in),
             actor_not_in=_csv(actor_not_in),
         )
-        if kind == "webhook":
-            from standardwebhooks import Webhook
-
-            Webhook(options["secret"])
-    except Exception as exc:  # a bad filter or secret: say which
+    except ValueError as exc:  # a bad address, secret or filter: say which
         fail(f"cannot add stream {name!r}: {exc}")
-    with _registry() as registry:
-        try:
-            stream = registry.add(
-                name,
-                workspace=settings.workspace,
-                kind=kind,
-                options=options,
-                filter=filt,
-                max_attempts=max_attempts,
-            )
-        except ValueError as exc:
-            fail(exc)
-        if from_now:
-            store = SQLiteStore.from_url(settings.store)
-            try:
-                positions = PositionTable(store.path, stream.position_name)
-                positions.save(store.last_position())
-                positions.close()
-            finally:
-                store.close()
+    try:
+        create_stream(
+            settings.store,
+            settings.workspace,
+            name,
+            target,
+            filter=filt,
+            max_attempts=max_attempts,
+            from_now=from_now,
+        )
+    except ValueError as exc:
+        fail(exc)
     err.print(f"added {kind} stream {name!r} ({filt.describe()})", highlight=False)
-    if printed_secret and not secret:
+    if kind == "webhook" and not secret:
         # Printed once, on stdout, for the receiver's configuration; `streams list` never shows it.
-        typer.echo(printed_secret)
+        typer.echo(target.options["secret"])
 
 
 @streams_app.command("list")
 def list_streams(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per stream")] = False,
 ) -> None:
-    """The --workspace's streams: kind, filter, delivered, pending, last error, dead letters.
+    """The --workspace's streams: kind, filter, delivered, lag (events and seconds behind),
+    failures, last error, dead letters.
 
     Example: auditbird --workspace acme streams list --json
     """
-    from ..streams import StreamRunner
+    from ..streams import stream_statuses
 
     try:
-        runner = StreamRunner(settings.store, workspace=settings.workspace)
+        statuses = stream_statuses(settings.store, settings.workspace)
     except ValueError as exc:
         fail(exc)
-    try:
-        pending = runner.pending()
-        for s in runner.streams:
-            item = {
-                "name": s.name,
-                "kind": s.kind,
-                "options": s.public_options(),
-                "filter": s.filter.describe(),
-                "delivered": s.delivered,
-                "pending": pending[s.name],
-                "last_delivery_at": s.last_delivery_at,
-                "last_error": s.last_error,
-                "dead_letters": s.dead_letters,
-            }
-            if as_json:
-                typer.echo(json.dumps(item))
-            else:
-                typer.echo(
-                    f"{s.name}\t{s.kind}\t{s.filter.describe()}\tdelivered={s.delivered}\tpending={pending[s.name]}"
-                    f"\tdead_letters={s.dead_letters}\tlast_error={s.last_error or '-'}"
-                )
-    finally:
-        runner.close()
+    for status in statuses:
+        item = status.to_dict()
+        if as_json:
+            typer.echo(json.dumps(item))
+            continue
+        behind = f"{item['events_behind']}{'+' if item['behind_capped'] else ''}"
+        typer.echo(
+            f"{item['name']}\t{item['kind']}{' (paused)' if item['paused'] else ''}\t{item['filter']}"
+            f"\tdelivered={item['delivered']}\tbehind={behind} ({item['seconds_behind']:.0f} s)"
+            f"\tdead_letters={item['dead_letters']}\tlast_error={item['last_error'] or '-'}"
+        )
 
 
 @streams_app.command("remove")
@@ -209,6 +185,33 @@ def remove(name: Annotated[str, typer.Argument(help="The stream to remove")]) ->
         except KeyError as exc:
             fail(exc.args[0])
     err.print(f"removed stream {name!r}", highlight=False)
+
+
+def _set_paused(name: str, paused: bool) -> None:
+    with _registry() as registry:
+        try:
+            registry.set_paused(settings.workspace, name, paused)
+        except KeyError as exc:
+            fail(exc.args[0])
+    err.print(f"{'paused' if paused else 'resumed'} stream {name!r}", highlight=False)
+
+
+@streams_app.command("pause")
+def pause(name: Annotated[str, typer.Argument(help="The stream to pause")]) -> None:
+    """Pause a stream: a following runner stops it within seconds; its position is kept.
+
+    Example: auditbird --workspace acme streams pause siem
+    """
+    _set_paused(name, True)
+
+
+@streams_app.command("resume")
+def resume(name: Annotated[str, typer.Argument(help="The stream to resume")]) -> None:
+    """Resume a paused stream from its position: nothing committed meanwhile is skipped.
+
+    Example: auditbird --workspace acme streams resume siem
+    """
+    _set_paused(name, False)
 
 
 @streams_app.command("rotate-secret")
@@ -312,8 +315,9 @@ def run(
         )
     except (KeyError, ValueError) as exc:
         fail(exc.args[0])
-    if not runner.streams:
-        fail("no stream to run; add one with `auditbird streams add`")
+    if not runner.streams and not follow:
+        # Following, it waits: streams added or resumed later start within seconds.
+        fail("no stream to run (none added, or all paused); add one with `auditbird streams add`")
 
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

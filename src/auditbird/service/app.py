@@ -46,6 +46,7 @@ from .routes_erasure import router as erasure_router
 from .routes_events import publish_lean
 from .routes_events import router as events_router
 from .routes_proof import router as proof_router
+from .routes_streams import install as install_streams
 from .state import ServiceState
 from .writer import GroupCommitStore
 
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(proof_router)  # before /events/{uid:path}, which would take .../proof
     app.include_router(events_router)
     app.include_router(erasure_router)
+    install_streams(app, url, backend)
     _install_ops_routes(app, state)
     try:
         viewer = importlib.import_module(f"{__package__}.viewer")  # the web viewer, when built in

@@ -6,15 +6,28 @@ carry no workspace and no key: an open ``/metrics`` must not tell one tenant any
 another. Per-workspace counts (events written and read) are in a second registry, rendered
 only for a caller holding the metrics token (``serve --metrics-token`` /
 ``AUDITBIRD_METRICS_TOKEN``); see :mod:`.app`.
+
+Log streams follow the same rule. A stream's name is its workspace's business (``siem-acme``
+names a customer), so the open figures are totals over every stream, with no label:
+``auditbird_streams``, ``auditbird_streams_events_behind``, ``auditbird_streams_seconds_behind``
+(the most behind), ``auditbird_streams_delivery_failures``, ``auditbird_streams_dead_letters``.
+Holders of the token also get each stream's, labelled ``workspace`` and ``stream``:
+``auditbird_stream_events_behind``, ``auditbird_stream_seconds_behind``,
+``auditbird_stream_delivery_failures_total``, ``auditbird_stream_dead_lettered_total``,
+``auditbird_stream_dead_letters`` and ``auditbird_stream_paused``. Streams are delivered by
+another process (``auditbird streams run``); these figures are read from its records at most
+every :data:`STREAMS_TTL` seconds, on a thread, never on a scrape's event loop.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "MetricsMiddleware"]
@@ -23,6 +36,9 @@ __all__ = ["Metrics", "MetricsMiddleware"]
 # workspace names cannot grow the process or the scrape without bound.
 MAX_WORKSPACES = 1_000
 OTHER_WORKSPACES = "(others)"
+
+STREAMS_TTL = 10.0  # seconds a reading of the streams' status is served before a new one
+MAX_STREAM_SERIES = 1_000  # streams labelled one by one (token holders); beyond, totals only
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -99,6 +115,13 @@ class Metrics:
                     child = self._workspaces[(name, workspace)] = self._by_workspace[name].labels(workspace)
         child.inc(n)
 
+    def watch_streams(self, read: Callable[[], list[Any]]) -> None:
+        """Expose log streams' lag and failures; ``read()`` -> the :class:`StreamStatus` of
+        every stream (it may take a while: it runs on a thread)."""
+        snapshot = StreamSnapshot(read)
+        self.registry.register(_StreamTotals(snapshot))
+        self.workspace_registry.register(_StreamSeries(snapshot))
+
     def render(self, *, per_workspace: bool = False) -> str:
         """The exposition text; ``per_workspace`` adds figures by workspace (token holders only)."""
         text = generate_latest(self.registry)
@@ -134,3 +157,121 @@ class MetricsMiddleware:
             # Templates (`/v1/events/{uid}`), never raw paths: bounded label cardinality.
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe(scope["method"], template, status, time.perf_counter() - start)
+
+
+class StreamSnapshot:
+    """The latest reading of the streams' status, refreshed on a thread when older than
+    :data:`STREAMS_TTL`: a scrape answers at once with what was last read (the very first one
+    waits a little for a first reading)."""
+
+    def __init__(self, read: Callable[[], list[Any]], ttl: float = STREAMS_TTL) -> None:
+        self._read = read
+        self.ttl = ttl
+        self._value: list[Any] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def get(self) -> list[Any]:
+        with self._lock:
+            stale = time.monotonic() - self._at >= self.ttl
+            if stale and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(
+                    target=self._refresh, name="auditbird-stream-metrics", daemon=True
+                )
+                self._thread.start()
+            thread, first = self._thread, self._value is None
+        if first and thread is not None:
+            thread.join(5.0)
+        return self._value or []
+
+    def _refresh(self) -> None:
+        try:
+            value = self._read()
+        except Exception:  # an unreadable streams file: the figures stay as they were
+            value = self._value or []
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
+
+
+class _StreamTotals:
+    """The open figures: totals over every stream, no workspace, no stream name."""
+
+    def __init__(self, snapshot: StreamSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def describe(self) -> Iterator[Metric]:
+        # Registering asks for the names; without this it would collect (read the streams).
+        return self._families([])
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.snapshot.get())
+
+    def _families(self, statuses: list[Any]) -> Iterator[Metric]:
+        yield GaugeMetricFamily("auditbird_streams", "Log streams configured.", value=len(statuses))
+        yield GaugeMetricFamily(
+            "auditbird_streams_events_behind",
+            "Events committed and not yet delivered, summed over every stream.",
+            value=sum(s.events_behind for s in statuses),
+        )
+        yield GaugeMetricFamily(
+            "auditbird_streams_seconds_behind",
+            "Age of the oldest event a stream has yet to deliver, the largest over every stream.",
+            value=max((s.seconds_behind for s in statuses), default=0.0),
+        )
+        yield GaugeMetricFamily(
+            "auditbird_streams_delivery_failures",
+            "Failed delivery attempts, summed over the streams configured now.",
+            value=sum(s.stream.failures for s in statuses),
+        )
+        yield GaugeMetricFamily(
+            "auditbird_streams_dead_letters",
+            "Dead letters waiting for a replay, summed over every stream.",
+            value=sum(s.stream.dead_letters for s in statuses),
+        )
+
+
+class _StreamSeries:
+    """The token holders' figures: one series per stream, labelled workspace and stream."""
+
+    def __init__(self, snapshot: StreamSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families([])
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.snapshot.get())
+
+    def _families(self, statuses: list[Any]) -> Iterator[Metric]:
+        labels = ["workspace", "stream"]
+        families: dict[str, Any] = {
+            "behind": GaugeMetricFamily(
+                "auditbird_stream_events_behind", "Events committed and not yet delivered.", labels=labels
+            ),
+            "seconds": GaugeMetricFamily(
+                "auditbird_stream_seconds_behind",
+                "Age of the oldest event not yet delivered (by its timestamp).",
+                labels=labels,
+            ),
+            "failures": CounterMetricFamily(
+                "auditbird_stream_delivery_failures", "Failed delivery attempts.", labels=labels
+            ),
+            "dead_lettered": CounterMetricFamily(
+                "auditbird_stream_dead_lettered", "Events turned into dead letters.", labels=labels
+            ),
+            "dead_letters": GaugeMetricFamily(
+                "auditbird_stream_dead_letters", "Dead letters waiting for a replay.", labels=labels
+            ),
+            "paused": GaugeMetricFamily("auditbird_stream_paused", "1 while paused.", labels=labels),
+        }
+        for status in statuses[:MAX_STREAM_SERIES]:
+            s = status.stream
+            values = [s.workspace, s.name]
+            families["behind"].add_metric(values, status.events_behind)
+            families["seconds"].add_metric(values, status.seconds_behind)
+            families["failures"].add_metric(values, s.failures)
+            families["dead_lettered"].add_metric(values, s.dead_lettered)
+            families["dead_letters"].add_metric(values, s.dead_letters)
+            families["paused"].add_metric(values, 1 if s.paused else 0)
+        yield from families.values()

@@ -22,13 +22,20 @@ from typing import Any
 
 from ..event import now_ms
 from ..row import Row, row_from_json, row_to_json
-from ..service.private_files import connect_private
 from ..stores import redact_url
 from .filter import StreamFilter
 
-__all__ = ["Stream", "DeadLetter", "StreamRegistry", "KINDS", "new_secret", "streams_path_for"]
+__all__ = [
+    "Stream",
+    "DeadLetter",
+    "StreamExists",
+    "StreamRegistry",
+    "KINDS",
+    "new_secret",
+    "streams_path_for",
+]
 
-KINDS = ("webhook", "syslog", "ndjson")
+KINDS = ("webhook", "syslog", "ndjson", "otlp")
 _NAME_MAX = 64
 
 _SCHEMA = """
@@ -45,6 +52,9 @@ CREATE TABLE IF NOT EXISTS streams (
     last_delivery_at INTEGER,
     last_error TEXT,
     last_error_at INTEGER,
+    paused INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
     UNIQUE (workspace, name)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -58,6 +68,18 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_stream ON dead_letters (stream_id, id);
 """
+
+# Columns added after the first release of the file: (name, definition), added when missing.
+# ``failures`` and ``dead_lettered`` only ever grow: /metrics exposes them as counters.
+_ADDED_COLUMNS = (
+    ("paused", "INTEGER NOT NULL DEFAULT 0"),
+    ("failures", "INTEGER NOT NULL DEFAULT 0"),
+    ("dead_lettered", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+class StreamExists(ValueError):
+    """The workspace already has a stream of that name (the service answers 409)."""
 
 
 def new_secret() -> str:
@@ -89,6 +111,9 @@ class Stream:
     last_error: str | None = None
     last_error_at: int | None = None
     dead_letters: int = field(default=0)
+    paused: bool = False
+    failures: int = 0  # failed delivery attempts, ever
+    dead_lettered: int = 0  # events turned into dead letters, ever (replayed ones included)
 
     @property
     def position_name(self) -> str:
@@ -117,11 +142,18 @@ class StreamRegistry:
     """The streams of one store (every workspace); each method is one short transaction."""
 
     def __init__(self, path: str | Path) -> None:
+        # Imported here: the service package imports this one (its /v1/streams routes).
+        from ..service.private_files import connect_private
+
         self.path = Path(path)
         self._conn = connect_private(self.path)
         self._conn.execute("PRAGMA busy_timeout = 30000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(_SCHEMA)
+        present = {r[1] for r in self._conn.execute("PRAGMA table_info(streams)")}
+        for column, definition in _ADDED_COLUMNS:
+            if column not in present:  # names and definitions are the constants above
+                self._conn.execute(f"ALTER TABLE streams ADD COLUMN {column} {definition}")
 
     @classmethod
     def for_store(cls, store_url: str) -> StreamRegistry:
@@ -160,7 +192,7 @@ class StreamRegistry:
                 ),
             )
         except sqlite3.IntegrityError:
-            raise ValueError(
+            raise StreamExists(
                 f"workspace {workspace!r} already has a stream named {name!r}; "
                 "remove it first or pick another name"
             ) from None
@@ -194,6 +226,13 @@ class StreamRegistry:
             self._conn.execute("DELETE FROM dead_letters WHERE stream_id = ?", (stream.id,))
             self._conn.execute("DELETE FROM streams WHERE id = ?", (stream.id,))
 
+    def set_paused(self, workspace: str, name: str, paused: bool) -> Stream:
+        """Pause (a following runner stops the stream within its reload interval; the position
+        stays) or resume (delivery continues from that position: nothing is skipped)."""
+        stream = self.get(workspace, name)
+        self._conn.execute("UPDATE streams SET paused = ? WHERE id = ?", (int(paused), stream.id))
+        return self.get(workspace, name)
+
     def rotate_secret(self, workspace: str, name: str, *, grace_ms: int, secret: str | None = None) -> str:
         """A new signing secret; the old one keeps signing beside it until ``grace_ms`` from now."""
         stream = self.get(workspace, name)
@@ -218,7 +257,7 @@ class StreamRegistry:
 
     def record_failure(self, stream_id: int, error: str) -> None:
         self._conn.execute(
-            "UPDATE streams SET last_error = ?, last_error_at = ? WHERE id = ?",
+            "UPDATE streams SET last_error = ?, last_error_at = ?, failures = failures + 1 WHERE id = ?",
             (error[:1_000], now_ms(), stream_id),
         )
 
@@ -233,14 +272,20 @@ class StreamRegistry:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(stream_id, r.uid, json.dumps(row_to_json(r)), error[:1_000], attempts, at) for r in rows],
             )
+            self._conn.execute(
+                "UPDATE streams SET dead_lettered = dead_lettered + ? WHERE id = ?", (len(rows), stream_id)
+            )
 
-    def dead_letters(self, stream_id: int, limit: int = 1_000) -> builtins.list[DeadLetter]:
+    def dead_letters(
+        self, stream_id: int, limit: int = 1_000, *, after_id: int = 0
+    ) -> builtins.list[DeadLetter]:
+        """Oldest first; ``after_id`` pages on from the last one seen."""
         return [
             DeadLetter(i, s, row_from_json(json.loads(e)), err, a, c)
             for i, s, e, err, a, c in self._conn.execute(
                 "SELECT id, stream_id, event, error, attempts, created_at FROM dead_letters "
-                "WHERE stream_id = ? ORDER BY id LIMIT ?",
-                (stream_id, limit),
+                "WHERE stream_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (stream_id, after_id, limit),
             )
         ]
 
@@ -262,7 +307,8 @@ class StreamRegistry:
 _SELECT = (
     "SELECT s.id, s.workspace, s.name, s.kind, s.options, s.filter, s.max_attempts, s.created_at, "
     "s.delivered, s.last_delivery_at, s.last_error, s.last_error_at, "
-    "(SELECT count(*) FROM dead_letters d WHERE d.stream_id = s.id) FROM streams AS s "
+    "(SELECT count(*) FROM dead_letters d WHERE d.stream_id = s.id), s.paused, s.failures, s.dead_lettered "
+    "FROM streams AS s "
 )
 
 
@@ -281,4 +327,7 @@ def _stream(r: tuple[Any, ...]) -> Stream:
         last_error=r[10],
         last_error_at=r[11],
         dead_letters=r[12],
+        paused=bool(r[13]),
+        failures=r[14],
+        dead_lettered=r[15],
     )

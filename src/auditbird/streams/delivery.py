@@ -23,6 +23,7 @@ from ..relay import Relay
 from ..row import Row
 from .config import Stream, StreamRegistry
 from .ndjson_file import NdjsonFileSink
+from .otlp import OtlpLogsSink
 from .sink import DeliveryError, Sink
 from .syslog import SyslogSink
 from .webhook import WebhookSink
@@ -54,8 +55,13 @@ def open_sink(stream: Stream) -> Sink:
         return SyslogSink(o["host"], int(o["port"]), tls=bool(o.get("tls")), ca_file=o.get("ca_file"))
     if stream.kind == "ndjson":
         return NdjsonFileSink(
-            o["path"], max_bytes=int(o.get("max_bytes", 100 * 1024 * 1024)), keep=int(o.get("keep", 5))
+            o["path"],
+            max_bytes=int(o.get("max_bytes", 100 * 1024 * 1024)),
+            keep=int(o.get("keep", 5)),
+            rotate_every=int(o["rotate_every"]) if o.get("rotate_every") else None,
         )
+    if stream.kind == "otlp":
+        return OtlpLogsSink(o["url"], headers=o.get("secret_headers"))
     raise ValueError(f"stream {stream.name!r} has an unknown kind {stream.kind!r}")
 
 
@@ -151,12 +157,11 @@ class StreamRunner:
         self.registry = StreamRegistry.for_store(store_url)
         self.workspace = workspace
         self.names = tuple(names)
-        streams = self._configured()
         if names:
-            missing = set(names) - {s.name for s in streams}
+            missing = set(names) - {s.name for s in self.registry.list(workspace)}
             if missing:
                 raise KeyError(f"no stream named {', '.join(sorted(missing))}; see `auditbird streams list`")
-        self.streams = streams
+        self.streams = self._configured()
         self.batch = batch
         self.backoff = backoff or Backoff()
         self.stop = stop or threading.Event()
@@ -164,7 +169,8 @@ class StreamRunner:
         self.errors: dict[str, BaseException] = {}
 
     def _configured(self) -> list[Stream]:
-        streams = self.registry.list(self.workspace)
+        """The streams to deliver now: paused ones are left out (a following runner stops them)."""
+        streams = [s for s in self.registry.list(self.workspace) if not s.paused]
         return [s for s in streams if s.name in self.names] if self.names else streams
 
     def run(
@@ -291,6 +297,7 @@ def replay_dead_letters(
                 registry.record_failure(stream.id, str(exc))
                 return replayed, str(exc)
             registry.forget_dead_letters([letter.id])
+            registry.record_delivery(stream.id, 1)  # it arrived: counted, and the last error cleared
             replayed += 1
     finally:
         sink.close()
