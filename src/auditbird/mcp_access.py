@@ -29,7 +29,7 @@ class McpAccess:
     @property
     def links(self) -> ViewerLinks:
         if self._links is None:  # opened on the first link: most callers bring keys
-            self._links = ViewerLinks(self.keys.path)
+            self._links = ViewerLinks(self.keys)
         return self._links
 
     def resolve(self, token: str | None) -> Credential | None:
