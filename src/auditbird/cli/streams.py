@@ -273,7 +273,7 @@ def replay(name: Annotated[str, typer.Argument(help="The stream")]) -> None:
             stream = registry.get(settings.workspace, name)
         except KeyError as exc:
             fail(exc.args[0])
-        replayed, error = replay_dead_letters(registry, stream)
+        replayed, error = replay_dead_letters(registry, stream, store_url=settings.store)
     err.print(f"replayed {replayed} dead letter(s)", highlight=False)
     if error:
         fail(f"stopped at a refusal, the rest stay dead-lettered: {error}", code=1)

@@ -153,6 +153,22 @@ def decode_sealed(row: Row, registry: Any, decode: Callable[[Row, Any], Event]) 
     return event
 
 
+def open_row(row: Row) -> Row:
+    """``row`` with its sealed values opened, for copies that leave auditbird in the clear (log
+    streams to a SIEM): plaintext while the subject's key exists, ``[erased]`` after, and
+    ``[unreadable]`` when a value fails authentication. Rows with nothing sealed come back as
+    they are."""
+    actor, metadata = row.actor, row.metadata
+    if MARK not in (actor or "") and (metadata is None or MARK not in metadata):
+        return row
+    problems: list[str] = []
+    if MARK in (actor or ""):
+        actor = _open_json(actor, row, "actor", problems)
+    if metadata is not None and MARK in metadata:
+        metadata = _open_json(metadata, row, "metadata", problems)
+    return row._replace(actor=actor, metadata=metadata)
+
+
 def _open_json(text: str, row: Row, root: str, problems: list[str]) -> str:
     try:
         data = json.loads(text)

@@ -310,7 +310,7 @@ async def replay(
     def run() -> tuple[int, str | None, int]:
         with _registry(url) as registry:
             stream = registry.get(key.workspace, name)
-            replayed, error = replay_dead_letters(registry, stream, limit=limit)
+            replayed, error = replay_dead_letters(registry, stream, limit=limit, store_url=url)
             left = registry.get(key.workspace, name).dead_letters
         return replayed, error, left
 

@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..erasure.erase import keys_for_store
+from ..erasure.seal import open_row
 from ..query import Query
 from ..relay import Relay
 from ..row import Row
+from ..stores import open_store
 from .config import Stream, StreamRegistry
 from .ndjson_file import NdjsonFileSink
 from .otlp import OtlpLogsSink
@@ -105,7 +108,10 @@ class StreamDestination:
         while pending:
             attempt += 1
             try:
-                self.sink.deliver(pending)
+                # Receivers get personal values in the clear (a SIEM cannot read ciphertext), or
+                # [erased] once the subject is erased; what this process keeps (dead letters)
+                # stays sealed. docs/erasure.md: copies a receiver made before an erasure stay.
+                self.sink.deliver([open_row(r) for r in pending])
             except DeliveryError as exc:
                 if exc.delivered:
                     self.registry.record_delivery(self.stream.id, exc.delivered)
@@ -240,6 +246,8 @@ class StreamRunner:
                 stream, open_sink(stream), registry, backoff=self.backoff, stop=stop
             )
             with Relay(self.store_url, destination, name=stream.position_name, batch=self.batch) as relay:
+                # Held for the run: the key ring keeps a store's subject keys only while in use.
+                subject_keys = keys_for_store(relay.source)  # noqa: F841
                 callback: Any = (lambda n, pos: on_batch(stream, n, pos)) if on_batch else None
                 totals[stream.id] = totals.get(stream.id, 0) + relay.run(
                     follow=follow, poll_interval=poll_interval, stop=stop, on_batch=callback
@@ -282,17 +290,21 @@ class _Nowhere:
 
 
 def replay_dead_letters(
-    registry: StreamRegistry, stream: Stream, *, limit: int = 1_000
+    registry: StreamRegistry, stream: Stream, *, limit: int = 1_000, store_url: str | None = None
 ) -> tuple[int, str | None]:
     """Deliver a stream's dead letters again, oldest first; each delivered one is forgotten.
 
+    ``store_url`` (the stream's store) opens its subject keys, so personal values reach the
+    receiver readable, as on first delivery; without it sealed values go as ``[erased]``.
     Stops at the first refusal (it stays dead-lettered) and returns ``(replayed, error)``."""
     sink = open_sink(stream)
     replayed = 0
+    source = open_store(store_url) if store_url else None
+    subject_keys = keys_for_store(source) if source is not None else None  # held while replaying
     try:
         for letter in registry.dead_letters(stream.id, limit):
             try:
-                sink.deliver([letter.row])
+                sink.deliver([open_row(letter.row)])
             except DeliveryError as exc:
                 registry.record_failure(stream.id, str(exc))
                 return replayed, str(exc)
@@ -301,4 +313,7 @@ def replay_dead_letters(
             replayed += 1
     finally:
         sink.close()
+        del subject_keys
+        if source is not None:
+            source.close()
     return replayed, None
