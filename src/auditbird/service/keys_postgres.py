@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .._errors import StoreUnavailable
+from ..stores.postgres_schema import apply_migrations
+from ..stores.postgres_schema import schema_version as _schema_version
 from .keys import IDEMPOTENCY_TTL_MS, ApiKey, KeyRow, KeyStore, link_key
 
 __all__ = ["PostgresKeyStore", "MIGRATIONS", "SCHEMA_VERSION"]
@@ -250,50 +252,28 @@ class PostgresKeyStore(KeyStore):
 
 def schema_version(conn: Any) -> int:
     """The key tables' schema version in ``conn``'s database (0: none yet)."""
-    # pg_class through SQL, not to_regclass(): fresh after waiting on the advisory lock.
-    (exists,) = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'auditbird_service_meta' "
-        "AND relnamespace = current_schema()::regnamespace)"
-    ).fetchone()
-    if not exists:
-        return 0
-    found = conn.execute("SELECT value FROM auditbird_service_meta WHERE key = 'schema_version'").fetchone()
-    return int(found[0]) if found else 0
+    return _schema_version(conn, meta="auditbird_service_meta")
 
 
 def _migrate(conn: Any, where: str) -> None:
     """Bring the key tables to :data:`SCHEMA_VERSION` in the caller's transaction, under an
-    advisory lock (replicas starting at once migrate once)."""
-    import psycopg
+    advisory lock (replicas starting at once migrate once): the event store's runner."""
 
-    current = schema_version(conn)
-    if current == SCHEMA_VERSION:
-        return
-    if current > SCHEMA_VERSION:
-        raise _too_new(where, current)
-    try:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        current = schema_version(conn)
-        if current > SCHEMA_VERSION:
-            raise _too_new(where, current)
-        if current == SCHEMA_VERSION:
-            return
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS auditbird_service_meta (key text PRIMARY KEY, value text NOT NULL)"
-        )
-        for script in MIGRATIONS[current:]:
-            conn.execute(script)
-        conn.execute(
-            "INSERT INTO auditbird_service_meta (key, value) VALUES ('schema_version', %s) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise StoreUnavailable(
+    def denied(current: int, message: str) -> StoreUnavailable:
+        return StoreUnavailable(
             f"{where} has no auditbird key tables (version {current}, needs {SCHEMA_VERSION}) and this "
-            f"role may not create them ({exc.diag.message_primary}): run `auditbird keys list --keys "
+            f"role may not create them ({message}): run `auditbird keys list --keys "
             "<url>` once as the database owner to create them, or GRANT CREATE ON SCHEMA public to this role"
-        ) from exc
+        )
+
+    apply_migrations(
+        conn,
+        MIGRATIONS,
+        meta="auditbird_service_meta",
+        lock=_MIGRATION_LOCK,
+        too_new=lambda current: _too_new(where, current),
+        denied=denied,
+    )
 
 
 def _too_new(where: str, current: int) -> StoreUnavailable:

@@ -20,6 +20,7 @@ it has its page (fast for common words, a full scan for rare ones).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import StoreUnavailable
@@ -151,22 +152,71 @@ TEXT_INDEX = f"CREATE INDEX IF NOT EXISTS audit_log_text ON audit_log USING gin 
 _MIGRATION_LOCK = 0x617564697462
 
 
-def schema_version(conn: Any) -> int:
-    """The database's schema version (0: none yet)."""
-    if not _has_meta(conn):
+def schema_version(conn: Any, *, meta: str = "auditbird_meta") -> int:
+    """The schema version recorded in the ``meta`` table of ``conn``'s database (0: none yet)."""
+    # pg_class through SQL, not to_regclass(): a catalog cache is not refreshed by taking an
+    # advisory lock, so after waiting for another migrator it could still say "missing".
+    (exists,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = %s "
+        "AND relnamespace = current_schema()::regnamespace)",
+        (meta,),
+    ).fetchone()
+    if not exists:
         return 0
-    found = conn.execute("SELECT value FROM auditbird_meta WHERE key = 'schema_version'").fetchone()
+    from psycopg import sql
+
+    found = conn.execute(
+        sql.SQL("SELECT value FROM {} WHERE key = 'schema_version'").format(sql.Identifier(meta))
+    ).fetchone()
     return int(found[0]) if found else 0
 
 
-def _has_meta(conn: Any) -> bool:
-    # pg_class through SQL, not to_regclass(): a catalog cache is not refreshed by taking an
-    # advisory lock, so after waiting for another migrator it could still say "missing".
-    (found,) = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'auditbird_meta' "
-        "AND relnamespace = current_schema()::regnamespace)"
-    ).fetchone()
-    return bool(found)
+def apply_migrations(
+    conn: Any,
+    migrations: Sequence[str],
+    *,
+    meta: str,
+    lock: int,
+    too_new: Callable[[int], StoreUnavailable],
+    denied: Callable[[int, str], StoreUnavailable],
+) -> None:
+    """Bring a versioned set of tables to ``len(migrations)`` inside the caller's transaction:
+    the event tables (:func:`migrate`) and the service's key tables share this.
+
+    One query when current; otherwise under the advisory lock ``lock`` (processes starting at
+    once migrate once), re-reading the version after the wait. ``too_new(version)`` and
+    ``denied(version, server message)`` make the errors that say what to do."""
+    target = len(migrations)
+    current = schema_version(conn, meta=meta)
+    if current == target:
+        return  # the common case: one query, no lock
+    if current > target:
+        raise too_new(current)
+    import psycopg
+    from psycopg import sql
+
+    table = sql.Identifier(meta)
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+        current = schema_version(conn, meta=meta)  # another process may have migrated meanwhile
+        if current > target:
+            raise too_new(current)
+        if current == target:
+            return
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value text NOT NULL)").format(table)
+        )
+        for script in migrations[current:]:
+            conn.execute(script)  # a migration is one simple-protocol script (no parameters)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ).format(table),
+            (str(target),),
+        )
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise denied(current, exc.diag.message_primary or str(exc)) from exc
 
 
 def migrate(conn: Any, *, where: str = "the database") -> None:
@@ -174,34 +224,22 @@ def migrate(conn: Any, *, where: str = "the database") -> None:
 
     A schema newer than this code, or no right to create it: :class:`StoreUnavailable`
     saying what to do."""
-    current = schema_version(conn)
-    if current == SCHEMA_VERSION:
-        return  # the common case: one query, no lock
-    if current > SCHEMA_VERSION:
-        raise _too_new(where, current)
-    import psycopg
 
-    try:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        current = schema_version(conn)  # another process may have migrated while we waited
-        if current > SCHEMA_VERSION:
-            raise _too_new(where, current)
-        if current == SCHEMA_VERSION:
-            return
-        conn.execute("CREATE TABLE IF NOT EXISTS auditbird_meta (key text PRIMARY KEY, value text NOT NULL)")
-        for script in MIGRATIONS[current:]:
-            conn.execute(script)  # a migration is one simple-protocol script (no parameters)
-        conn.execute(
-            "INSERT INTO auditbird_meta (key, value) VALUES ('schema_version', %s) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise StoreUnavailable(
+    def denied(current: int, message: str) -> StoreUnavailable:
+        return StoreUnavailable(
             f"{where} has no auditbird schema (version {current}, needs {SCHEMA_VERSION}) and this role "
-            f"may not create it ({exc.diag.message_primary}): connect once as the database owner to "
+            f"may not create it ({message}): connect once as the database owner to "
             "create the tables, or GRANT CREATE ON SCHEMA public (and the pg_trgm extension) to this role"
-        ) from exc
+        )
+
+    apply_migrations(
+        conn,
+        MIGRATIONS,
+        meta="auditbird_meta",
+        lock=_MIGRATION_LOCK,
+        too_new=lambda current: _too_new(where, current),
+        denied=denied,
+    )
 
 
 def has_text_index(conn: Any) -> bool:
