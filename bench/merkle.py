@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import random
 import tempfile
 import time
@@ -21,8 +20,7 @@ from pathlib import Path
 from auditbird import AuditLog
 from auditbird.provable import prove
 from auditbird.provable.checkpoint import open_checkpoint, sign_checkpoint, signer_for
-from auditbird.provable.verify import verify_export
-from auditbird.row import row_to_json
+from auditbird.provable.verify import verify_export, write_export
 
 from .machine import describe, median
 
@@ -94,9 +92,8 @@ def main() -> None:
 
         text = sign_checkpoint(log)
         checkpoint = open_checkpoint(text, signer_for(log).verifier_key())
-        export = io.StringIO()
-        for row in log.store.iter_rows(""):  # type: ignore[attr-defined]
-            export.write(json.dumps(row_to_json(row), ensure_ascii=False, separators=(",", ":")) + "\n")
+        export = io.BytesIO()
+        write_export(log, checkpoint.size, export)  # what `auditbird checkpoint --export` writes
         export.seek(0)
         start = time.perf_counter()
         report = verify_export(export, checkpoint)

@@ -8,8 +8,8 @@ is the same as RFC 8785's:
    value holds no float (a ``float_hook`` refuses them while parsing: JCS formats numbers as
    ECMAScript does), no integer beyond 2**53 and no character beyond the BMP (JCS sorts keys by
    UTF-16 code units, msgspec by code points; the orders differ only there). The last two are
-   checked on the output in one pass of a compiled pattern: a run of 16 digits anywhere, or a
-   4-byte UTF-8 sequence anywhere, sends the event to tier 2 (a false alarm costs speed only).
+   checked on the output bytes: a run of 16 digits anywhere, or a 4-byte UTF-8 sequence
+   anywhere, sends the event to tier 2 (a false alarm costs speed only).
 2. The standard library's parser and encoder, with hooks that refuse floats and big integers
    and check keys only, ~10 µs.
 3. The ``rfc8785`` package (pure Python, ~90 µs) for everything else, and for its errors.
@@ -45,7 +45,17 @@ _FAST_DECODE = msgspec.json.Decoder(float_hook=_refuse_float).decode
 _FAST_ENCODE = msgspec.json.Encoder(order="sorted").encode
 # An integer of 16 digits or more may be beyond 2**53 (16 digits start at 10**15); a lead byte
 # 0xF0-0xF4 starts a character beyond the BMP. Either anywhere (strings included) is enough.
-_NEEDS_CARE = re.compile(rb"[0-9]{16}|[\xf0-\xf4]").search
+# (translate + find is ~6x faster than a regular expression for the digits.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SIXTEEN_DIGITS = b"0" * 16
+_ASTRAL = re.compile(rb"[\xf0-\xf4]").search
+
+
+def _fast_is_exact(out: bytes) -> bool:
+    """Whether tier 1's output ``out`` is RFC 8785's (floats were refused while parsing)."""
+    if _SIXTEEN_DIGITS in out.translate(_DIGITS_TO_ZERO):
+        return False
+    return out.isascii() or _ASTRAL(out) is None
 
 
 def decode_canonical(text: str | bytes) -> tuple[Any, bytes]:
@@ -57,7 +67,7 @@ def decode_canonical(text: str | bytes) -> tuple[Any, bytes]:
         pass
     else:
         out = _FAST_ENCODE(value)
-        if _NEEDS_CARE(out) is None:
+        if _fast_is_exact(out):
             return value, out
     if isinstance(text, bytes):
         text = text.decode("utf-8")
