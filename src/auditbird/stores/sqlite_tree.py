@@ -54,6 +54,11 @@ _UPGRADE = (
 )
 _COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 _CATCH_UP = 10_000  # rows per read when the tree catches up on a long stretch (bounded memory)
+_AFTER_LAST_LEAF = (
+    f"SELECT {_COLUMNS} FROM audit_log WHERE position > "  # noqa: S608 (constants only)
+    "(SELECT coalesce(max(position), 0) FROM merkle_leaf) ORDER BY position LIMIT ?"
+)
+_AFTER_POSITION = f"SELECT {_COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?"  # noqa: S608
 _sha256 = hashlib.sha256
 
 
@@ -70,14 +75,14 @@ def create_tree_tables(conn: sqlite3.Connection) -> None:
 def extend_tree(conn: sqlite3.Connection) -> None:
     """Add every row committed after the tree's last leaf to its workspace's tree, in commit
     order, inside the caller's open transaction (the append's own)."""
-    (after,) = conn.execute("SELECT coalesce(max(position), 0) FROM merkle_leaf").fetchone()
     trees: dict[str, tuple[int, list[bytes]]] = {}
     nodes: list[tuple[str, int, int, bytes]] = []
     leaves: list[tuple[int, str, int, bytes]] = []
+    after: int | None = None  # first: after the tree's last leaf, in the same statement
     while True:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?",  # noqa: S608
-            (after, _CATCH_UP),
+            _AFTER_LAST_LEAF if after is None else _AFTER_POSITION,
+            (_CATCH_UP,) if after is None else (after, _CATCH_UP),
         ).fetchall()
         for raw in rows:
             workspace = raw[1]
