@@ -6,9 +6,38 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
-from tests.plugins.browser import LiveServer
+import pytest
+
+from tests.plugins.browser import CHROMIUM_ARGS, LiveServer
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest, chromium_path: str) -> Iterator[Any]:
+    """A Chromium of this module's own, stopped after it: the session's (tests/plugins/browser.py)
+    keeps an event loop running in this thread, and every ``asyncio.run`` in the test files
+    sorted after this one would fail. If a session browser already runs here, share it."""
+    from playwright.sync_api import Error, sync_playwright
+
+    try:
+        pw = sync_playwright().start()
+    except Error:  # "using Playwright Sync API inside the asyncio loop": the session's is up
+        yield request.getfixturevalue("chromium_browser")
+        return
+    launched = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True)
+    yield launched
+    launched.close()
+    pw.stop()
+
+
+@pytest.fixture
+def browser_page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1366, "height": 860}, timezone_id="Europe/Berlin")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
 
 
 def _open(page: Any, server: LiveServer, key: str, uid: str) -> Any:
