@@ -103,3 +103,28 @@ def test_a_file_of_the_first_layout_is_upgraded_on_open_and_keeps_its_proofs(tmp
     assert levels == {4}
     assert "merkle_cursor" not in tables
     log.close()
+
+
+def test_leaves_of_rows_with_escapes_and_non_ascii_in_every_column_match_their_export(tmp_path: Path) -> None:
+    """The append path writes each row's wire object itself (keys in RFC 8785 order): held to
+    ``leaf_data(row)`` for strings that need escapes, non-ASCII and characters beyond the BMP."""
+    odd = 'q"b\\s/\t\x01é☃\U0001f600'
+    log = AuditLog(f"sqlite:///{tmp_path / 'a.db'}", workspace="acme:eu/1")
+    log.publish_many(
+        [
+            {
+                "id": f"m:{odd}:{i}",
+                "action": "monitor.down",
+                "actor": {"id": odd, "name": odd, "type": "user"},
+                "targets": [{"id": odd, "type": "monitor"}],
+                "metadata": {odd: i, "f": 0.5 * i, "big": 10**15 + i, "nested": {"z": [odd], "a": None}},
+            }
+            for i in range(20)
+        ]
+    )
+    log.publish_audit_log({"id": odd, "action": "monitor.down"})
+    leaves = _leaves(log)
+    assert len(leaves) == 21
+    assert tree_root(log) == (21, root_of(leaves))
+    assert verify_store(log).ok
+    log.close()
