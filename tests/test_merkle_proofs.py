@@ -120,3 +120,24 @@ def test_emit_extends_the_tree_in_the_applications_transaction(tmp_path: Path) -
     log = AuditLog(f"sqlite:///{db}")
     assert tree_root(log)[0] == 2
     assert verify_store(log).ok
+
+
+def test_a_proof_with_the_stored_data_fails_once_the_row_is_altered_in_the_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "a.db"
+    log = AuditLog(f"sqlite:///{db}")
+    uid = _publish(log, 5)[2]
+    proof = prove(log, uid, with_data=True)
+    proof.verify()
+    assert proof.leaf_data is not None and leaf_hash(proof.leaf_data) == proof.leaf_hash
+    assert proof.to_json()["leaf_data"] == proof.leaf_data.decode()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE audit_log SET metadata = '{\"i\":7}' WHERE uid = ?", (uid,))
+    prove(log, uid).verify()  # the tree alone still proves what was recorded
+    with pytest.raises(ProofError, match="no longer hashes to the leaf recorded for it"):
+        prove(log, uid, with_data=True).verify()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM audit_log WHERE uid = ?", (uid,))
+    with pytest.raises(NotFound, match="no event"):
+        prove(log, uid, with_data=True)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,9 @@ def test_the_service_serves_checkpoints_and_proofs_of_the_keys_workspace(
         assert (proof["tree_size"], proof["root_hash"]) == (size, base64.b64encode(checkpoint.root).decode())
         leaf, path = base64.b64decode(proof["leaf_hash"]), _hashes(proof["inclusion_path"])
         verify_inclusion(leaf, proof["leaf_index"], size, path, checkpoint.root)
+        # The event as stored now, in the bytes its leaf hashes: a client can hash it itself.
+        assert hashlib.sha256(b"\x00" + proof["leaf_data"].encode()).digest() == leaf
+        assert json.loads(proof["leaf_data"])["uid"] == c_uid
         cons = c.get("/v1/checkpoint/consistency", params={"from": 3, "to": size}).json()
         old_root, path = base64.b64decode(cons["first_hash"]), _hashes(cons["consistency_path"])
         verify_consistency(3, size, old_root, checkpoint.root, path)

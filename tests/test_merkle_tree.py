@@ -232,3 +232,30 @@ def test_canonical_json_of_a_json_text_equals_the_rfc8785_package(value: object)
         return
     assert canonical_json_text(json.dumps(value, ensure_ascii=False)) == expected
     assert canonical_json_text(json.dumps(value, ensure_ascii=True)) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"b":1,"a":{"d":[true,null,"x"],"c":-0}}',  # tier 1: sorted by msgspec
+        '{"k":"' + "".join(f"\\u{i:04x}" for i in range(32)) + '\\"\\\\/\u007f\u2028é"}',  # escapes
+        '{"n":1000000000000000,"m":9007199254740991,"l":-9007199254740991}',  # 16 digits: tier 2
+        '{"f":1.5,"e":1e21,"g":-0.0,"h":5e-324}',  # floats: ECMAScript's form, from rfc8785
+        '{"\ufb33":1,"\U0001f600":2,"v":"\U0001f600"}',  # beyond the BMP: UTF-16 key order
+        '{"\\ud83d\\ude00":1,"\\ufb33":2}',  # the same keys as ASCII escapes
+        '  {"a" : 1 , "a" : 2}\n',  # whitespace and a repeated key (the last wins, as in json)
+    ],
+)
+def test_each_tier_of_canonical_json_text_writes_what_rfc8785_writes(text: str) -> None:
+    import json
+
+    expected = rfc8785.dumps(json.loads(text))
+    assert canonical_json_text(text) == expected
+    assert canonical_json_text(text.encode("utf-8")) == expected
+
+
+def test_text_that_is_not_json_is_a_value_error_from_every_tier() -> None:
+    bad = ('{"a":', '{"a":1.5', '"\\ud800"', '{"a":"\x01"}', b'{"a":"\xff"}', '{"big":9007199254740993}')
+    for text in bad:
+        with pytest.raises(ValueError):
+            canonical_json_text(text)

@@ -170,7 +170,6 @@ def test_a_rewrite_that_rebuilds_the_tree_too_fails_against_the_checkpoint(
         "DELETE FROM merkle_node",
         "DELETE FROM merkle_leaf",
         "DELETE FROM merkle_tree",
-        "DELETE FROM merkle_cursor",
     )
     log = AuditLog(f"sqlite:///{db}")
     log.publish_audit_log({"id": "m:1", "action": "monitor.down"})  # rebuilds the tree from the rows

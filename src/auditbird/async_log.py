@@ -20,6 +20,8 @@ from .event import Event
 from .history import PAGE_SIZE, Recorded
 from .log import resolve_store
 from .projections import Projection
+from .provable import aio
+from .provable.proofs import ConsistencyProof, InclusionProof
 from .stores.base import AsyncStore, Store
 from .stores.capabilities import (
     AsyncCommitWaiter,
@@ -219,6 +221,24 @@ class AsyncAuditLog(LogCore):
         )
         waiter = async_commit_waiter(self.store)
         return aiterate(self.store, op if waiter is None else _woken_by_commits(op, waiter))
+
+    # -- provable history (auditbird.provable, in a worker thread) -----------------------
+
+    async def prove(
+        self, uid: str, *, size: int | None = None, workspace: str | None = None
+    ) -> InclusionProof:
+        """:func:`auditbird.provable.prove` of event ``uid``, awaited."""
+        return await aio.prove(self, uid, size=size, workspace=workspace)
+
+    async def consistency(
+        self, old: int, new: int | None = None, *, workspace: str | None = None
+    ) -> ConsistencyProof:
+        """:func:`auditbird.provable.consistency` from ``old`` to ``new`` leaves, awaited."""
+        return await aio.consistency(self, old, new, workspace=workspace)
+
+    async def checkpoint(self, *, workspace: str | None = None) -> str:
+        """A signed checkpoint of the tree as it is now (``auditbird checkpoint``), awaited."""
+        return await aio.checkpoint(self, workspace=workspace)
 
     # -- lifecycle ------------------------------------------------------------------------
 

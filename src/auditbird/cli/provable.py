@@ -20,8 +20,7 @@ from ..provable.checkpoint import (
     signer_for,
     workspace_of,
 )
-from ..provable.verify import ExportError, verify_export, verify_store
-from ..row import row_to_json
+from ..provable.verify import ExportError, verify_export, verify_store, write_export
 from ..stores.merkle import verify_consistency
 from ._app import fail, settings
 from .verify_tinybird import is_tinybird_url, verify_tinybird_command
@@ -69,21 +68,11 @@ def checkpoint(
             return
         text = sign_checkpoint(log)
         if export is not None:
-            size = int(text.split("\n")[1])
-            with export.open("w", encoding="utf-8") as f:
-                for n, row in enumerate(log.store.iter_rows(log.workspace)):  # type: ignore[attr-defined]
-                    if n >= size:
-                        break
-                    f.write(_json_line(row_to_json(row)))
+            with export.open("wb") as f:
+                write_export(log, int(text.split("\n")[1]), f)
     except (CheckpointError, ProofError, AuditError, OSError) as exc:
         fail(exc)
     sys.stdout.write(text)
-
-
-def _json_line(data: object) -> str:
-    import json
-
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def verify(
@@ -126,9 +115,9 @@ def verify(
         if export is not None:
             assert cp is not None
             try:
-                with export.open(encoding="utf-8") as lines:
+                with export.open("rb") as lines:
                     report = verify_export(lines, cp)
-            except (OSError, UnicodeDecodeError) as exc:
+            except OSError as exc:
                 fail(f"cannot read the export {export}: {exc}")
         else:
             report = verify_store(log, cp)

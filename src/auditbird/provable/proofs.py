@@ -17,12 +17,15 @@ from typing import Any
 
 from .._errors import NotFound
 from ..log import AuditLog
+from ..query import Query
 from ..stores.capabilities import ProvableStore, require
 from ..stores.merkle import (
     EMPTY_ROOT,
     ProofError,
     consistency_ranges,
     inclusion_ranges,
+    leaf_data,
+    leaf_hash,
     resolve,
     verify_consistency,
     verify_inclusion,
@@ -46,12 +49,17 @@ class InclusionProof:
     leaf_hash: bytes
     hashes: tuple[bytes, ...]
     root: bytes
+    # The event's RFC 8785 bytes as stored now (``prove(..., with_data=True)``): a reader hashes
+    # them itself, so a row changed after it was recorded cannot pass for the recorded leaf.
+    leaf_data: bytes | None = None
 
     def verify(self) -> None:
+        if self.leaf_data is not None and leaf_hash(self.leaf_data) != self.leaf_hash:
+            raise ProofError(f"event {self.uid!r} as stored no longer hashes to the leaf recorded for it")
         verify_inclusion(self.leaf_hash, self.index, self.size, self.hashes, self.root)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "uid": self.uid,
             "workspace": self.workspace,
             "leaf_index": self.index,
@@ -60,6 +68,9 @@ class InclusionProof:
             "inclusion_path": [_b64(h) for h in self.hashes],
             "root_hash": _b64(self.root),
         }
+        if self.leaf_data is not None:
+            out["leaf_data"] = self.leaf_data.decode("utf-8")
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,9 +127,16 @@ def tree_root(
 
 
 def prove(
-    log_or_store: Any, uid: str, *, size: int | None = None, workspace: str | None = None
+    log_or_store: Any,
+    uid: str,
+    *,
+    size: int | None = None,
+    workspace: str | None = None,
+    with_data: bool = False,
 ) -> InclusionProof:
-    """The inclusion proof of event ``uid`` in the workspace's tree (now, or at ``size``)."""
+    """The inclusion proof of event ``uid`` in the workspace's tree (now, or at ``size``);
+    ``with_data``: with the event's canonical bytes as stored now (``InclusionProof.leaf_data``),
+    so that :meth:`InclusionProof.verify` also checks the row against its recorded leaf."""
     store, ws = provable_store(log_or_store), log_workspace(log_or_store, workspace)
     index = store.tree_index(ws, uid)
     if index is None:
@@ -127,7 +145,13 @@ def prove(
     ranges = inclusion_ranges(index, size)
     fetch = lambda nodes: store.tree_nodes(ws, nodes)  # noqa: E731
     (leaf,) = resolve([(index, index + 1)], fetch)
-    return InclusionProof(uid, ws, index, size, leaf, tuple(resolve(ranges, fetch)), root)
+    data = None
+    if with_data:
+        rows = store.query(Query(workspace=ws, uid=uid, limit=1))
+        if not rows:  # in the tree, but its row is gone: deleted behind auditbird's back
+            raise ProofError(f"event {uid!r} is in the tree but no longer stored: run `auditbird verify`")
+        data = leaf_data(rows[0])
+    return InclusionProof(uid, ws, index, size, leaf, tuple(resolve(ranges, fetch)), root, data)
 
 
 def consistency(

@@ -82,5 +82,6 @@ async def get_proof(
     uid: Annotated[str, Path(min_length=1, max_length=128)],
     size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    proof = await _call(request, prove, uid, size=size, workspace=key.workspace)
+    # With the event's canonical bytes as stored now: a client (the viewer) hashes them itself.
+    proof = await _call(request, prove, uid, size=size, workspace=key.workspace, with_data=True)
     return Response(to_json(proof.to_json()), media_type="application/json")

@@ -776,6 +776,7 @@
     add("Targets", ...(ev.targets && ev.targets.length ? targetsText(ev.targets).map((t) => el("span", { class: "tgt mono", text: t })) : ["—"]));
     add("Workspace", el("span", { class: "mono", text: ev.workspace || "(default)" }));
     add("UID", el("span", { class: "mono", text: ev.uid }));
+    if (state.session.kind === "api_key") add("Integrity", proofBadge(ev));
     const bodyBox = $("#detail-body");
     bodyBox.replaceChildren();
     if (ev.schema_error) bodyBox.append(el("p", { class: "schema-error", role: "note", text: `Stored metadata does not fit its schema: ${ev.schema_error}` }));
@@ -798,6 +799,75 @@
         jsonNode(body.row),
       );
     }
+  }
+  // ---------------------------------------------------------------- detail panel: provable history
+  // The badge says whether this event verifies against the latest checkpoint, checked HERE: the
+  // browser hashes the event's stored bytes (RFC 8785, from the proof) with WebCrypto and walks the
+  // RFC 9162 inclusion path to the checkpoint's root. So neither the server's proof code nor its
+  // recorded leaf is trusted, and a row altered in the file does not verify. What it cannot prove
+  // is that the checkpoint itself is genuine (it comes from the same server): compare it with one
+  // saved elsewhere, or run `auditbird verify --checkpoint FILE` against a pinned key.
+  const b64bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  async function sha256(...parts) {
+    const buf = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((at, p) => (buf.set(p, at), at + p.length), 0);
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", buf));
+  }
+  async function rootFromPath(leaf, index, size, path) {
+    // RFC 9162 2.1.3.2 (sizes up to 2**53: halve with Math.floor, not 32-bit shifts).
+    if (!(index >= 0 && index < size)) return null;
+    const half = (n) => Math.floor(n / 2);
+    let fn = index, sn = size - 1, r = leaf;
+    for (const p of path) {
+      if (sn === 0) return null;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(Uint8Array.of(1), p, r);
+        while (fn % 2 === 0 && fn !== 0) { fn = half(fn); sn = half(sn); }
+      } else r = await sha256(Uint8Array.of(1), r, p);
+      fn = half(fn); sn = half(sn);
+    }
+    return sn === 0 ? r : null;
+  }
+  async function proofVerdict(ev) {
+    const events = endpoint("events");
+    const cp = await (await api(events.replace(/\/events$/, "/checkpoint"), { accept: "text/plain" })).text();
+    const [, sizeText, rootB64] = cp.split("\n");
+    const size = Number(sizeText);
+    if (!(size > 0)) return { ok: false, text: "no checkpoint yet", why: "The tree is empty." };
+    let proof;
+    try {
+      proof = await (await api(`${events}/${encodeURIComponent(ev.uid)}/proof`, { params: new URLSearchParams({ size: String(size) }) })).json();
+    } catch (e) {
+      if (e.status === 422) return { ok: null, text: "newer than the latest checkpoint", why: e.message };
+      throw e;
+    }
+    const stored = JSON.parse(proof.leaf_data);
+    if (stored.uid !== ev.uid || stored.id !== ev.id || stored.action !== ev.action || stored.timestamp !== ev.timestamp)
+      return { ok: false, text: "does not verify", why: "The proof is for other data than this event shows." };
+    const leaf = await sha256(Uint8Array.of(0), new TextEncoder().encode(proof.leaf_data));
+    const root = await rootFromPath(leaf, proof.leaf_index, size, proof.inclusion_path.map(b64bytes));
+    if (root && proof.tree_size === size && sameBytes(root, b64bytes(rootB64)))
+      return { ok: true, text: "verified", why: `Event #${proof.leaf_index + 1} of the ${size} in the latest checkpoint; its stored bytes hash, in this browser, to the checkpoint's root.` };
+    return { ok: false, text: "does not verify", why: `This event as stored does not hash to the root of the latest checkpoint (${size} events): it was changed after it was recorded.` };
+  }
+  function proofBadge(ev) {
+    const b = el("span", { class: "badge proof", id: "proof-badge", "data-state": "checking", text: "checking…" });
+    const show = (state_, text, why, hue) => {
+      b.dataset.state = state_;
+      b.textContent = text;
+      b.title = why;
+      if (hue !== null) b.style.setProperty("--h", String(hue));
+    };
+    if (!(window.crypto && crypto.subtle)) {
+      show("unavailable", "cannot check here", "This page is not in a secure context (https or localhost): no WebCrypto.", null);
+      return b;
+    }
+    proofVerdict(ev).then(
+      (v) => show(v.ok === true ? "verified" : v.ok === false ? "failed" : "pending", v.text, v.why, v.ok === true ? 140 : v.ok === false ? 0 : null),
+      (e) => show("unavailable", e.status === 501 ? "no Merkle tree" : e.status === 404 ? "not in the tree yet" : "cannot check", e.message, null),
+    );
+    return b;
   }
   function closeDetail() {
     const panel = $("#detail");
