@@ -65,9 +65,8 @@ class TreePublisher:
         with self.source._reading() as conn:
             try:
                 found = conn.execute(
-                    "SELECT l.position, l.workspace, l.idx, n.hash FROM merkle_leaf AS l "
-                    "JOIN merkle_node AS n ON n.workspace = l.workspace AND n.level = 0 AND n.idx = l.idx "
-                    "WHERE l.position BETWEEN ? AND ?",
+                    # merkle_leaf holds each leaf's hash (stores/sqlite_tree.py).
+                    "SELECT position, workspace, idx, hash FROM merkle_leaf WHERE position BETWEEN ? AND ?",
                     (min(positions), max(positions)),
                 ).fetchall()
             except sqlite3.OperationalError as exc:

@@ -381,7 +381,7 @@ from collections.abc import Iterator  # noqa: E402 - the provable tier's own hun
 
 class ProvableStore(Store, Protocol):
     """A Merkle tree per workspace over the events in commit order (RFC 9162), kept in the
-    append's transaction, with every complete subtree stored: the reads behind inclusion and
+    append's transaction, with complete subtrees stored every 4th level: the reads behind inclusion and
     consistency proofs, checkpoints and ``auditbird verify`` (:mod:`auditbird.provable`)."""
 
     def tree_size(self, workspace: str) -> int:
