@@ -173,6 +173,9 @@ def _sync_answers(log: AuditLog, t0: int) -> dict[str, object]:
     out["snapshot"] = log.snapshot("monitor:1", _Downs).revision
     out["snapshots"] = log.snapshots is not None
     out["follow"] = [r.position for r in log.follow(idle_timeout=0)]
+    out["prove"] = log.prove(first.uid).index
+    out["consistency"] = log.consistency(1).new
+    out["checkpoint"] = log.checkpoint().splitlines()[1]  # the tree size
     log.close()
     out["close"] = True
     return out
@@ -203,6 +206,9 @@ async def _async_answers(log: AsyncAuditLog, t0: int) -> dict[str, object]:
     out["snapshot"] = (await log.snapshot("monitor:1", _Downs)).revision
     out["snapshots"] = log.snapshots is not None
     out["follow"] = [r.position async for r in log.follow(idle_timeout=0)]
+    out["prove"] = (await log.prove(first.uid)).index
+    out["consistency"] = (await log.consistency(1)).new
+    out["checkpoint"] = (await log.checkpoint()).splitlines()[1]
     await log.close()
     out["close"] = True
     return out

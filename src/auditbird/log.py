@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from ._facade import Filters, Histogram, LogCore, Page, TimeArg
 from ._ops import iterate, run
@@ -21,6 +21,9 @@ from .stores.base import Store
 from .stores.capabilities import SnapshotStoreTier, supports
 from .tinybird.config import Tinybird
 from .validation import DEFAULT_LIMITS, Limits
+
+if TYPE_CHECKING:
+    from .provable.proofs import ConsistencyProof, InclusionProof
 
 __all__ = ["AuditLog", "Page"]
 
@@ -255,6 +258,30 @@ class AuditLog(LogCore):
             stop=stop,
         )
         return iterate(self.store, op)
+
+    # -- provable history (auditbird.provable) ----------------------------------------------
+
+    def prove(self, uid: str, *, size: int | None = None, workspace: str | None = None) -> InclusionProof:
+        """The inclusion proof of event ``uid`` in the workspace's tree (of ``size`` leaves,
+        default: now): :func:`auditbird.provable.prove`."""
+        from .provable import proofs
+
+        return proofs.prove(self, uid, size=size, workspace=workspace)
+
+    def consistency(
+        self, old: int, new: int | None = None, *, workspace: str | None = None
+    ) -> ConsistencyProof:
+        """The proof that the tree of ``new`` leaves (default: now) extends the tree of ``old``:
+        :func:`auditbird.provable.consistency`."""
+        from .provable import proofs
+
+        return proofs.consistency(self, old, new, workspace=workspace)
+
+    def checkpoint(self, *, workspace: str | None = None) -> str:
+        """A signed checkpoint of the tree as it is now (``auditbird checkpoint``)."""
+        from .provable import checkpoint
+
+        return checkpoint.sign_checkpoint(self, workspace=workspace)
 
     # -- lifecycle ------------------------------------------------------------------------
 
