@@ -12,7 +12,8 @@ from auditbird.provable.checkpoint import open_checkpoint, signer_for
 
 def test_log_methods_prove_and_sign(tmp_path: Path) -> None:
     with AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", workspace="acme") as log:
-        uids = [e.uid for e in log.publish_many([{"id": f"m:{i}", "action": "monitor.down"} for i in range(9)])]
+        events = log.publish_many([{"id": f"m:{i}", "action": "monitor.down"} for i in range(9)])
+        uids = [e.uid for e in events]
         signed = log.checkpoint()
         body = open_checkpoint(signed, signer_for(log).verifier_key())
         assert body.size == 9
