@@ -17,6 +17,7 @@ MODULES = [
     "bench.merkle",
     "bench.streams",
     "bench.viewer_perf",
+    "bench.text_search",
 ]
 
 if __name__ == "__main__":
