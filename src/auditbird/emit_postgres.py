@@ -12,6 +12,10 @@ The row is written with the PostgreSQL store's own statement
 (:func:`auditbird.stores.postgres_write.write_rows`), so it gets its position the same way: the
 ``audit_log`` table lock is taken at the emit and held until the application commits or rolls
 back. Keep such transactions short: writers of audit rows queue on that lock.
+
+Personal fields are sealed as ``publish`` seals them (docs/erasure.md), under the subject keys
+the PostgreSQL store keeps in the same database; a key made for the event is made in the same
+transaction, so it commits or rolls back with it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def write_event(conn: Any, event: Event) -> None:
     import psycopg
     from psycopg.pq import TransactionStatus
 
+    from .erasure.keys_postgres import TransactionKeys
+    from .erasure.seal import seal_row
     from .stores.postgres_schema import SCHEMA_VERSION, migrate, schema_version
     from .stores.postgres_write import write_rows
 
@@ -79,7 +85,8 @@ def write_event(conn: Any, event: Event) -> None:
                 _READY.add(conn)  # tables made in this transaction could still roll back
             else:
                 migrate(conn)
-        write_rows(conn, [encode(event)])
+        # Personal fields sealed as publish does, under keys made in this same transaction.
+        write_rows(conn, [seal_row(event, encode(event), TransactionKeys(conn))])
     except psycopg.Error as exc:
         raise StoreUnavailable(
             f"emit could not write the audit event: {exc}; roll the transaction back"
