@@ -107,3 +107,52 @@ def test_sqlalchemy_session_emit_seals_too(postgres_url: str) -> None:
     raw = _stored(postgres_url)
     assert ADA not in raw and ADA_MAIL not in raw and "$erasable:v1:" in raw
     _read_then_erase(postgres_url, reg, uid)
+
+
+def test_two_emits_then_a_rollback_leave_the_connection_usable(postgres_url: str) -> None:
+    # The tables the first emit made in the transaction are gone after the rollback: the
+    # second emit must not have remembered them as there for the next transaction.
+    reg = _registry()
+    with psycopg.connect(postgres_url) as conn:
+        auditbird.emit(conn, _invited(), registry=reg)
+        auditbird.emit(conn, _invited(), registry=reg)
+        conn.rollback()
+        uid = auditbird.emit(conn, _invited(), registry=reg).uid
+        conn.commit()
+    _read_then_erase(postgres_url, reg, uid)
+
+
+def test_two_first_emits_at_once_make_the_key_tables_once(postgres_url: str) -> None:
+    import threading
+
+    reg = _registry()
+    with AuditLog(postgres_url, registry=reg) as log:  # the events' tables, and no key tables yet
+        log.publish_audit_log({"id": "org:1", "action": "org.created"})
+    assert _subjects(postgres_url) == []
+    with psycopg.connect(postgres_url) as first, psycopg.connect(postgres_url) as second:
+        auditbird.emit(first, _invited("42"), registry=reg)  # makes the key tables, holds the lock
+        pid = second.info.backend_pid
+        done: list[object] = []
+        worker = threading.Thread(
+            target=lambda: done.append(auditbird.emit(second, _invited("43"), registry=reg).uid)
+        )
+        worker.start()
+        waiting: list[str] = []
+        with psycopg.connect(postgres_url, autocommit=True) as watch:
+            # Commit only once the second emit waits on the first (any lock: a regression that
+            # waits elsewhere must fail below, not hang here).
+            while worker.is_alive() and not waiting:
+                waiting = [
+                    r[0]
+                    for r in watch.execute(
+                        "SELECT locktype FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)
+                    ).fetchall()
+                ]
+                watch.execute("SELECT pg_sleep(0.02)")
+        first.commit()
+        worker.join(60)
+        assert len(done) == 1, "the second emit failed (see the thread's traceback)"
+        assert waiting == ["advisory"]  # it waited on the key tables' lock, the path under test
+        second.commit()
+    assert _subjects(postgres_url) == ["user:42", "user:43"]
+    assert ADA not in _stored(postgres_url)

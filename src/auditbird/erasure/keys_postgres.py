@@ -160,9 +160,20 @@ class TransactionKeys:
         # Asked once per emit, never remembered per connection: tables an earlier emit made in
         # this transaction are gone if it rolls back. Checked only when a value needs a key.
         if not self._ready:
-            if conn.execute("SELECT to_regclass('auditbird_subject_keys')").fetchone() == (None,):
+            if not _has_tables(conn):
                 # Held to the caller's commit: a concurrent first emit waits here, then finds them.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('auditbird_subject_keys'))")
-                conn.execute(_SCHEMA)
+                if not _has_tables(conn):
+                    conn.execute(_SCHEMA)
             self._ready = True
         return _key_for(conn, workspace, subject)
+
+
+def _has_tables(conn: Any) -> bool:
+    # pg_class through SQL, as postgres_schema checks its tables; asked again after waiting on
+    # the lock, as the emit that held it may have made them.
+    (found,) = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'auditbird_subject_erasures' "
+        "AND relnamespace = current_schema()::regnamespace)"
+    ).fetchone()
+    return bool(found)
