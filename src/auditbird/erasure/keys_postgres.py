@@ -153,6 +153,9 @@ class TransactionKeys:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         self._ready = False
+        self._keys: dict[
+            tuple[str, str], tuple[str, AESGCM]
+        ] = {}  # per emit: name and fields share a subject
 
     def key_for(self, workspace: str, subject: str) -> tuple[str, AESGCM]:
         """``(kid, cipher)`` of ``subject`` in ``workspace``, its key made on first use."""
@@ -166,7 +169,10 @@ class TransactionKeys:
                 if not _has_tables(conn):
                     conn.execute(_SCHEMA)
             self._ready = True
-        return _key_for(conn, workspace, subject)
+        found = self._keys.get((workspace, subject))
+        if found is None:
+            found = self._keys[(workspace, subject)] = _key_for(conn, workspace, subject)
+        return found
 
 
 def _has_tables(conn: Any) -> bool:
