@@ -74,11 +74,12 @@ def _forget_snapshots(log: Any, ws: str, subject: str, *, erased: bool) -> None:
     """Delete the workspace's projection snapshots: a cache folded while the key existed, so
     they may hold the subject's values in the clear (all of the workspace's: which of them
     hold the subject cannot be told from the JSON). Folding again reads ``[erased]``."""
-    delete = getattr(_blocking(log.store), "delete_snapshots", None)
-    if delete is None:
-        return  # a store without the snapshot tier keeps none
+    store = _blocking(log.store)
+    # The stores that keep subject keys (keys_for_store) are the ones an erasure reaches here.
+    if not isinstance(store, SQLiteStore | PostgresStore):
+        return
     try:
-        delete(ws)
+        store.delete_snapshots(ws)
     except Exception as exc:
         if not erased:
             raise AuditError(
