@@ -4,6 +4,10 @@ The key goes first: once it is gone the subject's personal fields read as ``[era
 every copy of the events (the store, its WAL, exports, a Tinybird relay), and the event that
 records it names only the subject id, never the erased data. Should recording fail after the
 key is gone, the error says so: the data is erased, only the record is missing.
+
+The workspace's projection snapshots (a cache folded while the key existed, so possibly
+holding the values in the clear) are deleted before the key is destroyed and again after it,
+before the event is recorded: the next fold replays the events and reads ``[erased]``.
 """
 
 from __future__ import annotations
