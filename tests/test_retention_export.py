@@ -51,6 +51,15 @@ def thinned(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditLog, list[by
     return log, out.getvalue().splitlines(keepends=True)
 
 
+def _leaf_lines(lines: list[bytes]) -> list[bytes]:
+    return [line for line in lines if not line.startswith(b'{"tree_leaves"')]
+
+
+def _at(lines: list[bytes], n: int) -> int:
+    """The place in ``lines`` of leaf line ``n`` (0-based; the tree's records sit between)."""
+    return [i for i, line in enumerate(lines) if not line.startswith(b'{"tree_leaves"')][n]
+
+
 def _verify(log: AuditLog, lines: list[bytes], size: int | None = None) -> object:
     size, root = tree_root(log, size)
     return verify_export(io.BytesIO(b"".join(lines)), Checkpoint("o", size, root))
@@ -60,6 +69,7 @@ def test_expired_positions_are_exported_as_their_kept_leaf_hash(
     thinned: tuple[AuditLog, list[bytes]],
 ) -> None:
     log, lines = thinned
+    lines = _leaf_lines(lines)
     leaves = log.store.tree_leaves("acme", 0, 5000)  # type: ignore[attr-defined]
     assert len(lines) == len(leaves) == 1232  # 1,230, retention.set, retention.apply
     expired = [json.loads(line) for line in lines if line.startswith(b'{"expired"')]
@@ -83,20 +93,39 @@ def test_a_thinned_export_verifies_and_counts_what_expired(thinned: tuple[AuditL
     assert part.ok and part.expired == (22, 1, 1024)  # type: ignore[attr-defined]
 
 
-def test_a_changed_kept_event_or_a_forged_expired_hash_fails(thinned: tuple[AuditLog, list[bytes]]) -> None:
+def _replace(lines: list[bytes], n: int, edit: object) -> list[bytes]:
+    at = _at(lines, n)
+    value = json.loads(lines[at])
+    edit(value)  # type: ignore[operator]
+    return [*lines[:at], json.dumps(value).encode() + b"\n", *lines[at + 1 :]]
+
+
+def test_a_changed_kept_event_or_a_forged_expired_hash_fails_naming_it(
+    thinned: tuple[AuditLog, list[bytes]],
+) -> None:
     log, lines = thinned
-    event = json.loads(lines[500])
-    event["metadata"]["i"] = 9999
-    changed = [*lines[:500], json.dumps(event).encode() + b"\n", *lines[501:]]
-    assert not _verify(log, changed).ok  # type: ignore[attr-defined]
-    forged = json.loads(lines[700])
-    forged["leaf_hash"] = base64.b64encode(hashlib.sha256(b"\x00{}").digest()).decode()
-    bad = [*lines[:700], json.dumps(forged).encode() + b"\n", *lines[701:]]
-    assert not _verify(log, bad).ok  # type: ignore[attr-defined]
+    changed = _replace(lines, 500, lambda e: e["metadata"].update(i=9999))
+    report = _verify(log, changed)
+    assert (report.ok, report.number, report.problem) == (False, 501, "changed")  # type: ignore[attr-defined]
+    assert report.message() == (  # type: ignore[attr-defined]
+        "event #501: changed: event #501 no longer hashes to the leaf the tree recorded for it"
+    )
+    forged_hash = base64.b64encode(hashlib.sha256(b"\x00{}").digest()).decode()
+    forged = _verify(log, _replace(lines, 700, lambda e: e.update(leaf_hash=forged_hash)))
+    assert (forged.ok, forged.number, forged.problem) == (False, 701, "changed")  # type: ignore[attr-defined]
     # An expired line moved elsewhere is named at the place it now stands.
-    moved = [*lines[:699], lines[700], lines[699], *lines[701:]]
+    a, b = _at(lines, 699), _at(lines, 700)
+    moved = [*lines[:a], lines[b], lines[a], *lines[b + 1 :]]
     report = _verify(log, moved)
     assert (report.ok, report.number, report.problem) == (False, 700, "reordered")  # type: ignore[attr-defined]
+
+
+def test_without_the_record_a_change_still_fails_but_unnamed(thinned: tuple[AuditLog, list[bytes]]) -> None:
+    log, lines = thinned
+    bare = _leaf_lines(_replace(lines, 500, lambda e: e["metadata"].update(i=9999)))
+    assert _verify(log, _leaf_lines(lines)).ok  # type: ignore[attr-defined]
+    report = _verify(log, bare)
+    assert (report.ok, report.number, report.problem) == (False, None, "changed")  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -140,8 +169,9 @@ def test_the_cli_exports_and_verifies_a_thinned_log_offline(tmp_path: Path) -> N
         "verified 1232 events up to checkpoint 1232; 30 of them (#1-#1107) expired by retention policy\n",
     ), done.stderr
     lines = export.read_bytes().splitlines(keepends=True)
-    event = json.loads(lines[40])
-    event["action"] = "user.logout"
-    export.write_bytes(b"".join([*lines[:40], json.dumps(event).encode() + b"\n", *lines[41:]]))
+    export.write_bytes(b"".join(_replace(lines, 40, lambda e: e.update(action="user.logout"))))
     failed = _cli(db, *offline)
-    assert failed.returncode == 1 and failed.stdout.startswith("FAILED "), failed.stdout + failed.stderr
+    assert (failed.returncode, failed.stdout) == (
+        1,
+        "FAILED event #41: changed: event #41 no longer hashes to the leaf the tree recorded for it\n",
+    ), failed.stderr

@@ -16,22 +16,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from ..retention import expired_leaves
 from ..row import Row
 from ..stores.jcs import decode_canonical
-from ..stores.merkle import append_leaf, fold, frontier_root, leaf_data
+from ..stores.merkle import append_leaf, fold, leaf_data
 from .checkpoint import Checkpoint
+from .export_record import CHUNK, CHUNK_LEVEL, Recorded, record_line, tail_root
 from .proofs import log_workspace, provable_store
 from .report import VerifyReport
 
 __all__ = ["ExportError", "MAX_LINE_BYTES", "EXPIRED_FORM", "verify_export", "write_export"]
 
-_CHUNK_LEVEL = 10
-_CHUNK = 1 << _CHUNK_LEVEL  # leaves folded at once while verifying an export
-_PAGE = 5_000
 _sha256 = hashlib.sha256
 MAX_LINE_BYTES = 4 * 1024 * 1024  # an exported event larger than this is not one of ours
 EXPIRED_FORM = '{"expired":true,"index":N,"leaf_hash":"<base64 SHA-256>"}'
@@ -75,10 +72,12 @@ def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
     hashed as its leaf; an expired line gives its leaf hash as is. Leaves are folded a complete
     chunk at a time."""
     size = checkpoint.size
-    peaks: list[bytes] = []  # the frontier of complete chunks of _CHUNK leaves
+    peaks: list[bytes] = []  # the frontier of complete chunks of CHUNK leaves
     pending: list[bytes] = []  # the leaves of the chunk being read
     count = 0
     expired = [0, 0, 0]  # count, first #, last #
+    recorded = Recorded(size)
+    after = b""  # the first leaf past the checkpoint (a look-ahead for naming the last)
     readline = lines.readline
     number = 0
     while line := readline(MAX_LINE_BYTES + 1):
@@ -97,6 +96,11 @@ def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
             raise ExportError(f"line {number} is not an exported event (a JSON object with a uid)")
         if "uid" in event:
             leaf = _sha256(b"\x00" + data).digest()
+        elif "tree_leaves" in event and len(event) == 1:
+            bad = recorded.add_record(event["tree_leaves"], number)
+            if bad:
+                raise ExportError(f"line {number} is a malformed record of the tree's leaves: {bad}")
+            continue
         else:
             index, leaf = _expired_leaf(event, number)
             if count < size:
@@ -113,74 +117,70 @@ def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
                 expired[0] += 1
                 expired[1] = expired[1] or count + 1
                 expired[2] = count + 1
+        if count == size:
+            after = leaf
         if count < size:
             pending.append(leaf)
-            if len(pending) == _CHUNK:
-                append_leaf(peaks, count >> _CHUNK_LEVEL, fold(pending))
+            if len(pending) == CHUNK:
+                root = fold(pending)
+                append_leaf(peaks, count >> CHUNK_LEVEL, root)
+                recorded.add_chunk(count >> CHUNK_LEVEL, b"".join(pending), root)
                 pending = []
         count += 1
+    if count >= size and tail_root(peaks, size >> CHUNK_LEVEL, pending) == checkpoint.root:
+        return VerifyReport(True, size, size, expired=(expired[0], expired[1], expired[2]))
+    if recorded.finish(pending, size, after) == checkpoint.root and recorded.first is not None:
+        # The tree's record of the leaves is the signed one: where the lines part from it is
+        # where the export was altered.
+        return recorded.report(size, count)
     if count < size:
         raise ExportError(
             f"the export holds {count} events; the checkpoint covers {size}: wrong or truncated export"
         )
-    rest: list[bytes] = []
-    for i, leaf in enumerate(pending):
-        append_leaf(rest, i, leaf)
-    if frontier_root(peaks + rest) != checkpoint.root:
-        return VerifyReport(
-            False,
-            0,
-            size,
-            None,
-            "changed",
-            f"the export's first {size} events do not hash to the checkpoint's root: "
-            "an event (or an expired leaf's hash) was changed, removed, inserted or moved",
-        )
-    return VerifyReport(True, size, size, expired=(expired[0], expired[1], expired[2]))
-
-
-def _leaves(store: Any, workspace: str, size: int) -> Iterator[tuple[int, int, bytes]]:
-    start = 0
-    while start < size:
-        page = store.tree_leaves(workspace, start, min(_PAGE, size - start))
-        if not page:
-            return
-        yield from page
-        start += len(page)
+    return VerifyReport(
+        False,
+        0,
+        size,
+        None,
+        "changed",
+        f"the export's first {size} events do not hash to the checkpoint's root: an event (or an "
+        "expired leaf's hash) was changed, removed, inserted or moved (the export carries no "
+        "record of the tree's leaves that the checkpoint vouches for, so where is unknown)",
+    )
 
 
 def write_export(log_or_store: Any, size: int, out: BinaryIO, *, workspace: str | None = None) -> int:
     """Write the workspace's first ``size`` leaves to ``out`` as NDJSON: each kept event as the
     RFC 8785 bytes its leaf hashes (so a reader can check a line with SHA-256 alone), each event
-    retention removed as an expired line carrying its leaf hash. Returns the lines written.
+    retention removed as an expired line carrying its leaf hash, and before each chunk of
+    leaves the tree's record of their hashes (:mod:`.export_record`). Returns the leaf lines
+    written.
 
     The rows are exported as they stand: a row deleted or added behind auditbird's back is left
-    out or written, for the verifier to find."""
+    out or written, for the verifier to find (and, by the record, to name)."""
     store = provable_store(log_or_store)
     ws = log_workspace(log_or_store, workspace)
     gone = expired_leaves(store, ws)
     next_gone = next(gone, None)
     written = 0
     rows = store.iter_rows(ws)
-    if next_gone is None or next_gone >= size:  # nothing expired: the rows alone, in commit order
-        for kept in rows:
-            if written >= size:
-                break
-            out.write(leaf_data(kept) + b"\n")
-            written += 1
-        return written
     row: Row | None = next(rows, None)
-    for index, position, digest in _leaves(store, ws, size):
-        while row is not None and int(row.position or 0) < position:  # a row the tree never recorded
-            out.write(leaf_data(row) + b"\n")
-            written, row = written + 1, next(rows, None)
-        if row is not None and int(row.position or 0) == position:
-            out.write(leaf_data(row) + b"\n")
-            written, row = written + 1, next(rows, None)
-            continue
-        while next_gone is not None and next_gone < index:
-            next_gone = next(gone, None)
-        if next_gone == index:
-            out.write(_expired_line(index, digest))
-            written += 1
+    for start in range(0, size, CHUNK):
+        leaves = store.tree_leaves(ws, start, min(CHUNK, size - start))
+        if not leaves:
+            break
+        out.write(record_line(start, b"".join(digest for _, _, digest in leaves)))
+        for index, position, digest in leaves:
+            while row is not None and int(row.position or 0) < position:  # a row the tree lacks
+                out.write(leaf_data(row) + b"\n")
+                written, row = written + 1, next(rows, None)
+            if row is not None and int(row.position or 0) == position:
+                out.write(leaf_data(row) + b"\n")
+                written, row = written + 1, next(rows, None)
+                continue
+            while next_gone is not None and next_gone < index:
+                next_gone = next(gone, None)
+            if next_gone == index:
+                out.write(_expired_line(index, digest))
+                written += 1
     return written
