@@ -189,8 +189,15 @@ def test_the_offline_export_verifies_and_a_changed_export_fails(
     done = _cli(*args)
     assert (done.returncode, done.stdout) == (0, "verified 10 events up to checkpoint 10\n")
     lines = export.read_text().splitlines(keepends=True)
-    export.write_text("".join(lines[:3] + [lines[3].replace('"n":4', '"n":5')] + lines[4:]))
+    assert lines[0].startswith('{"tree_leaves":{"from":0,') and '"n":4' in lines[4]  # event #4
+    export.write_text("".join(lines[:4] + [lines[4].replace('"n":4', '"n":5')] + lines[5:]))
     done = _cli(*args)
+    assert (done.returncode, done.stdout) == (
+        1,
+        "FAILED event #4: changed: event #4 no longer hashes to the leaf the tree recorded for it\n",
+    )
+    export.write_text("".join(line for line in lines if "tree_leaves" not in line).replace('"n":4', '"n":5'))
+    done = _cli(*args)  # without the tree's record of the leaves: that it differs, not where
     assert done.returncode == 1 and "do not hash to the checkpoint's root" in done.stdout
 
 

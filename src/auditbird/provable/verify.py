@@ -13,50 +13,26 @@ an untouched record of the leaves could give).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..retention import expired_leaves
-from ..stores.jcs import decode_canonical
-from ..stores.merkle import append_leaf, fold, frontier_root, leaf_data, leaf_hash
+from ..stores.merkle import append_leaf, frontier_root, leaf_data, leaf_hash
 from .checkpoint import Checkpoint
+from .export import MAX_LINE_BYTES, ExportError, verify_export, write_export
 from .proofs import log_workspace, provable_store, tree_root
+from .report import VerifyReport
 
-__all__ = ["VerifyReport", "ExportError", "verify_store", "verify_export", "write_export"]
+__all__ = [
+    "VerifyReport",
+    "ExportError",
+    "MAX_LINE_BYTES",
+    "verify_store",
+    "verify_export",
+    "write_export",
+]
 
 _PAGE = 5_000
-_CHUNK_LEVEL = 10
-_CHUNK = 1 << _CHUNK_LEVEL  # leaves folded at once while verifying an export
-_sha256 = hashlib.sha256
-MAX_LINE_BYTES = 4 * 1024 * 1024  # an exported event larger than this is not one of ours
-
-
-class ExportError(ValueError):
-    """An export that is not NDJSON of stored events, or not the size the checkpoint says."""
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """``ok`` and how many events verified; else ``number`` (1-based, in the workspace's
-    commit order), ``problem`` (changed / missing / inserted / reordered / rewritten) and why."""
-
-    ok: bool
-    events: int
-    checkpoint_size: int
-    number: int | None = None
-    problem: str = ""
-    detail: str = ""
-    expired: tuple[int, int, int] = (0, 0, 0)  # retention removed (count, first #, last #)
-
-    def message(self) -> str:
-        if self.ok:
-            count, first, last = self.expired
-            gone = f"; {count} of them (#{first}-#{last}) expired by retention policy" if count else ""
-            return f"verified {self.events} events up to checkpoint {self.checkpoint_size}{gone}"
-        where = f"event #{self.number}: " if self.number is not None else ""
-        return f"{where}{self.problem}: {self.detail}"
 
 
 class _Peek:
@@ -238,73 +214,6 @@ def _find_leaf(store: Any, ws: str, digest: bytes, size: int) -> int | None:
         if stored == digest:
             return index
     return None
-
-
-def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
-    """Check an NDJSON export of stored events (``auditbird checkpoint --export``, opened in
-    binary mode) against a signed checkpoint, offline. Raises :class:`ExportError` for input
-    that is not an export.
-
-    Each line is parsed (to refuse what is not an exported event) and its RFC 8785 bytes hashed
-    as its leaf: the export writes them already, so any other spelling of the same event still
-    verifies, and any other event cannot. Leaves are folded a complete chunk at a time."""
-    size = checkpoint.size
-    peaks: list[bytes] = []  # the frontier of complete chunks of _CHUNK leaves
-    pending: list[bytes] = []  # the leaves of the chunk being read
-    count = 0
-    readline = lines.readline
-    number = 0
-    while line := readline(MAX_LINE_BYTES + 1):
-        number += 1
-        if len(line) > MAX_LINE_BYTES:  # read no further: memory stays bounded
-            raise ExportError(f"line {number} is longer than {MAX_LINE_BYTES} bytes: not an event export")
-        try:
-            event, data = decode_canonical(line)
-        except ValueError as exc:
-            if not line.strip():
-                continue
-            raise ExportError(
-                f"line {number} is not JSON ({exc}): pass an NDJSON export (auditbird checkpoint --export)"
-            ) from exc
-        if type(event) is not dict or "uid" not in event:
-            raise ExportError(f"line {number} is not an exported event (a JSON object with a uid)")
-        if count < size:
-            pending.append(_sha256(b"\x00" + data).digest())
-            if len(pending) == _CHUNK:
-                append_leaf(peaks, count >> _CHUNK_LEVEL, fold(pending))
-                pending = []
-        count += 1
-    if count < size:
-        raise ExportError(
-            f"the export holds {count} events; the checkpoint covers {size}: wrong or truncated export"
-        )
-    rest: list[bytes] = []
-    for i, leaf in enumerate(pending):
-        append_leaf(rest, i, leaf)
-    if frontier_root(peaks + rest) != checkpoint.root:
-        return VerifyReport(
-            False,
-            0,
-            size,
-            None,
-            "changed",
-            f"the export's first {size} events do not hash to the checkpoint's root: "
-            "an event was changed, removed, inserted or moved",
-        )
-    return VerifyReport(True, size, size)
-
-
-def write_export(log_or_store: Any, size: int, out: BinaryIO, *, workspace: str | None = None) -> int:
-    """Write the workspace's first ``size`` events to ``out`` as NDJSON, each line the RFC 8785
-    bytes its leaf hashes (so a reader can check a line with SHA-256 alone). Returns the count."""
-    store = provable_store(log_or_store)
-    written = 0
-    for row in store.iter_rows(log_workspace(log_or_store, workspace)):
-        if written >= size:
-            break
-        out.write(leaf_data(row) + b"\n")
-        written += 1
-    return written
 
 
 def checkpoint_of_store(log_or_store: Any, *, workspace: str | None = None) -> Checkpoint:
