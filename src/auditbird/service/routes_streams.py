@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..row import row_to_json
 from ..stores.sqlite import SQLiteStore
@@ -41,13 +42,17 @@ from ..streams import (
 )
 from .auth import require
 from .keys import ApiKey
-from .problems import ProblemError
+from .problems import ProblemError, problem_response
 from .schemas import ProblemDetail
 from .state import ServiceState
 from .stream_requests import SecretIn, StreamIn, allowed_hosts
 from .stream_requests import target as stream_target
 
-__all__ = ["router", "install", "AdminKey"]
+__all__ = ["router", "install", "AdminKey", "MAX_BODY_BYTES"]
+
+# FastAPI reads and parses a JSON body before any dependency runs, the admin-key check
+# included: without a bound, anyone could make the server hold and parse a huge body.
+MAX_BODY_BYTES = 64 * 1024
 
 T = TypeVar("T")
 
@@ -85,10 +90,60 @@ def install(app: FastAPI, store_url: str, backend: Any = None) -> None:
         store_url = f"sqlite:///{backend.path}"  # streams live beside its file
     app.state.streams_store_url = store_url
     app.state.stream_hosts = allowed_hosts(os.environ.get("AUDITBIRD_STREAM_HOSTS", ""))
+    app.add_middleware(_BodyLimit, prefix=router.prefix, max_bytes=MAX_BODY_BYTES)
     app.include_router(router)
     state: ServiceState = app.state.auditbird
     if _streams_file(store_url) is not None:
         state.metrics.watch_streams(lambda: _statuses_if_any(store_url, None))
+
+
+class _BodyLimit:
+    """Answers 413 to a ``/v1/streams`` body over ``max_bytes`` before the route reads it (and
+    so before the key is checked); a body within it is read here and handed on unchanged."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, max_bytes: int) -> None:
+        self.app, self.prefix, self.max_bytes = app, prefix, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != self.prefix and not path.startswith(self.prefix + "/"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        too_big = not declared.isdigit() or int(declared) > self.max_bytes
+        chunks: list[bytes] = []
+        size = 0
+        more = not too_big
+        while more:  # chunked bodies have no length: count what arrives
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # a disconnect: let the app see it
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                too_big = True
+                break
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        if too_big:
+            answer = problem_response(
+                413,
+                f"a /v1/streams request body may be at most {self.max_bytes // 1024} KiB; "
+                "send the stream's settings only",
+            )
+            await answer(scope, receive, send)
+            return
+        body, sent = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _streams_file(store_url: str) -> Path | None:
