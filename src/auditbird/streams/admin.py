@@ -34,6 +34,24 @@ __all__ = [
     "stream_lag",
 ]
 
+# Headers that frame or route the request: httpx sets them; a second copy from a stream's
+# settings could smuggle a request or send it to another virtual host.
+_RESERVED_HEADERS = frozenset(
+    (
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "content-type",
+        "connection",
+        "te",
+        "upgrade",
+        "keep-alive",
+        "trailer",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+    )
+)
 MAX_STREAMS_PER_WORKSPACE = 100  # each one is a thread in the runner: bound what a workspace adds
 LAG_SCAN_LIMIT = 10_000  # committed rows read past a position to count a lag; beyond it, "at least"
 
@@ -93,6 +111,11 @@ class StreamTarget:
             # A header name is an RFC 9110 token; a value has no line breaks (no header injection).
             if not name or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name) or len(name) > 100:
                 raise ValueError(f"OTLP header name {name!r}: use letters, digits and -")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(
+                    f"OTLP header {name!r} is set by the exporter itself; give only the headers "
+                    "the collector asks for (e.g. Authorization, X-Api-Key)"
+                )
             if any(c in value for c in "\r\n\0") or len(value) > 4_096:
                 raise ValueError(
                     f"OTLP header {name!r}: the value must be one line of at most 4096 characters"
