@@ -157,3 +157,19 @@ def test_the_policy_follows_pythons_address_tables_and_the_operators_list() -> N
     listed.check_name("10.20.0.9")  # a listed network's address needs no name
     with pytest.raises(EgressRefused, match="AUDITBIRD_STREAM_HOSTS=siem.internal,10.20.0.0/16"):
         listed.check_name("siem.internal.attacker.net")
+
+
+def test_the_recorded_change_names_only_the_destinations_scheme_and_host(server: LiveServer) -> None:
+    # Slack-style webhooks carry their token in the path: a read key must not learn it.
+    url = "https://hooks.example.com/services/T0/B0/SeCrEtToKeN?sig=qs#frag"
+    with server.client(server.mint("sec-rec", "admin")) as c:
+        assert c.post("/v1/streams", json={"name": "slack", "kind": "webhook", "url": url}).status_code == 201
+        body = {"name": "sys", "kind": "syslog", "address": "tls://logs.example.com:6514"}
+        assert c.post("/v1/streams", json=body).status_code == 201
+    with server.client(server.mint("sec-rec", "read")) as c:
+        events = c.get("/v1/events", params={"action": "audit_log.stream_added"}).json()["data"]
+    assert len(events) == 2
+    assert "SeCrEtToKeN" not in str(events) and "services" not in str(events)
+    by_stream = {e["metadata"]["stream"]: e["metadata"] for e in events}
+    assert by_stream["slack"]["destination"] == "https://hooks.example.com"
+    assert by_stream["sys"]["destination"] == "tls://logs.example.com:6514"

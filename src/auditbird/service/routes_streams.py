@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -35,6 +36,7 @@ from ..streams import (
     StreamExists,
     StreamFilter,
     StreamRegistry,
+    StreamTarget,
     create_stream,
     replay_dead_letters,
     stream_statuses,
@@ -206,6 +208,17 @@ async def _record(request: Request, key: ApiKey, change: str, name: str, **detai
     )
 
 
+def _destination(target: StreamTarget) -> str:
+    """Where a stream delivers, as the recorded event says it: scheme and host only. Read keys
+    see the event, and a webhook URL's path may be its credential (Slack's, Discord's)."""
+    o = target.options
+    if target.kind == "syslog":
+        return f"{'tls' if o['tls'] else 'tcp'}://{o['host']}:{o['port']}"
+    parts = urlsplit(o["url"])
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 def _registry(url: str) -> StreamRegistry:
     return StreamRegistry.for_store(url)
 
@@ -226,7 +239,7 @@ async def list_streams(request: Request, key: AdminKey) -> dict[str, Any]:
 async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[str, Any]:
     url = _store_url(request)
 
-    def add() -> dict[str, Any]:
+    def add() -> tuple[dict[str, Any], str]:
         target = stream_target(body, request.app.state.stream_hosts)
         f = body.filter
         rule = StreamFilter(
@@ -248,12 +261,12 @@ async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[st
         out = {"data": _status(url, key.workspace, body.name)}
         if target.kind == "webhook" and body.secret is None:
             out["secret"] = target.options["secret"]  # made here: shown once, never listed
-        return out
+        return out, _destination(target)
 
-    out = await _call(add)
+    out, destination = await _call(add)
     shown = out["data"]
     await _record(
-        request, key, "added", body.name, kind=shown["kind"], options=shown["options"], filter=shown["filter"]
+        request, key, "added", body.name, kind=shown["kind"], destination=destination, filter=shown["filter"]
     )
     return out
 
