@@ -160,7 +160,9 @@ def _statuses_if_any(store_url: str, workspace: str | None) -> list[Any]:
     path = _streams_file(store_url)
     if path is None or not path.exists():
         return []
-    return stream_statuses(store_url, workspace, scan_limit=1_000)
+    # Bounded per stream and in all: a page of 100 streams, or a /metrics refresh over every
+    # workspace's, reads at most ~10,000 committed rows.
+    return stream_statuses(store_url, workspace, scan_limit=1_000, scan_budget=10_000)
 
 
 def _store_url(request: Request) -> str:
