@@ -24,8 +24,14 @@ FAST = Backoff(0.001, 0.02)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, start_service: Callable[..., LiveServer]) -> LiveServer:
-    return start_service(tmp_path_factory.mktemp("streams-api"))
+def server(
+    tmp_path_factory: pytest.TempPathFactory, start_service: Callable[..., LiveServer]
+) -> Iterator[LiveServer]:
+    # The receivers listen on loopback, which streams added over the API may reach only when
+    # the operator allows it: for the server, and for the runners these tests run in-process.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AUDITBIRD_STREAM_HOSTS", "127.0.0.1")
+        yield start_service(tmp_path_factory.mktemp("streams-api"), AUDITBIRD_STREAM_HOSTS="127.0.0.1")
 
 
 @pytest.fixture
@@ -294,7 +300,11 @@ def test_an_otlp_stream_keeps_its_headers_secret(server: LiveServer) -> None:
         made = c.post("/v1/streams", json=body)
         assert made.status_code == 201, made.text
         assert "secret" not in made.json()  # nothing made here to show once
-        assert made.json()["data"]["options"] == {"url": "http://127.0.0.1:4318", "secret_headers": "***"}
+        assert made.json()["data"]["options"] == {
+            "url": "http://127.0.0.1:4318",
+            "secret_headers": "***",
+            "restricted": True,  # added over the API: every connection is checked
+        }
         assert "k-123" not in c.get("/v1/streams").text
         bad = c.post("/v1/streams", json=body | {"name": "x", "headers": {"a\nb": "v"}})
         assert bad.status_code == 422 and "header name" in bad.json()["detail"]

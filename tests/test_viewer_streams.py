@@ -21,6 +21,17 @@ from tests.plugins.browser import LiveServer
 from .streams_support import WebhookReceiver
 
 
+@pytest.fixture(scope="module")
+def viewer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # The receiver listens on loopback, which streams added over the API may reach only when
+    # the operator allows it: for the server, and for the runner this test runs in-process.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AUDITBIRD_STREAM_HOSTS", "127.0.0.1")
+        server = LiveServer(tmp_path_factory.mktemp("viewer-streams") / "audit.db").start()
+        yield server
+        server.stop()
+
+
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
     r = WebhookReceiver().start()

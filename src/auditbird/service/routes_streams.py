@@ -22,11 +22,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..row import row_to_json
 from ..stores.sqlite import SQLiteStore
@@ -34,6 +36,7 @@ from ..streams import (
     StreamExists,
     StreamFilter,
     StreamRegistry,
+    StreamTarget,
     create_stream,
     replay_dead_letters,
     stream_statuses,
@@ -41,13 +44,17 @@ from ..streams import (
 )
 from .auth import require
 from .keys import ApiKey
-from .problems import ProblemError
+from .problems import ProblemError, problem_response
 from .schemas import ProblemDetail
 from .state import ServiceState
 from .stream_requests import SecretIn, StreamIn, allowed_hosts
 from .stream_requests import target as stream_target
 
-__all__ = ["router", "install", "AdminKey"]
+__all__ = ["router", "install", "AdminKey", "MAX_BODY_BYTES"]
+
+# FastAPI reads and parses a JSON body before any dependency runs, the admin-key check
+# included: without a bound, anyone could make the server hold and parse a huge body.
+MAX_BODY_BYTES = 64 * 1024
 
 T = TypeVar("T")
 
@@ -85,10 +92,60 @@ def install(app: FastAPI, store_url: str, backend: Any = None) -> None:
         store_url = f"sqlite:///{backend.path}"  # streams live beside its file
     app.state.streams_store_url = store_url
     app.state.stream_hosts = allowed_hosts(os.environ.get("AUDITBIRD_STREAM_HOSTS", ""))
+    app.add_middleware(_BodyLimit, prefix=router.prefix, max_bytes=MAX_BODY_BYTES)
     app.include_router(router)
     state: ServiceState = app.state.auditbird
     if _streams_file(store_url) is not None:
         state.metrics.watch_streams(lambda: _statuses_if_any(store_url, None))
+
+
+class _BodyLimit:
+    """Answers 413 to a ``/v1/streams`` body over ``max_bytes`` before the route reads it (and
+    so before the key is checked); a body within it is read here and handed on unchanged."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, max_bytes: int) -> None:
+        self.app, self.prefix, self.max_bytes = app, prefix, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != self.prefix and not path.startswith(self.prefix + "/"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        too_big = not declared.isdigit() or int(declared) > self.max_bytes
+        chunks: list[bytes] = []
+        size = 0
+        more = not too_big
+        while more:  # chunked bodies have no length: count what arrives
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # a disconnect: let the app see it
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                too_big = True
+                break
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        if too_big:
+            answer = problem_response(
+                413,
+                f"a /v1/streams request body may be at most {self.max_bytes // 1024} KiB; "
+                "send the stream's settings only",
+            )
+            await answer(scope, receive, send)
+            return
+        body, sent = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _streams_file(store_url: str) -> Path | None:
@@ -103,7 +160,9 @@ def _statuses_if_any(store_url: str, workspace: str | None) -> list[Any]:
     path = _streams_file(store_url)
     if path is None or not path.exists():
         return []
-    return stream_statuses(store_url, workspace, scan_limit=1_000)
+    # Bounded per stream and in all: a page of 100 streams, or a /metrics refresh over every
+    # workspace's, reads at most ~10,000 committed rows.
+    return stream_statuses(store_url, workspace, scan_limit=1_000, scan_budget=10_000)
 
 
 def _store_url(request: Request) -> str:
@@ -151,6 +210,17 @@ async def _record(request: Request, key: ApiKey, change: str, name: str, **detai
     )
 
 
+def _destination(target: StreamTarget) -> str:
+    """Where a stream delivers, as the recorded event says it: scheme and host only. Read keys
+    see the event, and a webhook URL's path may be its credential (Slack's, Discord's)."""
+    o = target.options
+    if target.kind == "syslog":
+        return f"{'tls' if o['tls'] else 'tcp'}://{o['host']}:{o['port']}"
+    parts = urlsplit(o["url"])
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 def _registry(url: str) -> StreamRegistry:
     return StreamRegistry.for_store(url)
 
@@ -171,7 +241,7 @@ async def list_streams(request: Request, key: AdminKey) -> dict[str, Any]:
 async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[str, Any]:
     url = _store_url(request)
 
-    def add() -> dict[str, Any]:
+    def add() -> tuple[dict[str, Any], str]:
         target = stream_target(body, request.app.state.stream_hosts)
         f = body.filter
         rule = StreamFilter(
@@ -193,12 +263,12 @@ async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[st
         out = {"data": _status(url, key.workspace, body.name)}
         if target.kind == "webhook" and body.secret is None:
             out["secret"] = target.options["secret"]  # made here: shown once, never listed
-        return out
+        return out, _destination(target)
 
-    out = await _call(add)
+    out, destination = await _call(add)
     shown = out["data"]
     await _record(
-        request, key, "added", body.name, kind=shown["kind"], options=shown["options"], filter=shown["filter"]
+        request, key, "added", body.name, kind=shown["kind"], destination=destination, filter=shown["filter"]
     )
     return out
 

@@ -2,8 +2,8 @@
 
 The body names a destination by kind; :func:`target` turns it into a checked
 :class:`~auditbird.streams.StreamTarget` (the CLI builds the same from its options), refusing
-what only the server's operator may name (files, CA files) and, when the operator set
-``AUDITBIRD_STREAM_HOSTS``, any host not on that allowlist.
+what only the server's operator may name (files, CA files) and any destination that is not a
+public address or on the operator's ``AUDITBIRD_STREAM_HOSTS`` (:mod:`auditbird.streams.egress`).
 """
 
 from __future__ import annotations
@@ -14,26 +14,15 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..streams import StreamTarget
+from ..streams.egress import EgressPolicy
 
 __all__ = ["FilterIn", "StreamIn", "SecretIn", "allowed_hosts", "target"]
 
 
-def allowed_hosts(setting: str) -> tuple[str, ...] | None:
-    """``AUDITBIRD_STREAM_HOSTS``: the hosts streams added over the API may deliver to, comma
-    separated; ``.example.com`` allows every name under it. Empty: any host."""
-    hosts = tuple(h.strip().lower().rstrip(".") for h in setting.split(",") if h.strip())
-    return hosts or None
-
-
-def _check_host(allowed: tuple[str, ...] | None, host: str) -> None:
-    if allowed is None:
-        return
-    name = host.lower().rstrip(".")
-    if not any(name == a or (a.startswith(".") and name.endswith(a)) for a in allowed):
-        raise ValueError(
-            f"host {host!r} is not among the hosts this server lets streams deliver to "
-            f"({', '.join(allowed)}; its operator sets AUDITBIRD_STREAM_HOSTS)"
-        )
+def allowed_hosts(setting: str) -> EgressPolicy:
+    """``AUDITBIRD_STREAM_HOSTS``: the hosts and networks, beyond public addresses, streams added
+    over the API may deliver to (:mod:`auditbird.streams.egress`)."""
+    return EgressPolicy.from_setting(setting)
 
 
 class FilterIn(BaseModel):
@@ -83,10 +72,18 @@ class SecretIn(BaseModel):
     grace_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
 
 
-def target(body: StreamIn, allowed: tuple[str, ...] | None) -> StreamTarget:
+def target(body: StreamIn, allowed: EgressPolicy) -> StreamTarget:
     target = _parse_target(body)
     o = target.options
-    _check_host(allowed, o["host"] if target.kind == "syslog" else urlsplit(o["url"]).hostname or "")
+    if target.kind == "syslog":
+        host, port = o["host"], o["port"]
+    else:
+        parts = urlsplit(o["url"])
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    allowed.check_at_add(host, port)
+    # The runner (and a replay) checks this stream's every connection again: a name may
+    # resolve elsewhere later. The operator's CLI streams carry no mark and are not checked.
+    o["restricted"] = True
     return target
 
 

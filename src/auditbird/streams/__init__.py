@@ -9,6 +9,7 @@ See docs/streams.md.
 """
 
 from .admin import (
+    LAG_SCAN_BUDGET,
     LAG_SCAN_LIMIT,
     MAX_STREAMS_PER_WORKSPACE,
     StreamStatus,
@@ -36,6 +37,7 @@ from .webhook import WebhookSink, signature_header
 
 __all__ = [
     "KINDS",
+    "LAG_SCAN_BUDGET",
     "LAG_SCAN_LIMIT",
     "MAX_STREAMS_PER_WORKSPACE",
     "StreamStatus",

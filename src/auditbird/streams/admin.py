@@ -27,6 +27,7 @@ from .ndjson_file import parse_every
 __all__ = [
     "MAX_STREAMS_PER_WORKSPACE",
     "LAG_SCAN_LIMIT",
+    "LAG_SCAN_BUDGET",
     "StreamTarget",
     "StreamStatus",
     "create_stream",
@@ -34,8 +35,27 @@ __all__ = [
     "stream_lag",
 ]
 
+# Headers that frame or route the request: httpx sets them; a second copy from a stream's
+# settings could smuggle a request or send it to another virtual host.
+_RESERVED_HEADERS = frozenset(
+    (
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "content-type",
+        "connection",
+        "te",
+        "upgrade",
+        "keep-alive",
+        "trailer",
+        "expect",
+        "proxy-authorization",
+        "proxy-connection",
+    )
+)
 MAX_STREAMS_PER_WORKSPACE = 100  # each one is a thread in the runner: bound what a workspace adds
 LAG_SCAN_LIMIT = 10_000  # committed rows read past a position to count a lag; beyond it, "at least"
+LAG_SCAN_BUDGET = 50_000  # rows one status read scans for all its streams together
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,11 @@ class StreamTarget:
             # A header name is an RFC 9110 token; a value has no line breaks (no header injection).
             if not name or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name) or len(name) > 100:
                 raise ValueError(f"OTLP header name {name!r}: use letters, digits and -")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(
+                    f"OTLP header {name!r} is set by the exporter itself; give only the headers "
+                    "the collector asks for (e.g. Authorization, X-Api-Key)"
+                )
             if any(c in value for c in "\r\n\0") or len(value) > 4_096:
                 raise ValueError(
                     f"OTLP header {name!r}: the value must be one line of at most 4096 characters"
@@ -224,6 +249,18 @@ def stream_lag(
     return behind, capped, seconds
 
 
+class _Counting:
+    """The store as :func:`stream_lag` reads it, counting the rows read (the shared budget)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.rows = store, 0
+
+    def read_committed(self, after: int, limit: int) -> list[Row]:
+        rows: list[Row] = self.store.read_committed(after, limit)
+        self.rows += len(rows)
+        return rows
+
+
 def stream_statuses(
     store_url: str,
     workspace: str | None,
@@ -231,9 +268,11 @@ def stream_statuses(
     *,
     store: Any = None,
     scan_limit: int = LAG_SCAN_LIMIT,
+    scan_budget: int = LAG_SCAN_BUDGET,
 ) -> list[StreamStatus]:
     """The streams of ``workspace`` (every workspace's for None), with their lag; ``store``:
-    the SQLite store of ``store_url`` when the caller has it open (the service)."""
+    the SQLite store of ``store_url`` when the caller has it open (the service). Each stream's
+    count reads at most ``scan_limit`` rows, all of them together about ``scan_budget``."""
     from ..stores.sqlite import SQLiteStore
 
     with StreamRegistry.for_store(store_url) as registry:
@@ -243,16 +282,26 @@ def stream_statuses(
     owned = store is None
     if owned:
         store = SQLiteStore.from_url(store_url)
-    out = []
     try:
+        positions: dict[int, int] = {}
         for s in streams:
-            positions = PositionTable(store.path, s.position_name)
+            table = PositionTable(store.path, s.position_name)
             try:
-                position = positions.load()
+                positions[s.id] = table.load()
             finally:
-                positions.close()
-            behind, capped, seconds = stream_lag(store, s, position, limit=scan_limit)
-            out.append(StreamStatus(s, position, behind, capped, seconds))
+                table.close()
+        # One read of the statuses (a page, a /metrics refresh) scans at most ``scan_budget``
+        # rows in all, however many streams lag: the streams nearest the end go first (a
+        # caught-up stream costs one empty read), and a stream left without budget gets a
+        # one-row look, enough to say "caught up" or "at least 1 behind".
+        lags: dict[int, tuple[int, bool, float]] = {}
+        budget = scan_budget
+        for s in sorted(streams, key=lambda s: -positions[s.id]):
+            limit = max(1, min(scan_limit, budget))
+            counting = _Counting(store)
+            lags[s.id] = stream_lag(counting, s, positions[s.id], limit=limit)
+            budget = max(0, budget - counting.rows)
+        out = [StreamStatus(s, positions[s.id], *lags[s.id]) for s in streams]
     finally:
         if owned:
             store.close()

@@ -25,6 +25,7 @@ from ..relay import Relay
 from ..row import Row
 from ..stores import open_store
 from .config import Stream, StreamRegistry
+from .egress import EgressPolicy
 from .ndjson_file import NdjsonFileSink
 from .otlp import OtlpLogsSink
 from .sink import DeliveryError, Sink
@@ -46,6 +47,9 @@ class Backoff:
 
 def open_sink(stream: Stream) -> Sink:
     o = stream.options
+    # Streams added over the API connect only where AUDITBIRD_STREAM_HOSTS allows (egress.py),
+    # checked at every connection; the operator's own (CLI) streams are not restricted.
+    egress = EgressPolicy.from_env() if o.get("restricted") else None
     if stream.kind == "webhook":
         return WebhookSink(
             o["url"],
@@ -53,9 +57,12 @@ def open_sink(stream: Stream) -> Sink:
             batched=bool(o.get("batched", False)),
             old_secret=o.get("old_secret"),
             old_secret_until=o.get("old_secret_until"),
+            egress=egress,
         )
     if stream.kind == "syslog":
-        return SyslogSink(o["host"], int(o["port"]), tls=bool(o.get("tls")), ca_file=o.get("ca_file"))
+        return SyslogSink(
+            o["host"], int(o["port"]), tls=bool(o.get("tls")), ca_file=o.get("ca_file"), egress=egress
+        )
     if stream.kind == "ndjson":
         return NdjsonFileSink(
             o["path"],
@@ -64,7 +71,7 @@ def open_sink(stream: Stream) -> Sink:
             rotate_every=int(o["rotate_every"]) if o.get("rotate_every") else None,
         )
     if stream.kind == "otlp":
-        return OtlpLogsSink(o["url"], headers=o.get("secret_headers"))
+        return OtlpLogsSink(o["url"], headers=o.get("secret_headers"), egress=egress)
     raise ValueError(f"stream {stream.name!r} has an unknown kind {stream.kind!r}")
 
 

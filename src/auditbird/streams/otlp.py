@@ -29,6 +29,7 @@ import httpx
 
 from ..row import Row, row_to_wire
 from ..stores import redact_url
+from .egress import CheckedTransport, EgressPolicy, EgressRefused
 from .sink import DeliveryError
 
 __all__ = ["OtlpLogsSink", "export_request"]
@@ -93,6 +94,7 @@ class OtlpLogsSink:
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise ValueError(f"OTLP endpoint {endpoint!r}: use an http:// or https:// URL (OTLP/HTTP)")
@@ -102,12 +104,16 @@ class OtlpLogsSink:
         )
         self.shown_url = redact_url(self.url)
         self._headers = {**dict(headers or {}), "content-type": "application/json"}
+        if egress is not None and transport is None:  # a stream added over the API
+            transport = CheckedTransport(egress)
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def deliver(self, rows: Sequence[Row]) -> None:
         body = json.dumps(export_request(rows), separators=(",", ":")).encode()
         try:
             response = self._client.post(self.url, content=body, headers=self._headers)
+        except EgressRefused as exc:
+            raise DeliveryError(f"OTLP {self.shown_url}: {exc}", permanent=True) from exc
         except httpx.HTTPError as exc:
             raise DeliveryError(f"OTLP {self.shown_url}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..row import Row, row_to_wire
+from .egress import EgressPolicy, EgressRefused, connect
 from .sink import DeliveryError
 
 __all__ = ["SyslogSink", "format_message"]
@@ -98,6 +99,7 @@ class SyslogSink:
         sd_id: str = "auditbird@32473",
         tls: bool = False,
         ca_file: str | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if not host or not 0 < port < 65536:
             raise ValueError(
@@ -108,6 +110,7 @@ class SyslogSink:
         self._sock: socket.socket | None = None
         self._tls = ssl.create_default_context(cafile=ca_file) if tls else None
         self.scheme = "tls" if tls else "tcp"
+        self.egress = egress  # a stream added over the API: each connection is checked
 
     def deliver(self, rows: Sequence[Row]) -> None:
         frames = bytearray()
@@ -118,7 +121,7 @@ class SyslogSink:
             if self._sock is not None and _peer_closed(self._sock):
                 self._drop()  # a server that closed the connection would swallow this batch
             if self._sock is None:
-                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                sock = connect(self.egress, self.host, self.port, self.timeout)
                 if self._tls is not None:
                     try:
                         sock = self._tls.wrap_socket(sock, server_hostname=self.host)
@@ -127,6 +130,11 @@ class SyslogSink:
                         raise
                 self._sock = sock
             self._sock.sendall(frames)
+        except EgressRefused as exc:
+            self._drop()
+            raise DeliveryError(
+                f"syslog {self.scheme}://{self.host}:{self.port}: {exc}", permanent=True
+            ) from exc
         except OSError as exc:
             self._drop()
             raise DeliveryError(f"syslog {self.scheme}://{self.host}:{self.port}: {exc}") from exc

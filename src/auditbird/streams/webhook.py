@@ -25,6 +25,7 @@ import httpx
 from ..event import now_ms
 from ..row import Row, dumps, row_to_json
 from ..stores import redact_url
+from .egress import CheckedTransport, EgressPolicy, EgressRefused
 from .sink import DeliveryError
 
 __all__ = ["WebhookSink", "signature_header"]
@@ -62,6 +63,7 @@ class WebhookSink:
         old_secret_until: int | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url {url!r}: use an http:// or https:// URL")
@@ -72,6 +74,8 @@ class WebhookSink:
         self._signers = [_webhook(secret)]
         if old_secret and old_secret_until and old_secret_until > now_ms():
             self._signers.append(_webhook(old_secret))
+        if egress is not None and transport is None:  # a stream added over the API
+            transport = CheckedTransport(egress)
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def deliver(self, rows: Sequence[Row]) -> None:
@@ -100,6 +104,8 @@ class WebhookSink:
         }
         try:
             response = self._client.post(self.url, content=body.encode(), headers=headers)
+        except EgressRefused as exc:
+            raise DeliveryError(f"webhook {self.shown_url}: {exc}", permanent=True) from exc
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook {self.shown_url}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
