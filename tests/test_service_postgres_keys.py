@@ -97,6 +97,16 @@ def test_an_idempotency_record_is_shared_and_the_first_answer_wins(replicas: Any
     assert b.idempotent_get("other", "k1") is None  # per workspace
 
 
+def test_forget_idempotency_deletes_one_workspaces_records(replicas: Any) -> None:
+    a, b = replicas
+    a.idempotent_put("acme", "k1", "d", 201, b"ada")
+    a.idempotent_put("acme", "k2", "d", 201, b"ada")
+    a.idempotent_put("other", "k1", "d", 201, b"kept")
+    assert b.forget_idempotency("acme") == 2
+    assert a.idempotent_get("acme", "k1") is None and a.idempotent_get("acme", "k2") is None
+    assert a.idempotent_get("other", "k1") == ("d", 201, b"kept")
+
+
 def _race_puts(stores: tuple[Any, ...], key: str) -> list[tuple[str, int, bytes]]:
     """Each store records its own answer to ``key`` at the same moment; what each was told."""
     barrier = threading.Barrier(len(stores))

@@ -208,6 +208,16 @@ class PostgresKeyStore(KeyStore):
         assert found is not None
         return found
 
+    def forget_idempotency(self, workspace: str) -> int:
+        # The deleted rows stay in the table's free space (and the WAL) until PostgreSQL reuses
+        # it: docs/erasure.md says so; no VACUUM FULL of a table every request writes.
+        count: int = self._run(
+            lambda conn: (
+                conn.execute("DELETE FROM auditbird_idempotency WHERE workspace = %s", (workspace,)).rowcount
+            )
+        )
+        return count
+
     # -- secrets ----------------------------------------------------------------------------
 
     def _secret(self, name: str, make: Callable[[], str]) -> str:

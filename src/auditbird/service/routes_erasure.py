@@ -2,11 +2,13 @@
 
 Admin keys only, and only in the key's workspace: another workspace's subject of the same id
 keeps its key. The handler calls :func:`auditbird.erasure.erase_subject_async` on the key's
-log; the erasure is recorded as an ``audit_log.subject_erased`` event by this key.
+log; the erasure is recorded as an ``audit_log.subject_erased`` event by this key, and the
+workspace's idempotency records (answers as published, in the clear) are deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -57,6 +59,14 @@ async def erase(
         raise ProblemError(404, str(exc)) from exc
     except UnsupportedOperation as exc:
         raise ProblemError(501, str(exc)) from exc
+    except Exception:
+        # The key may be gone and only the record failed: the answers kept for retries go too.
+        await asyncio.to_thread(state.keys.forget_idempotency, key.workspace)
+        raise
+    # Idempotency records keep answers as published, personal fields in the clear: forget the
+    # workspace's (which of them name the subject cannot be told); a retry re-publishes the same
+    # uid and answers with the stored, erased event.
+    await asyncio.to_thread(state.keys.forget_idempotency, key.workspace)
     data = event.to_dict()
     body = {"subject": subject, "workspace": key.workspace, "erased": True, "event": data}
     return Response(to_json(body), media_type="application/json")
