@@ -76,6 +76,9 @@ def test_the_admin_api_erases_a_subject_in_its_workspace_only(tmp_path: Path) ->
             assert r.status_code < 300, r.text
         with _client(base, other_admin) as c:  # the same subject id, in another workspace
             assert c.post("/v1/events", json=_event("42", "Ada Other", "o@x.org")).status_code < 300
+        with _client(base, write) as c:  # only sealing writes the prefix (review finding 7)
+            r = c.post("/v1/events", json=_event("44", "$erasable:v1:x:y", "c@x.org"))
+            assert r.status_code == 422 and "actor.name" in r.text and "$erasable:" in r.text
         with _client(base, read) as c:
             assert ADA in _everything_a_reader_sees(c)
         db_before = (tmp_path / "audit.subjects.db").read_bytes()
