@@ -33,7 +33,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The key is not an admin key"),
         (404, "The subject has no key in this workspace (unknown, or erased already): nothing changed"),
         (422, "Not a subject id (`kind:id`, e.g. user:42)"),
-        (501, "The store keeps no subject keys"),
+        (
+            501,
+            "The store keeps no subject keys, or (PostgreSQL) this role does not own the keys "
+            "table: nothing changed",
+        ),
     )
 }
 
