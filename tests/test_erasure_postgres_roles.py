@@ -65,3 +65,27 @@ def test_a_role_that_cannot_rewrite_the_keys_table_is_refused_and_nothing_change
         assert owner.lookup(kid) is None
     finally:
         owner.close()
+
+
+def test_tables_from_before_the_versioning_serve_a_role_that_cannot_record_it(
+    postgres_server: Any, postgres_url: str
+) -> None:
+    from auditbird.erasure.keys_postgres import MIGRATIONS
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(MIGRATIONS[0])  # what an earlier release created: the tables, no meta table
+    url = _service_role(postgres_server, postgres_url)
+    keys = PostgresSubjectKeys(url)
+    try:
+        kid, _ = keys.key_for("acme", "user:42")
+        assert keys.lookup(kid) is not None
+    finally:
+        keys.close()
+    owner = PostgresSubjectKeys(postgres_url)  # the owner's next connect records the version
+    try:
+        owner.key_for("acme", "user:43")
+    finally:
+        owner.close()
+    with psycopg.connect(postgres_url) as conn:
+        (version,) = conn.execute("SELECT value FROM auditbird_subject_keys_meta").fetchone()
+    assert version == str(len(MIGRATIONS))
