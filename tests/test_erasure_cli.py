@@ -102,3 +102,28 @@ def test_erase_from_the_command_line(tmp_path: Path) -> None:
         path = tmp_path / name
         if path.exists():
             assert ADA.encode() not in path.read_bytes() and ADA_MAIL.encode() not in path.read_bytes()
+
+
+def test_erase_forgets_the_services_idempotency_records_of_the_workspace(tmp_path: Path) -> None:
+    """The service's keys beside the store keep answers as published: the CLI's erasure
+    deletes the workspace's (review finding 1), another workspace's stay."""
+    from auditbird.service.keys import KeyStore
+
+    (tmp_path / "erasure_actions.py").write_text(ACTIONS)
+    event = {
+        "id": "org:1",
+        "action": "user.invited",
+        "actor": {"id": "42", "name": ADA},
+        "metadata": {"email": ADA_MAIL},
+    }
+    _ok(_cli(tmp_path, "publish", json.dumps(event)))
+    with KeyStore(tmp_path / "audit.keys.db") as keys:
+        keys.idempotent_put("acme", "k1", "d", 201, ADA.encode())
+        keys.idempotent_put("other", "k1", "d", 201, b"kept")
+    _ok(_cli(tmp_path, "erase", "--subject", "user:42"))
+    with KeyStore(tmp_path / "audit.keys.db") as keys:
+        assert keys.idempotent_get("acme", "k1") is None
+        assert keys.idempotent_get("other", "k1") == ("d", 201, b"kept")
+    for name in ("audit.keys.db", "audit.keys.db-wal"):
+        if (tmp_path / name).exists():
+            assert ADA.encode() not in (tmp_path / name).read_bytes(), name

@@ -76,6 +76,9 @@ def test_the_admin_api_erases_a_subject_in_its_workspace_only(tmp_path: Path) ->
             assert r.status_code < 300, r.text
         with _client(base, other_admin) as c:  # the same subject id, in another workspace
             assert c.post("/v1/events", json=_event("42", "Ada Other", "o@x.org")).status_code < 300
+        with _client(base, write) as c:  # only sealing writes the prefix (review finding 7)
+            r = c.post("/v1/events", json=_event("44", "$erasable:v1:x:y", "c@x.org"))
+            assert r.status_code == 422 and "actor.name" in r.text and "$erasable:" in r.text
         with _client(base, read) as c:
             assert ADA in _everything_a_reader_sees(c)
         db_before = (tmp_path / "audit.subjects.db").read_bytes()
@@ -117,3 +120,43 @@ def test_the_admin_api_erases_a_subject_in_its_workspace_only(tmp_path: Path) ->
                 raw = path.read_bytes()
                 assert ADA.encode() not in raw and ADA_MAIL.encode() not in raw
     assert json.loads(json.dumps(body))["event"]["metadata"] == {"subject": "user:42", "keys_destroyed": 1}
+
+
+def test_an_erasure_forgets_the_workspaces_idempotency_records(tmp_path: Path) -> None:
+    """The answer recorded for an Idempotency-Key holds the event as published (in the clear):
+    erasing a subject deletes the workspace's records, so a retry reads the stored event
+    ([erased]) and neither the key file nor its WAL keeps the plaintext (review finding 1)."""
+    (tmp_path / "erasure_service_actions.py").write_text(ACTIONS)
+    store = f"sqlite:///{tmp_path / 'audit.db'}"
+    keys = KeyStore(keys_path_for(store))
+    write, admin = (keys.create(workspace="acme", scope=s).secret for s in ("write", "admin"))
+    other = keys.create(workspace="other", scope="write").secret
+    keys.close()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "AUDITBIRD_RATE_LIMIT": "0",
+    }
+    env.pop("AUDITBIRD_KEYS", None)
+    once = {"Idempotency-Key": "k1"}
+    with serving("--store", store, "--actions", "erasure_service_actions", cwd=tmp_path, env=env) as base:
+        with _client(base, write) as c:
+            first = c.post("/v1/events", json=_event("42", ADA, ADA_MAIL), headers=once)
+            assert first.status_code == 201 and ADA_MAIL in first.text
+        with _client(base, other) as c:  # another workspace's record stays
+            kept = c.post("/v1/events", json=_event("7", BOB, BOB_MAIL), headers=once)
+            assert kept.status_code == 201
+        with _client(base, admin) as c:
+            assert c.post("/v1/subjects/user:42/erase").status_code == 200
+        with _client(base, write) as c:
+            again = c.post("/v1/events", json=_event("42", ADA, ADA_MAIL), headers=once)
+            assert again.status_code == 201, again.text
+            assert ADA not in again.text and ADA_MAIL not in again.text
+            assert again.json()["uid"] == first.json()["uid"]  # still the one event
+        with _client(base, other) as c:
+            assert c.post("/v1/events", json=_event("7", BOB, BOB_MAIL), headers=once).text == kept.text
+        for name in ("audit.keys.db", "audit.keys.db-wal"):
+            path = tmp_path / name
+            if path.exists():
+                raw = path.read_bytes()
+                assert ADA.encode() not in raw and ADA_MAIL.encode() not in raw, name

@@ -97,6 +97,16 @@ def test_an_idempotency_record_is_shared_and_the_first_answer_wins(replicas: Any
     assert b.idempotent_get("other", "k1") is None  # per workspace
 
 
+def test_forget_idempotency_deletes_one_workspaces_records(replicas: Any) -> None:
+    a, b = replicas
+    a.idempotent_put("acme", "k1", "d", 201, b"ada")
+    a.idempotent_put("acme", "k2", "d", 201, b"ada")
+    a.idempotent_put("other", "k1", "d", 201, b"kept")
+    assert b.forget_idempotency("acme") == 2
+    assert a.idempotent_get("acme", "k1") is None and a.idempotent_get("acme", "k2") is None
+    assert a.idempotent_get("other", "k1") == ("d", 201, b"kept")
+
+
 def _race_puts(stores: tuple[Any, ...], key: str) -> list[tuple[str, int, bytes]]:
     """Each store records its own answer to ``key`` at the same moment; what each was told."""
     barrier = threading.Barrier(len(stores))
@@ -220,7 +230,10 @@ def test_an_unreachable_keys_database_is_a_store_error_soon_and_recovers(
         try:
             with pytest.raises(StoreUnavailable) as info:  # a 503 in the service, never a hang
                 keys.verify(created.secret)
-            assert "keys database" in str(info.value) and name in str(info.value)
+            # Answered to callers with no key (a 503): no host nor database (review finding 8);
+            # the operator's log names them.
+            assert "keys database" in str(info.value) and name not in str(info.value)
+            assert "127.0.0.1" not in str(info.value)
         finally:
             with postgres_server.admin() as admin:
                 admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
@@ -247,7 +260,9 @@ def _closed_port() -> int:
     ("url", "says"),
     [
         ("postgresql://u:secret@127.0.0.1:notaport/db", "is not a PostgreSQL URL libpq understands"),
-        ("postgresql://u:secret@127.0.0.1/db?nonsense=1", 'invalid URI query parameter: "nonsense"'),
+        ("postgresql://u:secret@127.0.0.1/db?nonsense=1", "unknown query parameter 'nonsense'"),
+        # libpq echoes the bad token (review finding 8): none of it may reach the message
+        ("postgresql://u:se%zzsecret@127.0.0.1/db", "percent-escapes"),
         ("postgresql://u:secret@127.0.0.1/db?pool_size=many", "pool_size='many' in the keys URL"),
     ],
 )

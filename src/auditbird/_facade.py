@@ -19,7 +19,7 @@ from ._ops import Call, Op, Out
 from .actions import ActionRegistry, default_registry
 from .codec import decode, encode, encode_many
 from .erasure import SubjectKeyStore, keys_for_store
-from .erasure.seal import seal_row
+from .erasure.seal import refuse_lookalikes, seal_row
 from .event import Event, now_ms
 from .history import query_call
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
@@ -137,7 +137,10 @@ class LogCore(SourcingCore):
 
     def _sealed(self, event: Event, row: Row) -> Row:
         keys = self._subject_keys
-        return row if keys is None else seal_row(event, row, keys)
+        if keys is None:
+            refuse_lookalikes(row)  # reads open `$erasable:` strings whatever the store
+            return row
+        return seal_row(event, row, keys)
 
     # ---------------------------------------------------------------------------------------
 
@@ -157,15 +160,14 @@ class LogCore(SourcingCore):
         )
         with gc_paused():
             rows = encode_many(events)
-            if self._subject_keys is not None:
-                problems: list[Problem] = []
-                for i, event in enumerate(events):
-                    try:
-                        rows[i] = self._sealed(event, rows[i])
-                    except AuditValidationError as exc:
-                        problems.extend(Problem(p.loc, p.msg, i) for p in exc.problems)
-                if problems:
-                    raise AuditValidationError(problems)
+            problems: list[Problem] = []
+            for i, event in enumerate(events):
+                try:
+                    rows[i] = self._sealed(event, rows[i])
+                except AuditValidationError as exc:
+                    problems.extend(Problem(p.loc, p.msg, i) for p in exc.problems)
+            if problems:
+                raise AuditValidationError(problems)
         return events, rows
 
     @staticmethod

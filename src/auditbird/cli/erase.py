@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,6 +38,30 @@ def erase(
         f"erased {subject} in workspace {event.workspace!r}: {metadata['keys_destroyed']} key(s) destroyed; "
         f"recorded as event {event.uid}\n"
     )
+    _forget_idempotency(event.workspace)
+
+
+def _forget_idempotency(workspace: str) -> None:
+    """Delete the workspace's idempotency records in the service's keys of this store, if it
+    has any (they hold answers as published, personal fields in the clear: docs/erasure.md)."""
+    try:
+        from ..service.keys import KeyStore, is_postgres_url, keys_location_for
+    except ModuleNotFoundError:  # no service extra: no service ever kept records here
+        return
+    location = keys_location_for(settings.store)
+    if not is_postgres_url(location) and not Path(location).exists():
+        return
+    try:
+        from .service import shown as keys_shown
+
+        with KeyStore(location) as keys:
+            keys.forget_idempotency(workspace)
+    except Exception as exc:  # the erasure stands; say what is left to do
+        sys.stderr.write(
+            f"warning: the service's idempotency records of workspace {workspace!r} were not deleted "
+            f"({type(exc).__name__}: {exc}); they hold answers from before the erasure for up to 24 h: "
+            f"delete that workspace's rows of the idempotency table in {keys_shown(location)}\n"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -240,6 +240,19 @@ _KEYRING_ORDER: tuple[weakref.ref[SubjectKeyStore], ...] = ()
 _KEYRING_LOCK = threading.Lock()
 
 
+# Kids no key store had (erased, or never made here): asked once, not per value and read. A
+# miss stays a miss (kids are random and never reused; a reader sees a sealed value only after
+# its key committed), until another key store joins the keyring (it may have them).
+_MISSES: dict[str, None] = {}
+_GENERATION = [0]  # bumped with each new key store: a look-up that began before records no miss
+_MAX_MISSES = 4096
+# A key store that failed is not asked again for this long (a database that is down would make
+# every sealed value of a read wait for its connect timeout): its values read as unreadable.
+_DOWN_SECONDS = 1.0
+# Until when, and the failure's text: not the exception, whose traceback would hold the store.
+_DOWN: weakref.WeakKeyDictionary[SubjectKeyStore, tuple[float, str]] = weakref.WeakKeyDictionary()
+
+
 class KeyStoreUnavailable(Exception):
     """No key store had the key, and at least one could not be asked."""
 
@@ -263,6 +276,8 @@ def _register(name: str, make: Callable[[], SubjectKeyStore]) -> SubjectKeyStore
         found = _KEYRING.get(name)
         if found is None:
             found = _KEYRING[name] = make()
+            _MISSES.clear()  # the new store may hold kids missed so far
+            _GENERATION[0] += 1
             alive = tuple(ref for ref in _KEYRING_ORDER if ref() is not None)
             _KEYRING_ORDER = (*alive, weakref.ref(found))
         return found
@@ -273,18 +288,34 @@ def keyring_lookup(kid: str) -> tuple[str, AESGCM] | None:
 
     Raises :class:`KeyStoreUnavailable` when none has it and one failed to answer (a database
     that is down): the value is then unreadable for now, not erased."""
-    failed: Exception | None = None
+    if kid in _MISSES:
+        return None
+    generation = _GENERATION[0]
+    failed: str | None = None
+    now = time.monotonic()
     for ref in _KEYRING_ORDER:
         keys = ref()
         if keys is None:
             continue
+        down = _DOWN.get(keys)
+        if down is not None and down[0] > now:
+            failed = down[1]
+            continue
         try:
             found = keys.lookup(kid)
         except Exception as exc:  # one store down must not fail reads of another's values
-            failed = exc
+            failed = str(exc)
+            with _KEYRING_LOCK:
+                _DOWN[keys] = (now + _DOWN_SECONDS, failed)
             continue
         if found is not None:
             return found
     if failed is not None:
-        raise KeyStoreUnavailable(str(failed)) from failed
+        raise KeyStoreUnavailable(failed)
+    with _KEYRING_LOCK:
+        if generation != _GENERATION[0]:
+            return None
+        if len(_MISSES) >= _MAX_MISSES:
+            del _MISSES[next(iter(_MISSES))]  # the oldest
+        _MISSES[kid] = None
     return None

@@ -21,9 +21,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["PostgresSubjectKeys", "TransactionKeys"]
+from .._errors import AuditError, StoreUnavailable, UnsupportedOperation
+from ..stores import redact_url
+from ..stores.postgres_schema import apply_migrations, schema_version
 
-_SCHEMA = """
+__all__ = ["PostgresSubjectKeys", "TransactionKeys", "MIGRATIONS"]
+
+#: The key tables, versioned by the event store's runner (``apply_migrations``) in their own
+#: meta table. ``IF NOT EXISTS``: databases from before the versioning have the tables already.
+MIGRATIONS: list[str] = [
+    """
 CREATE TABLE IF NOT EXISTS auditbird_subject_keys (
     kid TEXT PRIMARY KEY,
     workspace TEXT NOT NULL,
@@ -38,7 +45,11 @@ CREATE TABLE IF NOT EXISTS auditbird_subject_erasures (
     subject TEXT NOT NULL,
     erased_ms BIGINT NOT NULL
 );
-"""
+""",
+]
+_META = "auditbird_subject_keys_meta"
+# pg_advisory_xact_lock key ("absubk"), apart from the event store's and the service keys'.
+_MIGRATION_LOCK = 0x61627375626B
 
 
 _SELECT = "SELECT kid, key FROM auditbird_subject_keys WHERE workspace = %s AND subject = %s"
@@ -80,9 +91,12 @@ class PostgresSubjectKeys:
             import psycopg
 
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('auditbird_subject_keys'))")
-                conn.execute(_SCHEMA)
+            try:
+                with conn.transaction():
+                    _ensure_schema(conn, redact_url(self.url))
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
             weakref.finalize(self, conn.close)  # a dropped, unclosed key store lets go of it
         return self._conn
@@ -120,8 +134,23 @@ class PostgresSubjectKeys:
             return row is not None
 
     def destroy(self, workspace: str, subject: str) -> int:
+        """Delete the subject's keys, then rewrite the table (``VACUUM FULL``) so no live file
+        keeps them. Refused, nothing changed, for a role that cannot rewrite it (only the
+        table's owner can: PostgreSQL would skip it with a warning, leaving the key's bytes)."""
         with self._lock:
             conn = self._open()
+            (owner, may) = conn.execute(
+                "SELECT pg_get_userbyid(relowner), pg_has_role(relowner, 'USAGE') FROM pg_class "
+                "WHERE oid = 'auditbird_subject_keys'::regclass"
+            ).fetchone()
+            if not may:
+                raise UnsupportedOperation(
+                    f"role {conn.info.user!r} does not own auditbird_subject_keys (owner: {owner!r}), so "
+                    "it cannot rewrite the table after deleting a key and the key's bytes would stay in "
+                    "its file: nothing erased; erase as the owner (auditbird erase with its URL), or "
+                    f"GRANT {owner} TO {conn.info.user}"
+                )
+            before = _filenode(conn)
             with conn.transaction():
                 kids = [
                     str(r[0])
@@ -139,6 +168,12 @@ class PostgresSubjectKeys:
                     )
             if kids:
                 conn.execute("VACUUM FULL auditbird_subject_keys")  # the dead row leaves every live file
+                if _filenode(conn) == before:  # skipped (with only a WARNING), e.g. ownership changed
+                    raise AuditError(
+                        f"{subject}'s key was deleted (its events read as [erased]), but the keys table "
+                        "was not rewritten, so the key's bytes stay in its file until reused: run "
+                        "VACUUM FULL auditbird_subject_keys as its owner"
+                    )
             return len(kids)
 
 
@@ -163,16 +198,50 @@ class TransactionKeys:
         # Asked once per emit, never remembered per connection: tables an earlier emit made in
         # this transaction are gone if it rolls back. Checked only when a value needs a key.
         if not self._ready:
-            if not _has_tables(conn):
-                # Held to the caller's commit: a concurrent first emit waits here, then finds them.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('auditbird_subject_keys'))")
-                if not _has_tables(conn):
-                    conn.execute(_SCHEMA)
+            # In the caller's transaction: tables it creates commit or roll back with the event;
+            # a concurrent first emit waits on the runner's lock until then.
+            _ensure_schema(conn, "the database")
             self._ready = True
         found = self._keys.get((workspace, subject))
         if found is None:
             found = self._keys[(workspace, subject)] = _key_for(conn, workspace, subject)
         return found
+
+
+def _filenode(conn: Any) -> int:
+    (node,) = conn.execute("SELECT pg_relation_filenode('auditbird_subject_keys')").fetchone()
+    return int(node)
+
+
+def _ensure_schema(conn: Any, where: str) -> None:
+    """The key tables at ``len(MIGRATIONS)``, by the shared versioned runner: one query when
+    current, so a role with rights on the tables but no CREATE on the schema works once the
+    owner created them. Tables made before the versioning (no meta table) by a role that could
+    are used as they are when this role may not record the version."""
+
+    def denied(current: int, message: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"{where} has no auditbird subject-key tables (version {current}, needs {len(MIGRATIONS)}) "
+            f"and this role may not create them ({message}): publish once as the database owner "
+            "to create them, or GRANT CREATE ON SCHEMA public to this role"
+        )
+
+    def too_new(current: int) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"{where} has auditbird subject-key tables of schema version {current}, newer than this "
+            f"auditbird understands ({len(MIGRATIONS)}); upgrade auditbird (pip install -U auditbird)"
+        )
+
+    try:
+        with conn.transaction():  # a savepoint inside the caller's transaction
+            apply_migrations(
+                conn, MIGRATIONS, meta=_META, lock=_MIGRATION_LOCK, too_new=too_new, denied=denied
+            )
+    except StoreUnavailable:
+        # Rolled back to the savepoint: tables from before the versioning serve as they are.
+        if schema_version(conn, meta=_META) == 0 and _has_tables(conn):
+            return
+        raise
 
 
 def _has_tables(conn: Any) -> bool:

@@ -29,7 +29,17 @@ from ..row import Row
 from .keys import KeyStoreUnavailable, keyring_lookup
 from .marker import personal_fields
 
-__all__ = ["KeyMaker", "PREFIX", "ERASED", "UNREADABLE", "MARK", "seal_row", "decode_sealed", "actor_subject"]
+__all__ = [
+    "KeyMaker",
+    "PREFIX",
+    "ERASED",
+    "UNREADABLE",
+    "MARK",
+    "seal_row",
+    "refuse_lookalikes",
+    "decode_sealed",
+    "actor_subject",
+]
 
 PREFIX = "$erasable:v1:"
 MARK = '"$erasable:'  # how a sealed value starts inside a row's JSON column
@@ -66,11 +76,53 @@ def _seal(keys: KeyMaker, workspace: str, uid: str, subject: str, path: str, val
     return PREFIX + kid + ":" + base64.urlsafe_b64encode(nonce + ct).rstrip(b"=").decode("ascii")
 
 
+def refuse_lookalikes(row: Row) -> None:
+    """Refuse a row whose actor or metadata holds a string starting with ``$erasable:``, before
+    sealing: reads open every such string (a key look-up each), so a writer's own would read as
+    [erased] or [unreadable] and cost look-ups on every read. Only sealing writes the prefix.
+
+    A substring check on the JSON our encoder wrote (it never escapes ``$``); only a hit is
+    parsed, to name the field."""
+    problems = [
+        Problem(
+            path,
+            f"starts with {PREFIX[:10]!r}, which auditbird reserves for the values it "
+            "encrypts; store it without that prefix (e.g. escape its first character)",
+        )
+        for root, text in (("actor", row.actor), ("metadata", row.metadata))
+        if text is not None and MARK in text
+        for path in _lookalike_paths(text, root)
+    ]
+    if problems:
+        raise AuditValidationError(problems)
+
+
+def _lookalike_paths(text: str, root: str) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            if value.startswith("$erasable:"):
+                found.append(path)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, path)  # a key spelled so is refused too, under its parent's path
+                walk(v, f"{path}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}.{i}")
+
+    walk(json.loads(text), root)
+    return found or [root]
+
+
 def seal_row(event: Event, row: Row, keys: KeyMaker) -> Row:
     """``row`` with the event's personal values sealed: the actor's name (a person's), and the
     metadata fields its action's model marks :class:`~auditbird.Personal`.
 
-    Raises :class:`AuditValidationError` when a personal field has no subject to key it by."""
+    Raises :class:`AuditValidationError` when a personal field has no subject to key it by, or
+    a value already looks sealed (:func:`refuse_lookalikes`)."""
+    refuse_lookalikes(row)
     actor_json, metadata_json = row.actor, row.metadata
     subject = actor_subject(event.actor)
     if subject is not None and event.actor.name:

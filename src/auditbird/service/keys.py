@@ -199,6 +199,12 @@ class KeyStore:
         """Record the first answer; a concurrent twin that lost the race gets the winner's."""
         raise NotImplementedError
 
+    def forget_idempotency(self, workspace: str) -> int:
+        """Delete every idempotency record of ``workspace``; how many. An erasure calls it: a
+        record holds the answer as published (personal fields in the clear), and a retry after
+        it re-publishes (the derived uid keeps it one event) and reads the stored, erased copy."""
+        raise NotImplementedError
+
     def server_secret(self) -> bytes:
         """The secret that keys uids derived from Idempotency-Keys: made once, then the same
         for every process over these keys (see :mod:`.private_files`)."""

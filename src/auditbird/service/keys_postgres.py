@@ -18,6 +18,7 @@ the TTL of each replica's cache of verified keys is the bound, no notification i
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from .keys import IDEMPOTENCY_TTL_MS, ApiKey, KeyRow, KeyStore, link_key
 __all__ = ["PostgresKeyStore", "MIGRATIONS", "SCHEMA_VERSION"]
 
 T = TypeVar("T")
+log = logging.getLogger("auditbird.service")
 
 MIGRATIONS: list[str] = [
     """
@@ -129,7 +131,10 @@ class PostgresKeyStore(KeyStore):
                 if retry and attempt == 1:
                     self._pool.check()  # drop every idle connection the server closed too
                     continue
-                raise StoreUnavailable(f"the keys database {self.where} is unavailable: {exc}") from exc
+                # Answered (503) to callers who may hold no key: no host, database or libpq text
+                # in it; the operator's log has them.
+                log.warning("keys database %s unavailable: %s", self.where, exc)
+                raise StoreUnavailable("the keys database is unavailable; retry") from exc
         raise AssertionError("unreachable")
 
     # -- keys -------------------------------------------------------------------------------
@@ -207,6 +212,16 @@ class PostgresKeyStore(KeyStore):
         found = self.idempotent_get(workspace, key)
         assert found is not None
         return found
+
+    def forget_idempotency(self, workspace: str) -> int:
+        # The deleted rows stay in the table's free space (and the WAL) until PostgreSQL reuses
+        # it: docs/erasure.md says so; no VACUUM FULL of a table every request writes.
+        count: int = self._run(
+            lambda conn: (
+                conn.execute("DELETE FROM auditbird_idempotency WHERE workspace = %s", (workspace,)).rowcount
+            )
+        )
+        return count
 
     # -- secrets ----------------------------------------------------------------------------
 
@@ -289,6 +304,18 @@ def _where(url: str) -> str:
     return f"postgresql://{parts.netloc.rpartition('@')[2] or 'localhost'}{parts.path}"
 
 
+def _why(query: list[tuple[str, str]]) -> str:
+    """What is wrong with a URL libpq refused, in words that quote no value of it: unknown
+    query parameter names (checked against libpq's own list), else where to look."""
+    import psycopg
+
+    known = {o.keyword.decode() for o in psycopg.pq.Conninfo.get_defaults()}
+    unknown = sorted({k for k, _ in query} - known)
+    if unknown:
+        return "unknown query parameter " + ", ".join(repr(k) for k in unknown)
+    return "check the port, and the percent-escapes (%XX) of the user, password and values"
+
+
 def _libpq_url(url: str) -> tuple[str, dict[str, float]]:
     """The URL libpq is given (auditbird's own options taken out) and those options."""
     import psycopg
@@ -307,9 +334,10 @@ def _libpq_url(url: str) -> tuple[str, dict[str, float]]:
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
         psycopg.conninfo.conninfo_to_dict(clean)
-    except (ValueError, psycopg.ProgrammingError) as exc:
+    except (ValueError, psycopg.ProgrammingError):
+        # Not libpq's text: it quotes the token it choked on, which may be the password.
         raise ValueError(
-            f"{_where(url)} is not a PostgreSQL URL libpq understands ({' '.join(str(exc).split())}); "
+            f"{_where(url)} is not a PostgreSQL URL libpq understands ({_why(libpq)}); "
             "use postgresql://user:password@host:5432/dbname"
         ) from None
     if ours.get("pool_size", 1) < 1:

@@ -62,6 +62,8 @@ class SqliteKeyStore(KeyStore):
         self._wal = self.path.with_name(self.path.name + "-wal")
         with self._lock:
             self._conn.execute("PRAGMA journal_mode = WAL")
+            # Idempotency records hold events as published: what an erasure deletes is zeroed.
+            self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.executescript(_SCHEMA)
 
     # -- keys -------------------------------------------------------------------------------
@@ -144,6 +146,14 @@ class SqliteKeyStore(KeyStore):
         found = self.idempotent_get(workspace, key)
         assert found is not None
         return found
+
+    def forget_idempotency(self, workspace: str) -> int:
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM idempotency WHERE workspace = ?", (workspace,))
+            # The WAL still holds the pages as they were: copy the zeroed ones back and empty it
+            # (busy while another process reads an old snapshot; its next commit reuses the WAL).
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return cur.rowcount
 
     # -- secrets ----------------------------------------------------------------------------
 

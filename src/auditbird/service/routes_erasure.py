@@ -2,11 +2,13 @@
 
 Admin keys only, and only in the key's workspace: another workspace's subject of the same id
 keeps its key. The handler calls :func:`auditbird.erasure.erase_subject_async` on the key's
-log; the erasure is recorded as an ``audit_log.subject_erased`` event by this key.
+log; the erasure is recorded as an ``audit_log.subject_erased`` event by this key, and the
+workspace's idempotency records (answers as published, in the clear) are deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -31,7 +33,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The key is not an admin key"),
         (404, "The subject has no key in this workspace (unknown, or erased already): nothing changed"),
         (422, "Not a subject id (`kind:id`, e.g. user:42)"),
-        (501, "The store keeps no subject keys"),
+        (
+            501,
+            "The store keeps no subject keys, or (PostgreSQL) this role does not own the keys "
+            "table: nothing changed",
+        ),
     )
 }
 
@@ -57,6 +63,14 @@ async def erase(
         raise ProblemError(404, str(exc)) from exc
     except UnsupportedOperation as exc:
         raise ProblemError(501, str(exc)) from exc
+    except Exception:
+        # The key may be gone and only the record failed: the answers kept for retries go too.
+        await asyncio.to_thread(state.keys.forget_idempotency, key.workspace)
+        raise
+    # Idempotency records keep answers as published, personal fields in the clear: forget the
+    # workspace's (which of them name the subject cannot be told); a retry re-publishes the same
+    # uid and answers with the stored, erased event.
+    await asyncio.to_thread(state.keys.forget_idempotency, key.workspace)
     data = event.to_dict()
     body = {"subject": subject, "workspace": key.workspace, "erased": True, "event": data}
     return Response(to_json(body), media_type="application/json")
