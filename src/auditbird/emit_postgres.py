@@ -12,6 +12,10 @@ The row is written with the PostgreSQL store's own statement
 (:func:`auditbird.stores.postgres_write.write_rows`), so it gets its position the same way: the
 ``audit_log`` table lock is taken at the emit and held until the application commits or rolls
 back. Keep such transactions short: writers of audit rows queue on that lock.
+
+Personal fields are sealed as ``publish`` seals them (docs/erasure.md), under the subject keys
+the PostgreSQL store keeps in the same database; a key made for the event is made in the same
+transaction, so it commits or rolls back with it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def write_event(conn: Any, event: Event) -> None:
     import psycopg
     from psycopg.pq import TransactionStatus
 
+    from .erasure.keys_postgres import TransactionKeys
+    from .erasure.seal import seal_row
     from .stores.postgres_schema import SCHEMA_VERSION, migrate, schema_version
     from .stores.postgres_write import write_rows
 
@@ -75,12 +81,25 @@ def write_event(conn: Any, event: Event) -> None:
         )
     try:
         if conn not in _READY:
-            if schema_version(conn) == SCHEMA_VERSION:
-                _READY.add(conn)  # tables made in this transaction could still roll back
-            else:
+            if schema_version(conn) != SCHEMA_VERSION:
                 migrate(conn)
-        write_rows(conn, [encode(event)])
+            elif not _migrated_in_this_transaction(conn):
+                _READY.add(conn)  # tables made in this transaction could still roll back
+        # Personal fields sealed as publish does, under keys made in this same transaction.
+        write_rows(conn, [seal_row(event, encode(event), TransactionKeys(conn))])
     except psycopg.Error as exc:
         raise StoreUnavailable(
             f"emit could not write the audit event: {exc}; roll the transaction back"
         ) from exc
+
+
+def _migrated_in_this_transaction(conn: Any) -> bool:
+    """Whether this open transaction wrote the schema version (an earlier emit in it made or
+    upgraded the tables): a rollback would undo them, so they must not be remembered yet.
+    The row's ``xmin`` against this transaction's id (NULL, so not this one, before it wrote
+    anything). A migration inside a savepoint has a subtransaction's id and reads as older."""
+    found = conn.execute(
+        "SELECT xmin::text::bigint = txid_current_if_assigned() % 4294967296 "
+        "FROM auditbird_meta WHERE key = 'schema_version'"
+    ).fetchone()
+    return bool(found and found[0])

@@ -73,6 +73,9 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
+        # A replaced or deleted snapshot may hold personal values read before an erasure:
+        # zeroed in its page rather than left in free space (docs/erasure.md).
+        self._conn.execute("PRAGMA secure_delete = ON")
         self._conn.execute(_SCHEMA)
 
     def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
@@ -115,6 +118,17 @@ class SnapshotStore:
             params.append(projection)
         with self._lock:
             return self._conn.execute(sql, params).rowcount
+
+    def delete_workspace(self, workspace: str) -> int:
+        """Forget every snapshot of ``workspace`` (an erasure: they may hold the subject's
+        values); how many were deleted. The WAL is then checkpointed and truncated, so the
+        deleted rows' older page images leave it too (when no reader holds it open)."""
+        with self._lock:
+            count = self._conn.execute(
+                "DELETE FROM auditbird_snapshot WHERE workspace = ?", (workspace,)
+            ).rowcount
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return count
 
     def close(self) -> None:
         """Close the connection."""

@@ -4,6 +4,10 @@ The key goes first: once it is gone the subject's personal fields read as ``[era
 every copy of the events (the store, its WAL, exports, a Tinybird relay), and the event that
 records it names only the subject id, never the erased data. Should recording fail after the
 key is gone, the error says so: the data is erased, only the record is missing.
+
+The workspace's projection snapshots (a cache folded while the key existed, so possibly
+holding the values in the clear) are deleted before the key is destroyed and again after it,
+before the event is recorded: the next fold replays the events and reads ``[erased]``.
 """
 
 from __future__ import annotations
@@ -45,24 +49,52 @@ def keys_for_store(store: Any) -> SubjectKeyStore | None:
     """The subject keys of a store (through the service's wrappers): ``<file>.subjects.db``
     beside a SQLite file, tables beside the events' on PostgreSQL; None for every other store
     (docs/erasure.md: where personal fields stay in the clear)."""
+    store = _blocking(store)
+    if isinstance(store, PostgresStore):
+        return register_postgres(store.url)
+    if isinstance(store, SQLiteStore):
+        path = store.path
+        if path == ":memory:" or path.startswith("file:") or not path:
+            return None
+        return register(subject_keys_path(os.path.abspath(path)))
+    return None
+
+
+def _blocking(store: Any) -> Any:
+    """The blocking store under the async wrappers (ThreadedStore, the service's group-commit
+    writer), which keep the store they run in ``.sync``."""
     for _ in range(6):
-        if isinstance(store, PostgresStore):
-            return register_postgres(store.url)
-        if isinstance(store, SQLiteStore):
-            path = store.path
-            if path == ":memory:" or path.startswith("file:") or not path:
-                return None
-            return register(subject_keys_path(os.path.abspath(path)))
-        # An async wrapper (ThreadedStore, the service's group-commit writer) keeps the
-        # blocking store it runs in `.sync`: the file is that store's.
         try:
             inner = vars(store).get("sync")
         except TypeError:  # no instance __dict__: not a wrapper
-            return None
+            return store
         if inner is None:
-            return None
+            return store
         store = inner
-    return None
+    return store
+
+
+def _forget_snapshots(log: Any, ws: str, subject: str, *, erased: bool) -> None:
+    """Delete the workspace's projection snapshots: a cache folded while the key existed, so
+    they may hold the subject's values in the clear (all of the workspace's: which of them
+    hold the subject cannot be told from the JSON). Folding again reads ``[erased]``."""
+    store = _blocking(log.store)
+    # The stores that keep subject keys (keys_for_store) are the ones an erasure reaches here.
+    if not isinstance(store, SQLiteStore | PostgresStore):
+        return
+    try:
+        store.delete_snapshots(ws)
+    except Exception as exc:
+        if not erased:
+            raise AuditError(
+                f"erasing {subject}: deleting the projection snapshots failed: {exc}; "
+                "nothing was erased, retry"
+            ) from exc
+        raise AuditError(
+            f"{subject}'s key was destroyed (its events read as erased), but deleting the projection "
+            f"snapshots of workspace {ws!r} failed: {exc}; they may still hold its values: delete them "
+            f"(the store's delete_snapshots({ws!r})) and publish an {ERASED_ACTION} event for it by hand"
+        ) from exc
 
 
 def keys_for_connection(conn: Any) -> SubjectKeyStore | None:
@@ -120,9 +152,12 @@ def erase_subject(
 
     Raises :class:`~auditbird.NotFound` (nothing changed) when the subject has no key there."""
     keys, ws = _check(log, subject, workspace)
+    _forget_snapshots(log, ws, subject, erased=False)
     destroyed = keys.destroy(ws, subject)
     if destroyed == 0:  # erased meanwhile by another process
         raise NotFound(f"no personal data of {subject!r} in workspace {ws!r}: nothing erased")
+    # Again once the key is gone: a fold that read the plaintext meanwhile may have saved one.
+    _forget_snapshots(log, ws, subject, erased=True)
     try:
         return log.publish_audit_log(_event(subject, ws, destroyed, actor))
     except Exception as exc:
@@ -134,9 +169,11 @@ async def erase_subject_async(
 ) -> Event:
     """:func:`erase_subject` for an :class:`~auditbird.AsyncAuditLog` (key file work in a thread)."""
     keys, ws = await asyncio.to_thread(_check, log, subject, workspace)
+    await asyncio.to_thread(_forget_snapshots, log, ws, subject, erased=False)
     destroyed = await asyncio.to_thread(keys.destroy, ws, subject)
     if destroyed == 0:
         raise NotFound(f"no personal data of {subject!r} in workspace {ws!r}: nothing erased")
+    await asyncio.to_thread(_forget_snapshots, log, ws, subject, erased=True)
     try:
         return await log.publish_audit_log(_event(subject, ws, destroyed, actor))
     except Exception as exc:

@@ -18,7 +18,7 @@ import base64
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from pydantic import BaseModel
@@ -26,10 +26,10 @@ from pydantic import BaseModel
 from .._errors import AuditValidationError, Problem
 from ..event import Actor, Event
 from ..row import Row
-from .keys import KeyStoreUnavailable, SubjectKeyStore, keyring_lookup
+from .keys import KeyStoreUnavailable, keyring_lookup
 from .marker import personal_fields
 
-__all__ = ["PREFIX", "ERASED", "UNREADABLE", "MARK", "seal_row", "decode_sealed", "actor_subject"]
+__all__ = ["KeyMaker", "PREFIX", "ERASED", "UNREADABLE", "MARK", "seal_row", "decode_sealed", "actor_subject"]
 
 PREFIX = "$erasable:v1:"
 MARK = '"$erasable:'  # how a sealed value starts inside a row's JSON column
@@ -39,6 +39,13 @@ UNREADABLE = "[unreadable]"
 _NOT_PEOPLE = frozenset({"system", "api_key", "service", "bot"})
 _NONCE = 12
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+class KeyMaker(Protocol):
+    """What sealing needs of a key store (a :class:`SubjectKeyStore`, or the caller's
+    transaction for ``emit`` on PostgreSQL: :class:`~auditbird.erasure.keys_postgres.TransactionKeys`)."""
+
+    def key_for(self, workspace: str, subject: str) -> tuple[str, Any]: ...
 
 
 def actor_subject(actor: Actor) -> str | None:
@@ -52,14 +59,14 @@ def _aad(workspace: str, uid: str, path: str) -> bytes:
     return f"auditbird-erasable-v1\0{workspace}\0{uid}\0{path}".encode()
 
 
-def _seal(keys: SubjectKeyStore, workspace: str, uid: str, subject: str, path: str, value: str) -> str:
+def _seal(keys: KeyMaker, workspace: str, uid: str, subject: str, path: str, value: str) -> str:
     kid, cipher = keys.key_for(workspace, subject)
     nonce = os.urandom(_NONCE)
     ct = cipher.encrypt(nonce, value.encode("utf-8"), _aad(workspace, uid, path))
     return PREFIX + kid + ":" + base64.urlsafe_b64encode(nonce + ct).rstrip(b"=").decode("ascii")
 
 
-def seal_row(event: Event, row: Row, keys: SubjectKeyStore) -> Row:
+def seal_row(event: Event, row: Row, keys: KeyMaker) -> Row:
     """``row`` with the event's personal values sealed: the actor's name (a person's), and the
     metadata fields its action's model marks :class:`~auditbird.Personal`.
 

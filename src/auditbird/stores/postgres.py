@@ -328,6 +328,14 @@ class PostgresStore(
                 ),
             )
 
+    def delete_snapshots(self, workspace: str) -> int:
+        """Forget every snapshot of ``workspace`` (an erasure: snapshots may hold personal
+        values folded before it); how many were deleted. The dead rows stay in the table's
+        files until PostgreSQL reuses the space (docs/erasure.md)."""
+        with self._connection() as conn:
+            cur = conn.execute("DELETE FROM auditbird_snapshot WHERE workspace = %s", (workspace,))
+            return int(cur.rowcount)
+
     def relay_positions(self, name: str) -> PostgresPositions:
         """Where ``auditbird relay`` keeps its position when it reads from this database."""
         return PostgresPositions(self._pool, name)

@@ -33,6 +33,13 @@ class _MemorySnapshots:
         """Keep ``snapshot``."""
         self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
 
+    def delete_workspace(self, workspace: str) -> int:
+        """Forget the workspace's snapshots; how many."""
+        gone = [key for key in self._data if key[0] == workspace]
+        for key in gone:
+            del self._data[key]
+        return len(gone)
+
     def close(self) -> None:
         """Forget them all."""
         self._data.clear()
@@ -67,3 +74,8 @@ class FileSnapshots(SnapshotStoreTier):
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot`` in the file, replacing the projection's previous one."""
         self._snapshots().save(snapshot)
+
+    def delete_snapshots(self, workspace: str) -> int:
+        """Forget every snapshot of ``workspace`` (an erasure: snapshots may hold personal
+        values folded before it); how many were deleted."""
+        return self._snapshots().delete_workspace(workspace)
