@@ -18,10 +18,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..retention import expired_leaves
+from ..retention import expired_ranges
 from ..stores.jcs import decode_canonical
 from ..stores.merkle import append_leaf, fold, frontier_root, leaf_data, leaf_hash
 from .checkpoint import Checkpoint
+from .expiry import ExpiryCheck, run_event
 from .proofs import log_workspace, provable_store, tree_root
 
 __all__ = ["VerifyReport", "ExportError", "verify_store", "verify_export", "write_export"]
@@ -49,11 +50,14 @@ class VerifyReport:
     problem: str = ""
     detail: str = ""
     expired: tuple[int, int, int] = (0, 0, 0)  # retention removed (count, first #, last #)
+    expired_unsigned: bool = False  # a run that removed some is recorded past the checkpoint
 
     def message(self) -> str:
         if self.ok:
             count, first, last = self.expired
             gone = f"; {count} of them (#{first}-#{last}) expired by retention policy" if count else ""
+            if count and self.expired_unsigned:
+                gone += " (a run recorded after the checkpoint: sign a new one to cover it)"
             return f"verified {self.events} events up to checkpoint {self.checkpoint_size}{gone}"
         where = f"event #{self.number}: " if self.number is not None else ""
         return f"{where}{self.problem}: {self.detail}"
@@ -91,9 +95,9 @@ def _stored_leaves(store: Any, workspace: str, size: int) -> Iterator[tuple[int,
         start += len(page)
 
 
-def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str]]:
+def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str, Any]]:
     for row in store.iter_rows(workspace):
-        yield int(row.position), leaf_hash(leaf_data(row)), row.uid
+        yield int(row.position), leaf_hash(leaf_data(row)), row.uid, run_event(row)
 
 
 def verify_store(
@@ -115,7 +119,7 @@ def verify_store(
             f"the checkpoint covers {size} events but the tree holds {tree_size}: events were removed",
         )
     data, tree = _Peek(_data_leaves(store, ws)), _Peek(_stored_leaves(store, ws, tree_size))
-    gone, expired = _Peek(expired_leaves(store, ws)), [0, 0, 0]
+    gone, expired = ExpiryCheck(lambda: expired_ranges(store, ws)), [0, 0, 0]
     frontier: list[bytes] = []
     for i in range(size):
         d, t = data.peek(), tree.peek()
@@ -126,6 +130,7 @@ def verify_store(
         if d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, size)
         append_leaf(frontier, i, d[1])
+        gone.saw(i, d)
         data.pop()
         tree.pop()
     if checkpoint is not None and frontier_root(frontier) != checkpoint.root:
@@ -146,8 +151,13 @@ def verify_store(
             continue
         if d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, tree_size)
+        gone.saw(i, d)
         data.pop()
         tree.pop()
+    unaccounted = gone.problem()
+    if unaccounted is not None:
+        leaf, why = unaccounted
+        return VerifyReport(False, leaf, size, leaf + 1, "missing", f"the event is gone and {why}")
     extra = data.peek()
     if extra is not None:
         return VerifyReport(
@@ -159,14 +169,15 @@ def verify_store(
             f"store position {extra[0]} (uid {extra[2]}) is not in the tree: it was written behind "
             "auditbird's back (or with ?tree=off; an append through auditbird adds it)",
         )
-    return VerifyReport(True, size, size, expired=(expired[0], expired[1], expired[2]))
+    return VerifyReport(
+        True, size, size, expired=(expired[0], expired[1], expired[2]), expired_unsigned=gone.unsigned(size)
+    )
 
 
-def _expired(gone: _Peek, i: int, d: Any, t: Any, seen: list[int]) -> bool:
-    """Whether leaf ``i`` is one retention removed (and its row is indeed gone); counts it."""
-    while gone.peek() is not None and gone.peek() < i:
-        gone.pop()
-    if gone.peek() != i or t is None or (d is not None and d[0] == t[0]):
+def _expired(gone: ExpiryCheck, i: int, d: Any, t: Any, seen: list[int]) -> bool:
+    """Whether leaf ``i`` is listed as removed by retention (and its row is indeed gone); counts
+    it. The listing is checked against the runs' events at the end (:class:`ExpiryCheck`)."""
+    if not gone.claims(i, d, t):
         return False
     seen[0] += 1
     seen[1] = seen[1] or i + 1
