@@ -220,3 +220,27 @@ def test_a_batch_probes_the_uid_index_instead_of_reading_the_table(
     # A hash anti-join over a sequential scan made every batch cost O(table size).
     assert "Seq Scan on audit_log" not in plan
     assert "audit_log_workspace_uid" in plan
+
+
+def test_append_one_writes_to_the_stores_tables_whatever_the_callers_search_path(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    """A caller whose search_path finds another audit_log first (a schema, a temp table) must
+    not have auditbird_append_one write there: the function pins its own search_path."""
+    import psycopg
+
+    store.append([raw_row("first")])
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA shadow")
+        conn.execute("CREATE TABLE shadow.audit_log (LIKE public.audit_log INCLUDING ALL)")
+        conn.execute("CREATE TEMP TABLE audit_target (LIKE public.audit_target INCLUDING ALL)")
+        conn.execute("SET search_path = shadow, public")
+        added = conn.execute(
+            "SELECT public.auditbird_append_one('second', '', 'm:1', 'a.b', '{\"id\":\"u1\"}', "
+            "'[{\"type\":\"t\",\"id\":\"1\"}]', NULL, 1, 1, 'u1', ARRAY['t'], ARRAY['1'])"
+        ).fetchone()
+        assert added == (1,)
+        assert conn.execute("SELECT count(*) FROM shadow.audit_log").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_temp.audit_target").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM public.audit_target").fetchone() == (1,)
+    assert {r.uid for r in store.query(Query())} == {"first", "second"}

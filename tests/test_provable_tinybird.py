@@ -160,3 +160,58 @@ def test_a_resent_batch_and_an_older_saved_checkpoint_still_verify(tmp_path: Pat
         assert report.ok and report.events == 11, report.message()
         older = verify_tinybird(store, key, workspace="tb-again", checkpoint_text=saved)
         assert older.ok and older.events == 7, older.message()
+
+
+def test_a_deleted_row_is_missing_not_expired_unless_the_caller_names_a_date(
+    tmp_path: Path, server: Any
+) -> None:
+    """The published tree's timestamp is not signed: without --expired-before, no row is "expired"."""
+    _, uids, key = _relayed(tmp_path, server, "tb-ttl")
+    _clickhouse(server, f"DELETE FROM audit_log WHERE workspace = 'tb-ttl' AND uid = '{_uuid(uids[4])}'")  # noqa: S608
+    with _store(server) as store:
+        report = verify_tinybird(store, key, workspace="tb-ttl")
+        assert (report.ok, report.number, report.problem) == (False, 5, "missing"), report.message()
+        assert "possibly removed by the datasource TTL" in report.detail
+        assert "--expired-before" in report.detail
+        young = verify_tinybird(store, key, workspace="tb-ttl", expired_before=1)
+        assert (young.ok, young.number) == (False, 5), young.message()
+        opted = verify_tinybird(store, key, workspace="tb-ttl", expired_before=2**62)
+        assert opted.ok and opted.expired == (1, 5, 5), opted.message()
+
+
+def test_a_back_dated_copy_of_a_leaf_is_reported_rewritten(tmp_path: Path, server: Any) -> None:
+    """An intruder adds the leaf again with an old timestamp (to pass as TTL-expired): the copies differ."""
+    _, uids, key = _relayed(tmp_path, server, "tb-old")
+    _clickhouse(
+        server,
+        "INSERT INTO audit_tree (workspace, idx, uid, leaf_hash, timestamp) "
+        "SELECT workspace, idx, uid, leaf_hash, 0 FROM audit_tree WHERE workspace = 'tb-old' AND idx = 4",
+        f"DELETE FROM audit_log WHERE workspace = 'tb-old' AND uid = '{_uuid(uids[4])}'",  # noqa: S608
+    )
+    with _store(server) as store:
+        report = verify_tinybird(store, key, workspace="tb-old", expired_before=1_000)
+    assert (report.ok, report.problem) == (False, "rewritten"), report.message()
+    assert "two different leaves for event #5" in report.detail
+
+
+def test_verify_cli_expired_before_on_tinybird(tmp_path: Path, server: Any) -> None:
+    _, uids, key = _relayed(tmp_path, server, "tb-exp")
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(key + "\n")
+    cli = [sys.executable, "-m", "auditbird", "--store", _url(server), "-w", "tb-exp", "verify"]
+    cli += ["--public-key", str(key_file)]
+    env = os.environ.copy()
+    _clickhouse(server, f"DELETE FROM audit_log WHERE workspace = 'tb-exp' AND uid = '{_uuid(uids[0])}'")  # noqa: S608
+    bad = subprocess.run(
+        [*cli, "--expired-before", "last week"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert bad.returncode == 2 and "--expired-before" in bad.stderr
+    past = subprocess.run(
+        [*cli, "--expired-before", "2000-01-01"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert past.returncode == 1 and "FAILED event #1: missing" in past.stdout
+    later = subprocess.run(
+        [*cli, "--expired-before", "2999-01-01"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert later.returncode == 0, later.stdout + later.stderr
+    assert "1 of them (#1-#1) expired" in later.stdout and "not signed" in later.stdout

@@ -267,3 +267,59 @@ def test_a_long_backlog_is_removed_in_bounded_chunks_each_recorded(
     for uid in young:
         prove(log, uid).verify()
     log.close()
+
+
+def _forge_expiry(db: Path, uid: str, lo: int, run_uid: str) -> None:
+    """What whoever can write the file does to hide a deletion: remove the row, claim retention did."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM audit_log WHERE uid = ?", (uid,))
+        conn.execute(
+            "INSERT INTO retention_expired (workspace, lo, hi, run_uid) VALUES ('acme', ?, ?, ?)",
+            (lo, lo + 1, run_uid),
+        )
+    conn.close()
+
+
+def test_a_deleted_young_event_claimed_as_expired_is_still_missing(tmp_path: Path) -> None:
+    """The reviewer's forgery: no retention.apply event in the tree names the range."""
+    db = tmp_path / "audit.db"
+    log = AuditLog(f"sqlite:///{db}", workspace="acme")
+    set_policy(log, "365d")  # makes the tables; its event is #1
+    young = _young(5, log)
+    _forge_expiry(db, young[2], 3, "forged")
+    report = verify_store(log)
+    assert (report.ok, report.number, report.problem) == (False, 4, "missing"), report.message()
+    assert "no retention.apply event" in report.detail
+    log.close()
+
+
+def test_a_forged_range_under_a_real_runs_uid_is_still_missing(tmp_path: Path) -> None:
+    """The run's event carries a digest of every range it removed: one more range breaks it."""
+    db = tmp_path / "audit.db"
+    log = AuditLog(f"sqlite:///{db}", workspace="acme")
+    _old(2, log)
+    young = _young(3, log)
+    set_policy(log, "365d")
+    (run_uid,) = apply_retention(log).event_uids
+    assert verify_store(log).ok
+    _forge_expiry(db, young[1], 3, run_uid)
+    report = verify_store(log)
+    assert (report.ok, report.number, report.problem) == (False, 4, "missing"), report.message()
+    log.close()
+
+
+def test_retention_keeps_its_own_run_events_so_later_verifies_still_hold(tmp_path: Path) -> None:
+    """A later run must not remove the event that accounts for an earlier run's ranges."""
+    log = AuditLog(f"sqlite:///{tmp_path / 'audit.db'}", workspace="acme")
+    _old(2, log)
+    set_policy(log, "365d")
+    (first,) = apply_retention(log).event_uids
+    _young(1, log)
+    later = apply_retention(log, now=now_ms() + 400 * DAY)  # everything else is old by then
+    assert later.removed > 0
+    kept = [e.uid for e in log.list(action="retention.apply", limit=10).events]
+    assert first in kept
+    result = verify_store(log)
+    assert result.ok, result.message()
+    log.close()

@@ -66,3 +66,9 @@ def test_set_dry_run_apply_then_verify_an_older_checkpoint(tmp_path: Path) -> No
         in verified.stdout
     )
     assert "extends it (consistency proof verified)" in verified.stdout
+    # The run's event is past that checkpoint: not yet signed, and verify says so.
+    assert "(a run recorded after the checkpoint: sign a new one to cover it)" in verified.stdout
+    cp.write_text(_cli(db, "checkpoint").stdout)
+    signed = _cli(db, "verify", "--checkpoint", str(cp), "--public-key", str(key))
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert "expired by retention policy" in signed.stdout and "sign a new one" not in signed.stdout

@@ -39,6 +39,7 @@ __all__ = [
     "apply_retention",
     "apply_all",
     "expired_leaves",
+    "expired_ranges",
 ]
 
 _UNITS = {"h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000, "y": 365 * 86_400_000}
@@ -188,3 +189,13 @@ def expired_leaves(store: Any, workspace: str) -> Iterator[int]:
     if not isinstance(store, SQLiteStore):
         return iter(())
     return retention_sqlite.expired_leaves(store, workspace)
+
+
+def expired_ranges(store: Any, workspace: str) -> Iterator[tuple[int, int, str]]:
+    """``(lo, hi, run_uid)``: the leaf ranges retention_expired claims, by ascending ``lo``. A
+    claim is only a hint: ``verify`` checks it against the run's ``retention.apply`` event."""
+    from . import retention_sqlite
+
+    if not isinstance(store, SQLiteStore):
+        return iter(())
+    return retention_sqlite.expired_ranges(store, workspace)

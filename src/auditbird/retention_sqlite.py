@@ -5,6 +5,9 @@ Tables, beside the store's own in the same file (made on first use):
 - ``auditbird_retention``: ``workspace -> (period, max_age_ms, updated_at)``.
 - ``retention_expired``: ``(workspace, lo, hi)``, leaf index ranges ``[lo, hi)`` of the
   workspace's Merkle tree whose events retention removed, and the uid of the run's event.
+  The table is only a hint: ``verify`` counts a range as expired only if the run's
+  ``retention.apply`` event, itself a later leaf of the tree, carries the SHA-256 of every range
+  the run recorded (:func:`ranges_digest`). Those events are never removed by retention.
 
 A run is one write transaction: the tree first catches up on every committed row (so each
 removed event has its leaf), the ``retention.apply`` event is appended (so the file's highest
@@ -17,9 +20,10 @@ removed payloads are in neither the database file nor its WAL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .codec import encode
 from .event import Event, now_ms
@@ -28,7 +32,7 @@ from .stores.sqlite import SQLiteStore, write_rows
 from .stores.sqlite_schema import has_text_index
 from .stores.sqlite_tree import extend_tree
 
-__all__ = ["store_policy", "read_policies", "apply", "expired_leaves"]
+__all__ = ["store_policy", "read_policies", "apply", "expired_leaves", "expired_ranges", "ranges_digest"]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS auditbird_retention (workspace TEXT PRIMARY KEY, period TEXT NOT NULL, "
@@ -36,7 +40,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS retention_expired (workspace TEXT NOT NULL, lo INTEGER NOT NULL, "
     "hi INTEGER NOT NULL, run_uid TEXT NOT NULL, PRIMARY KEY (workspace, lo)) WITHOUT ROWID",
 )
-_ACTOR = {"id": "auditbird:retention", "name": "retention", "type": "system"}
+RUN_ACTION = "retention.apply"
+RUN_ACTOR_ID = "auditbird:retention"
+_ACTOR = {"id": RUN_ACTOR_ID, "name": "retention", "type": "system"}
 _MAX_RANGES_IN_EVENT = 100  # the event lists the ranges; the table holds all of them
 _PAGE = 5_000
 CHUNK = 10_000  # expired events removed per transaction (and per retention.apply event)
@@ -83,6 +89,19 @@ def read_policies(store: SQLiteStore, workspace: str | None) -> list[RetentionPo
                 return []
             raise
     return [RetentionPolicy(str(ws), str(period), int(ms)) for ws, period, ms in found]
+
+
+def range_line(lo: int, hi: int) -> bytes:
+    """One range as :func:`ranges_digest` hashes it (so a reader can hash a stream of them)."""
+    return f"{lo} {hi}\n".encode()
+
+
+def ranges_digest(ranges: Iterable[tuple[int, int]]) -> str:
+    """SHA-256 (hex) of a run's leaf ranges in ascending order: ``"lo hi\n"`` each."""
+    h = hashlib.sha256()
+    for lo, hi in ranges:
+        h.update(range_line(lo, hi))
+    return h.hexdigest()
 
 
 def _ranges(indexes: list[int]) -> list[tuple[int, int]]:
@@ -134,11 +153,13 @@ def _apply_chunk(
         with store._write() as conn:
             conn.execute("PRAGMA secure_delete = ON")  # deleted cells and freed pages are zeroed
             extend_tree(conn)  # every removed event keeps its leaf, even rows written with tree=off
+            # The runs' own events stay: each accounts for the ranges its run removed.
             found = conn.execute(
                 "SELECT a.position, a.timestamp, l.idx FROM audit_log AS a "
                 "JOIN merkle_leaf AS l ON l.position = a.position "
-                "WHERE a.workspace = ? AND a.timestamp < ? ORDER BY a.timestamp LIMIT ?",
-                (ws, cutoff, CHUNK),
+                "WHERE a.workspace = ? AND a.timestamp < ? "
+                "AND NOT (a.action = ? AND a.actor_id IS ?) ORDER BY a.timestamp LIMIT ?",
+                (ws, cutoff, RUN_ACTION, RUN_ACTOR_ID, CHUNK),
             ).fetchall()
             if not found:
                 return None
@@ -148,7 +169,7 @@ def _apply_chunk(
             uid = _record(
                 conn,
                 ws,
-                "retention.apply",
+                RUN_ACTION,
                 {
                     "period": policy.period,
                     "cutoff": cutoff,
@@ -157,6 +178,7 @@ def _apply_chunk(
                     "newest": max(stamps),
                     "leaf_ranges": [list(r) for r in ranges[:_MAX_RANGES_IN_EVENT]],
                     "leaf_ranges_total": len(ranges),
+                    "leaf_ranges_sha256": ranges_digest(ranges),
                 },
             )
             conn.executemany(
@@ -190,21 +212,28 @@ def _compact(store: SQLiteStore) -> None:
 
 
 def expired_leaves(store: SQLiteStore, workspace: str) -> Iterator[int]:
-    """Leaf indexes retention removed, ascending, read a page of ranges at a time."""
+    """Leaf indexes retention_expired lists, ascending (not checked against the runs' events)."""
+    for lo, hi, _run in expired_ranges(store, workspace):
+        yield from range(lo, hi)
+
+
+def expired_ranges(store: SQLiteStore, workspace: str) -> Iterator[tuple[int, int, str]]:
+    """``(lo, hi, run_uid)`` rows of retention_expired by ascending ``lo``, a page at a time."""
     after = -1
     while True:
         with store._reading() as conn:
             try:
                 found = conn.execute(
-                    "SELECT lo, hi FROM retention_expired WHERE workspace = ? AND lo > ? ORDER BY lo LIMIT ?",
+                    "SELECT lo, hi, run_uid FROM retention_expired WHERE workspace = ? AND lo > ? "
+                    "ORDER BY lo LIMIT ?",
                     (workspace, after, _PAGE),
                 ).fetchall()
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return
                 raise
-        for lo, hi in found:
-            yield from range(int(lo), int(hi))
+        for lo, hi, run in found:
+            yield int(lo), int(hi), str(run)
         if len(found) < _PAGE:
             return
         after = int(found[-1][0])

@@ -85,6 +85,14 @@ def verify(
     public_key: Annotated[
         Path | None, typer.Option("--public-key", help="The verifier key file (default: the store's own key)")
     ] = None,
+    expired_before: Annotated[
+        str | None,
+        typer.Option(
+            "--expired-before",
+            help="Tinybird only: count events gone that the published tree dates before this "
+            "ISO date (UTC) as removed by the datasource TTL; that date is not signed",
+        ),
+    ] = None,
 ) -> None:
     """Check that the events still hash to the Merkle tree and to a signed checkpoint. Prints
     "verified N events up to checkpoint X" (exit 0), or the first event where the data stops
@@ -99,7 +107,16 @@ def verify(
         )
     if export is None and is_tinybird_url(store or settings.store):  # the tree published beside it
         return verify_tinybird_command(
-            store or settings.store, workspace or settings.workspace, checkpoint_file, public_key
+            store or settings.store,
+            workspace or settings.workspace,
+            checkpoint_file,
+            public_key,
+            expired_before,
+        )
+    if expired_before is not None:
+        fail(
+            "--expired-before is for a Tinybird store (its TTL leaves no record); a SQLite log "
+            "records each retention run, and verify checks it: drop the option"
         )
     log = None if export is not None else _open(store, workspace)
     cp: Checkpoint | None = None

@@ -19,11 +19,14 @@ class VerifyReport:
     problem: str = ""
     detail: str = ""
     expired: tuple[int, int, int] = (0, 0, 0)  # retention removed (count, first #, last #)
+    expired_unsigned: bool = False  # a run that removed some is recorded past the checkpoint
 
     def message(self) -> str:
         if self.ok:
             count, first, last = self.expired
             gone = f"; {count} of them (#{first}-#{last}) expired by retention policy" if count else ""
+            if count and self.expired_unsigned:
+                gone += " (a run recorded after the checkpoint: sign a new one to cover it)"
             return f"verified {self.events} events up to checkpoint {self.checkpoint_size}{gone}"
         where = f"event #{self.number}: " if self.number is not None else ""
         return f"{where}{self.problem}: {self.detail}"

@@ -6,7 +6,9 @@ against the tree and signed checkpoint the writer published beside them (``tinyb
 2. The published leaves (``audit_tree``) must be complete, agree where re-sent, and fold to the
    checkpoint's root: else the tree itself was edited in Tinybird ("rewritten").
 3. Each leaf's event, read back from ``audit_log``, must hash to it: else "changed" (edited) or
-   "missing" (deleted; or "expired" when older than a TTL the caller names).
+   "missing" (deleted, or possibly removed by the datasource's TTL). Only a caller who names a
+   date (``expired_before``; ``--expired-before``) gets "expired" for gone events the published
+   tree dates before it: that timestamp is not under the signature (see docs/provable-history.md).
 4. Every event in the workspace must have a leaf: else "inserted" (a row the writer never wrote).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from ..query import MAX_LIMIT
@@ -73,7 +76,7 @@ def _leaves(store: TinybirdStore, workspace: str) -> Iterator[Leaf | str]:
                 int(item["timestamp"]),
             )
             if last is not None and leaf[0] == last[0]:
-                if leaf[1:3] != last[1:3]:
+                if leaf[1:] != last[1:]:  # the timestamp too: the relay re-sends identical rows
                     yield f"the published tree holds two different leaves for event #{leaf[0] + 1}"
                     return
                 continue  # a re-sent leaf, identical
@@ -101,8 +104,9 @@ def verify_tinybird(
     expired_before: int | None = None,
 ) -> VerifyReport:
     """Check the workspace's events in Tinybird against the published tree and a signed
-    checkpoint (the latest published, or ``checkpoint_text``). ``expired_before`` (ms): a
-    missing event older than this was removed by the datasource's TTL, not by someone."""
+    checkpoint (the latest published, or ``checkpoint_text``). ``expired_before`` (ms): the
+    caller accepts that a missing event the published tree dates before this was removed by the
+    datasource's TTL, not by someone (that date is not signed: an opt-in, never a default)."""
     if store.writer is not None:
         store.flush()
     cp = open_checkpoint(checkpoint_text or latest_checkpoint(store, workspace), verifier_key)
@@ -187,9 +191,7 @@ def _check_events(
                 expired[0] += 1
                 expired[1], expired[2] = expired[1] or n, n
                 continue
-            return VerifyReport(
-                False, idx, cp.size, n, "missing", f"event #{n} (uid {uid}) is no longer in Tinybird"
-            )
+            return VerifyReport(False, idx, cp.size, n, "missing", _gone(n, uid, timestamp, expired_before))
         if leaf_hash(leaf_data(row)) != digest:
             return VerifyReport(
                 False,
@@ -200,6 +202,17 @@ def _check_events(
                 f"event #{n} (uid {uid}) no longer hashes to the leaf its writer recorded",
             )
     return None
+
+
+def _gone(n: int, uid: str, timestamp: int, expired_before: int | None) -> str:
+    when = datetime.fromtimestamp(timestamp / 1000, UTC).isoformat(timespec="seconds")
+    why = f"event #{n} (uid {uid}, dated {when} by the published tree) is no longer in Tinybird"
+    if expired_before is not None:
+        return f"{why}, and that is not before the --expired-before date: it was deleted"
+    return (
+        f"{why}: deleted, or possibly removed by the datasource TTL. The signed checkpoint does not "
+        "date it; if a TTL removes events older than some date, pass --expired-before DATE"
+    )
 
 
 def _check_inserted(

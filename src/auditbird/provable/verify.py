@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..retention import expired_leaves
+from ..retention import expired_ranges
 from ..stores.merkle import append_leaf, frontier_root, leaf_data, leaf_hash
 from .checkpoint import Checkpoint
+from .expiry import ExpiryCheck, run_event
 from .export import MAX_LINE_BYTES, ExportError, verify_export, write_export
 from .proofs import log_workspace, provable_store, tree_root
 from .report import VerifyReport
@@ -67,9 +68,9 @@ def _stored_leaves(store: Any, workspace: str, size: int) -> Iterator[tuple[int,
         start += len(page)
 
 
-def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str]]:
+def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str, Any]]:
     for row in store.iter_rows(workspace):
-        yield int(row.position), leaf_hash(leaf_data(row)), row.uid
+        yield int(row.position), leaf_hash(leaf_data(row)), row.uid, run_event(row)
 
 
 def verify_store(
@@ -91,7 +92,7 @@ def verify_store(
             f"the checkpoint covers {size} events but the tree holds {tree_size}: events were removed",
         )
     data, tree = _Peek(_data_leaves(store, ws)), _Peek(_stored_leaves(store, ws, tree_size))
-    gone, expired = _Peek(expired_leaves(store, ws)), [0, 0, 0]
+    gone, expired = ExpiryCheck(lambda: expired_ranges(store, ws)), [0, 0, 0]
     frontier: list[bytes] = []
     for i in range(size):
         d, t = data.peek(), tree.peek()
@@ -102,6 +103,7 @@ def verify_store(
         if d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, size)
         append_leaf(frontier, i, d[1])
+        gone.saw(i, d)
         data.pop()
         tree.pop()
     if checkpoint is not None and frontier_root(frontier) != checkpoint.root:
@@ -122,8 +124,13 @@ def verify_store(
             continue
         if d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, tree_size)
+        gone.saw(i, d)
         data.pop()
         tree.pop()
+    unaccounted = gone.problem()
+    if unaccounted is not None:
+        leaf, why = unaccounted
+        return VerifyReport(False, leaf, size, leaf + 1, "missing", f"the event is gone and {why}")
     extra = data.peek()
     if extra is not None:
         return VerifyReport(
@@ -135,14 +142,15 @@ def verify_store(
             f"store position {extra[0]} (uid {extra[2]}) is not in the tree: it was written behind "
             "auditbird's back (or with ?tree=off; an append through auditbird adds it)",
         )
-    return VerifyReport(True, size, size, expired=(expired[0], expired[1], expired[2]))
+    return VerifyReport(
+        True, size, size, expired=(expired[0], expired[1], expired[2]), expired_unsigned=gone.unsigned(size)
+    )
 
 
-def _expired(gone: _Peek, i: int, d: Any, t: Any, seen: list[int]) -> bool:
-    """Whether leaf ``i`` is one retention removed (and its row is indeed gone); counts it."""
-    while gone.peek() is not None and gone.peek() < i:
-        gone.pop()
-    if gone.peek() != i or t is None or (d is not None and d[0] == t[0]):
+def _expired(gone: ExpiryCheck, i: int, d: Any, t: Any, seen: list[int]) -> bool:
+    """Whether leaf ``i`` is listed as removed by retention (and its row is indeed gone); counts
+    it. The listing is checked against the runs' events at the end (:class:`ExpiryCheck`)."""
+    if not gone.claims(i, d, t):
         return False
     seen[0] += 1
     seen[1] = seen[1] or i + 1

@@ -113,13 +113,19 @@ MIGRATIONS: list[str] = [
     # BEGIN, LOCK, INSERT and COMMIT in a pipeline cost ~20% more. In READ COMMITTED each
     # statement of a VOLATILE function takes a new snapshot, so max(position) is read after
     # the lock, as the two-statement form does (stores/postgres_write.py).
+    # Its search_path is pinned to the schema it is made in (pg_temp last): a caller whose own
+    # search_path finds another audit_log first (a schema, a temp table) still writes here.
     """
     DROP INDEX IF EXISTS audit_log_text;
+    DO $migration$
+    BEGIN
+    EXECUTE format($create$
     CREATE FUNCTION auditbird_append_one(
         p_uid text, p_workspace text, p_id text, p_action text, p_actor text, p_targets text,
         p_metadata text, p_timestamp bigint, p_version integer, p_actor_id text,
         p_target_types text[], p_target_ids text[]
-    ) RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+    ) RETURNS integer LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, %I, pg_temp AS $$
     DECLARE
         stored bigint;
     BEGIN
@@ -140,7 +146,10 @@ MIGRATIONS: list[str] = [
         PERFORM pg_notify('auditbird_commit', '');
         RETURN 1;
     END
-    $$;
+    $$
+    $create$, current_schema());
+    END
+    $migration$;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
