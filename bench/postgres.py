@@ -147,6 +147,13 @@ def as_url(conninfo: str) -> str:
 # -- measurements -------------------------------------------------------------------------------
 
 
+def _ratios(rates: dict[str, float]) -> str:
+    return (
+        f"  auditbird/raw = {rates['auditbird'] / rates['raw']:.2f}  "
+        f"auditbird/eventsourcing = {rates['auditbird'] / rates['eventsourcing']:.2f}"
+    )
+
+
 def bench_single(admin: str, n: int) -> dict[str, float]:
     per_round = n // ROUNDS
     floor_url, ab_url, es_url = (as_url(fresh_database(admin)) for _ in range(3))
@@ -399,17 +406,11 @@ def main() -> None:
         if "single" in parts:
             single = bench_single(admin, args.single)
             print(f"single publish/s: {single}")
-            print(
-                f"  auditbird/raw = {single['auditbird'] / single['raw']:.2f}  "
-                f"auditbird/eventsourcing = {single['auditbird'] / single['eventsourcing']:.2f}"
-            )
+            print(_ratios(single))
         if "batch" in parts:
             batch = bench_batches(admin, args.batches)
             print(f"batched events/s: {batch}")
-            print(
-                f"  auditbird/raw = {batch['auditbird'] / batch['raw']:.2f}  "
-                f"auditbird/eventsourcing = {batch['auditbird'] / batch['eventsourcing']:.2f}"
-            )
+            print(_ratios(batch))
         if "concurrent" in parts:
             concurrent = bench_concurrent(admin, args.publishers, args.per_publisher)
             for name, r in concurrent.items():

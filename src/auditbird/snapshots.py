@@ -53,6 +53,20 @@ class Snapshot:
     max_timestamp: int
     state: str
 
+    def row(self, created_at: int) -> tuple[str | int, ...]:
+        """The values every snapshot table stores, in its column order, ``created_at`` last."""
+        return (
+            self.workspace,
+            self.event_id,
+            self.projection,
+            self.code_version,
+            self.position,
+            self.revision,
+            self.max_timestamp,
+            self.state,
+            created_at,
+        )
+
 
 class SnapshotStore:
     """Snapshots in a SQLite file (usually the events' own file).
@@ -96,17 +110,7 @@ class SnapshotStore:
             self._conn.execute(
                 "INSERT OR REPLACE INTO auditbird_snapshot (workspace, stream, projection, code_version, "
                 "position, revision, max_timestamp, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    snapshot.workspace,
-                    snapshot.event_id,
-                    snapshot.projection,
-                    snapshot.code_version,
-                    snapshot.position,
-                    snapshot.revision,
-                    snapshot.max_timestamp,
-                    snapshot.state,
-                    now_ms(),
-                ),
+                snapshot.row(now_ms()),
             )
 
     def delete(self, workspace: str, event_id: str, projection: str | None = None) -> int:

@@ -315,17 +315,7 @@ class PostgresStore(
                 "excluded.code_version, position = excluded.position, revision = excluded.revision, "
                 "max_timestamp = excluded.max_timestamp, state = excluded.state, "
                 "created_at = excluded.created_at",
-                (
-                    snapshot.workspace,
-                    snapshot.event_id,
-                    snapshot.projection,
-                    snapshot.code_version,
-                    snapshot.position,
-                    snapshot.revision,
-                    snapshot.max_timestamp,
-                    snapshot.state,
-                    now_ms(),
-                ),
+                snapshot.row(now_ms()),
             )
 
     def delete_snapshots(self, workspace: str) -> int:
