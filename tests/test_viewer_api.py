@@ -205,7 +205,7 @@ def test_the_page_ships_its_own_assets_under_a_strict_content_security_policy(
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
-    for asset in ("static/app.js", "static/app.css", "static/favicon.svg"):
+    for asset in ("static/dom.js", "static/app.js", "static/app.css", "static/favicon.svg"):
         assert asset in r.text
         assert httpx.get(f"{viewer_server.url}/{asset}").status_code == 200
     assert "http" not in r.text.replace("http-equiv", "").split("<body>")[0].replace("://www.w3.org", "")

@@ -6,18 +6,7 @@
 "use strict";
 (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
-    return node;
-  };
+  const { el } = window.auditbirdDom; // dom.js
   const CRED_KEY = "auditbird.credential";
   const THEME_KEY = "auditbird.theme";
   const FIRST_PAGE = 100;

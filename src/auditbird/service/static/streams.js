@@ -13,18 +13,7 @@
   let timer = 0;
   let openLetters = null; // the stream whose dead letters are listed
 
-  const el = (tag, attrs = {}, ...kids) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v === true ? "" : v);
-    }
-    for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
-    return node;
-  };
+  const { el } = window.auditbirdDom; // dom.js
   const credential = () => sessionStorage.getItem(CRED_KEY);
   const isKey = (c) => c && !c.startsWith("abl1.");
 
