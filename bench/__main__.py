@@ -18,6 +18,7 @@ MODULES = [
     "bench.streams",
     "bench.viewer_perf",
     "bench.text_search",
+    "bench.breakdown",
 ]
 
 if __name__ == "__main__":

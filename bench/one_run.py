@@ -39,6 +39,8 @@ PRESETS: dict[str, list[tuple[str, list[str]]]] = {
         ("bench.service_load", ["--seconds", "8", "--no-write"]),
         # text search and every indexed viewer filter on 1,000,000 events.
         ("bench.text_search", ["--events", "1000000", "--repeat", "20"]),
+        # the measured breakdown behind every missed goal: CPU per event of each stage.
+        ("bench.breakdown", []),
     ],
 }
 
