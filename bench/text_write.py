@@ -1,0 +1,147 @@
+"""What the SQLite trigram text index costs a publish (issue 15.4): CPU per row, with and without it.
+
+Every variant is a fresh store (``synchronous=OFF``: the fsync is not the index's cost, and CPU
+time is what is measured, ``time.process_time``), prefilled so the index has segments to merge,
+then timed through the library: single publishes, and ``publish_many`` of 1,000. Variants run
+interleaved, round by round, so the machine's load falls on all of them alike.
+
+    .venv/bin/python -m bench.text_write                   # 2,000 singles, 20 batches per variant
+    .venv/bin/python -m bench.text_write --prefill 100000 --rounds 8
+
+Variants: the store as shipped (triggers keep ``audit_text`` in each commit); no text index
+(its triggers dropped: the floor the index is measured against); and FTS5's own knobs on the
+shipped store: ``automerge`` (how many segments of a level trigger a merge; 0 = never during
+writes, leaving merges to an idle ``'merge'`` command, timed apart), ``crisismerge``, ``pgsz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from auditbird import AuditLog
+from auditbird.stores.sqlite import SQLiteStore
+
+from .machine import describe
+
+BATCH = 1_000
+_REGIONS = ["syd", "ams", "gru", "fra", "iad", "jnb", "hkg", "nrt"]
+
+
+def _config(key: str, value: int) -> Callable[[sqlite3.Connection], None]:
+    def apply(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO audit_text (audit_text, rank) VALUES (?, ?)", (key, value))
+
+    return apply
+
+
+def _no_index(conn: sqlite3.Connection) -> None:
+    for name in ("audit_text_insert", "audit_text_delete", "audit_text_update"):
+        conn.execute(f"DROP TRIGGER {name}")
+
+
+VARIANTS: dict[str, Callable[[sqlite3.Connection], None] | None] = {
+    "text index (shipped: trigger, automerge 4)": None,
+    "no text index (floor)": _no_index,
+    "automerge 0 (merge when idle)": _config("automerge", 0),
+    "automerge 16": _config("automerge", 16),
+    "crisismerge 64": _config("crisismerge", 64),
+    "pgsz 16000": _config("pgsz", 16_000),
+}
+
+
+def _events(rnd: random.Random, n: int, start: int) -> list[dict[str, Any]]:
+    """Events shaped like the viewer benchmark's (a subject id, a small metadata JSON)."""
+    out = []
+    for i in range(start, start + n):
+        target = rnd.randrange(1, 5_000)
+        metadata: dict[str, Any] = {"region": rnd.choice(_REGIONS), "seq": i}
+        if i % 5 == 0:
+            interval = rnd.choice([30, 60, 300])
+            metadata = {
+                "before": {"interval": interval, "name": f"monitor {target}"},
+                "after": {"interval": interval * 2, "name": f"monitor {target}"},
+                "changed": ["interval"],
+            }
+        out.append(
+            {
+                "id": f"monitor:{target}",
+                "action": "monitor.updated" if i % 5 == 0 else "monitor.down",
+                "actor": {"id": f"user_{rnd.randrange(200)}", "name": "someone"},
+                "targets": [{"id": str(target), "type": "monitor"}],
+                "metadata": metadata,
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefill", type=int, default=50_000, help="rows in each store before timing")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per variant")
+    parser.add_argument("--singles", type=int, default=500, help="single publishes per round")
+    parser.add_argument("--batches", type=int, default=5, help="batches of 1,000 per round")
+    args = parser.parse_args(argv)
+    print(f"{describe()}; prefill {args.prefill:,}, {args.rounds} rounds, synchronous=OFF, CPU time")
+    rnd = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        logs: dict[str, AuditLog] = {}
+        counter = 0
+        for name, setup in VARIANTS.items():
+            store = SQLiteStore(Path(tmp) / f"{len(logs)}.db", synchronous="OFF", tree=False)
+            if setup is not None:
+                setup(store._conn)  # bench-only: the writer's own connection, between commits
+            log = AuditLog(store, workspace="w")
+            for start in range(0, args.prefill, BATCH):
+                log.publish_many(_events(rnd, min(BATCH, args.prefill - start), start))
+            logs[name] = log
+        single = dict.fromkeys(VARIANTS, 0.0)
+        batch = dict.fromkeys(VARIANTS, 0.0)
+        for _ in range(args.rounds):
+            for name, log in logs.items():
+                events = _events(rnd, args.singles, counter)
+                counter += args.singles
+                start = time.process_time()
+                for event in events:
+                    log.publish_audit_log(event)
+                single[name] += time.process_time() - start
+                batches = [_events(rnd, BATCH, counter + k * BATCH) for k in range(args.batches)]
+                counter += args.batches * BATCH
+                start = time.process_time()
+                for events in batches:
+                    log.publish_many(events)
+                batch[name] += time.process_time() - start
+        idle_merge: dict[str, float] = {}
+        for name, log in logs.items():
+            conn = log.store._conn  # type: ignore[attr-defined]
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_text_insert'").fetchone():
+                start = time.process_time()
+                conn.execute("INSERT INTO audit_text (audit_text, rank) VALUES ('merge', 500)")
+                idle_merge[name] = time.process_time() - start
+        floor = "no text index (floor)"
+        n_single = args.rounds * args.singles
+        n_batch = args.rounds * args.batches * BATCH
+        print(
+            "\n| variant | single: us/row | its FTS part | batch 1,000: us/row | its FTS part "
+            "| idle merge 500 pages ms |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for name in VARIANTS:
+            s, b = single[name] / n_single * 1e6, batch[name] / n_batch * 1e6
+            fs, fb = s - single[floor] / n_single * 1e6, b - batch[floor] / n_batch * 1e6
+            merge = f"{idle_merge[name] * 1000:.0f}" if name in idle_merge else "-"
+            print(f"| {name} | {s:.1f} | {fs:+.1f} | {b:.1f} | {fb:+.1f} | {merge} |")
+        for log in logs.values():
+            log.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
