@@ -28,14 +28,19 @@ __all__ = [
 # Which searches the index serves (checked by tests/test_sqlite_text_plan.py, timed by
 # bench/text_search.py on 1,000,000 events):
 # - a text of 3 characters or more, alone or with an action, actor, target type or time range:
-#   the index drives (its candidates, looked up by rowid, then sorted). The target type is then
-#   checked on the candidate's own `targets` JSON, the rule the audit_target rows are written by.
+#   the newest rows first (SQLiteStore.query), then one of three arms (_text_select): the
+#   filters' index when they match few events; the filters' index checked against the trigram
+#   index's matches when every trigram is common; else the index's candidates, looked up by
+#   rowid, then sorted. The target type is then checked on the candidate's own `targets` JSON,
+#   the rule the audit_target rows are written by.
 # - with `event_id` or `target_id` (one stream's or one target's events, usually few), their
 #   own index drives and each row is checked with LIKE: no index look-up to pay for.
 # - a text of 1 or 2 characters holds no trigram: it walks the time index (or the filter's)
 #   newest first and stops when the page is full. Such a text is in most events, so that is a
 #   few hundred rows; a short text that is in almost none reads the whole workspace (measured
-#   in bench/text_search.py; decided: a one- or two-letter search for a rare thing is rare).
+#   in bench/text_search.py, ~1 s per 1,000,000 events; decided: a one- or two-letter search
+#   for a rare thing is rare, and no index serves it for free: FTS5's trigram tokenizer has no
+#   prefix queries, and a text at the end of the id has no trigram starting with it).
 TRIGRAM = 3
 
 # The index is asked for the events holding the RAREST few trigrams of the text (not all of
