@@ -32,7 +32,7 @@ def _fold(value: str) -> str:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[AuditLog, list[dict[str, Any]]]:
-    """3,000 events: `a.b` (2,600, over the narrow bound) never says "interval"; `c.d` (400)
+    """3,000 events: `a.b` (2,800, over the narrow bound) never says "interval"; `c.d` (200)
     does in every other event; "region" and the region codes are in every `a.b` event."""
     path = tmp_path_factory.mktemp("arms") / "arms.db"
     log = AuditLog(SQLiteStore(path), workspace=W)
@@ -88,6 +88,20 @@ def test_each_arm_is_taken_where_it_pays(
     monkeypatch.setattr(sqlite_query, "_GRAM_COUNT_CAP", CAP)
     log, _ = filled
     assert _arm(log, Query(workspace=W, text=text, limit=100, **filters)) == arm
+
+
+def test_past_the_walk_bound_the_wide_arm_reads_the_candidates_instead(
+    filled: tuple[AuditLog, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intersect arm's worst case walks every event the filters match: past the bound it
+    is not taken (the 3,000-event workspace is over a bound of 2,500; the 200 `c.d` are not)."""
+    monkeypatch.setattr(sqlite_query, "_GRAM_COUNT_CAP", CAP)
+    monkeypatch.setattr(sqlite_query, "_INTERSECT_WALK", 2_500)
+    log, _ = filled
+    assert _arm(log, Query(workspace=W, text="interval", limit=100)) == "wide"
+    assert _arm(log, Query(workspace=W, text="interval", limit=100, actions=("a.b",))) == "wide"
+    monkeypatch.setattr(sqlite_query, "_NARROW_FILTER", 100)
+    assert _arm(log, Query(workspace=W, text="interval", limit=100, actions=("c.d",))) == "intersect"
 
 
 def test_with_the_shipped_cap_a_few_thousand_events_never_take_the_intersect_arm(
