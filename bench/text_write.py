@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per variant")
     parser.add_argument("--singles", type=int, default=500, help="single publishes per round")
     parser.add_argument("--batches", type=int, default=5, help="batches of 1,000 per round")
+    parser.add_argument("--durable", type=int, default=200, help="durable single publishes per round")
     args = parser.parse_args(argv)
     print(f"{describe()}; prefill {args.prefill:,}, {args.rounds} rounds, synchronous=OFF, CPU time")
     rnd = random.Random(7)
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             if setup is not None:
                 setup(store._conn)  # bench-only: the writer's own connection, between commits
             log = AuditLog(store, workspace="w")
-            for start in range(0, args.prefill, BATCH):
-                log.publish_many(_events(rnd, min(BATCH, args.prefill - start), start))
+            for first in range(0, args.prefill, BATCH):
+                log.publish_many(_events(rnd, min(BATCH, args.prefill - first), first))
             logs[name] = log
         single = dict.fromkeys(VARIANTS, 0.0)
         batch = dict.fromkeys(VARIANTS, 0.0)
@@ -140,7 +141,36 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {s:.1f} | {fs:+.1f} | {b:.1f} | {fb:+.1f} | {merge} |")
         for log in logs.values():
             log.store.close()
+        durable(Path(tmp), rnd, args.rounds, args.durable)
     return 0
+
+
+def durable(tmp: Path, rnd: random.Random, rounds: int, per_round: int) -> None:
+    """Wall time of durable single publishes (``synchronous=FULL``, the default): the index's
+    CPU beside the fsync each commit waits for."""
+    logs: dict[str, AuditLog] = {}
+    for name in ("text index (shipped: trigger, automerge 4)", "no text index (floor)"):
+        store = SQLiteStore(tmp / f"durable-{len(logs)}.db", tree=False)
+        setup = VARIANTS[name]
+        if setup is not None:
+            setup(store._conn)
+        logs[name] = AuditLog(store, workspace="w")
+        logs[name].publish_many(_events(rnd, 5_000, 0))
+    wall = dict.fromkeys(logs, 0.0)
+    for _ in range(rounds):
+        for name, log in logs.items():
+            events = _events(rnd, per_round, 0)
+            start = time.perf_counter()
+            for event in events:
+                log.publish_audit_log(event)
+            wall[name] += time.perf_counter() - start
+    print("\n| durable single publish (synchronous=FULL) | publishes/s | ms each |")
+    print("|---|---:|---:|")
+    for name, seconds in wall.items():
+        n = rounds * per_round
+        print(f"| {name} | {n / seconds:,.0f} | {seconds / n * 1000:.2f} |")
+    for log in logs.values():
+        log.store.close()
 
 
 if __name__ == "__main__":
