@@ -14,7 +14,9 @@ served by the trigram index (``audit_text``) or by a bounded newest-first window
 of the whole log; a 1-2 character term cannot use trigrams and walks the time index newest
 first until the page is full (a short term matches most events, so that is a few hundred rows;
 a short term matching almost nothing is the one search that reads the whole workspace, shown
-here as ``short, rare``).
+here as ``short, rare``). The ``arm`` column says which way an indexed text search takes when
+the newest 2,000 rows do not fill its page (narrow, intersect or wide: see
+``auditbird.stores.sqlite_query._text_select``); ``--only WORD`` runs the shapes named so.
 """
 
 from __future__ import annotations
