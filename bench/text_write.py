@@ -47,6 +47,31 @@ def _no_index(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP TRIGGER {name}")
 
 
+def _deferred(conn: sqlite3.Connection) -> None:
+    """The insert trigger dropped: rows are indexed by :func:`_index_tail` after the commits."""
+    conn.execute("DROP TRIGGER audit_text_insert")
+
+
+DEFERRED = "deferred: indexed after every 100 commits"
+_DEFER_EVERY = 100
+
+
+def _index_tail(log: AuditLog, done: list[int]) -> None:
+    """The deferred design's indexer, as a writer would run it once idle: one transaction
+    indexing every row past the watermark (``done[0]``), then the watermark moved."""
+    store: Any = log.store
+    with store._lock:
+        conn = store._conn
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO audit_text (rowid, id, metadata) "
+            "SELECT position, id, metadata FROM audit_log WHERE position > ?",
+            (done[0],),
+        )
+        (done[0],) = conn.execute("SELECT coalesce(max(position), 0) FROM audit_log").fetchone()
+        conn.execute("COMMIT")
+
+
 VARIANTS: dict[str, Callable[[sqlite3.Connection], None] | None] = {
     "text index (shipped: trigger, automerge 4)": None,
     "no text index (floor)": _no_index,
@@ -54,6 +79,7 @@ VARIANTS: dict[str, Callable[[sqlite3.Connection], None] | None] = {
     "automerge 16": _config("automerge", 16),
     "crisismerge 64": _config("crisismerge", 64),
     "pgsz 16000": _config("pgsz", 16_000),
+    DEFERRED: _deferred,
 }
 
 
@@ -94,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     rnd = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         logs: dict[str, AuditLog] = {}
+        watermark = [0]  # the deferred variant's: rows indexed up to this position
         counter = 0
         for name, setup in VARIANTS.items():
             store = SQLiteStore(Path(tmp) / f"{len(logs)}.db", synchronous="OFF", tree=False)
@@ -102,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             log = AuditLog(store, workspace="w")
             for first in range(0, args.prefill, BATCH):
                 log.publish_many(_events(rnd, min(BATCH, args.prefill - first), first))
+            if name == DEFERRED:
+                _index_tail(log, watermark)
             logs[name] = log
         single = dict.fromkeys(VARIANTS, 0.0)
         batch = dict.fromkeys(VARIANTS, 0.0)
@@ -110,15 +139,24 @@ def main(argv: list[str] | None = None) -> int:
                 events = _events(rnd, args.singles, counter)
                 counter += args.singles
                 start = time.process_time()
-                for event in events:
+                for i, event in enumerate(events, 1):
                     log.publish_audit_log(event)
+                    if name == DEFERRED and i % _DEFER_EVERY == 0:
+                        _index_tail(log, watermark)
                 single[name] += time.process_time() - start
                 batches = [_events(rnd, BATCH, counter + k * BATCH) for k in range(args.batches)]
                 counter += args.batches * BATCH
                 start = time.process_time()
                 for events in batches:
                     log.publish_many(events)
+                    if name == DEFERRED:
+                        _index_tail(log, watermark)
                 batch[name] += time.process_time() - start
+        _index_tail(logs[DEFERRED], watermark)
+        conn = logs[DEFERRED].store._conn  # type: ignore[attr-defined]
+        indexed = conn.execute("SELECT count(*) FROM audit_text_docsize").fetchone()[0]
+        stored = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+        assert indexed == stored, f"the deferred indexer left {stored - indexed} rows out"
         idle_merge: dict[str, float] = {}
         for name, log in logs.items():
             conn = log.store._conn  # type: ignore[attr-defined]
