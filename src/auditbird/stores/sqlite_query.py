@@ -12,6 +12,8 @@ from ..query import Query
 __all__ = [
     "build_select",
     "build_recent_text_select",
+    "build_text_arm_select",
+    "TEXT_ARMS",
     "where_clause",
     "uses_text_index",
     "COLUMNS_SQL",
@@ -26,14 +28,19 @@ __all__ = [
 # Which searches the index serves (checked by tests/test_sqlite_text_plan.py, timed by
 # bench/text_search.py on 1,000,000 events):
 # - a text of 3 characters or more, alone or with an action, actor, target type or time range:
-#   the index drives (its candidates, looked up by rowid, then sorted). The target type is then
-#   checked on the candidate's own `targets` JSON, the rule the audit_target rows are written by.
+#   the newest rows first (SQLiteStore.query), then one of three arms (_text_select): the
+#   filters' index when they match few events; the filters' index checked against the trigram
+#   index's matches when every trigram is common; else the index's candidates, looked up by
+#   rowid, then sorted. The target type is then checked on the candidate's own `targets` JSON,
+#   the rule the audit_target rows are written by.
 # - with `event_id` or `target_id` (one stream's or one target's events, usually few), their
 #   own index drives and each row is checked with LIKE: no index look-up to pay for.
 # - a text of 1 or 2 characters holds no trigram: it walks the time index (or the filter's)
 #   newest first and stops when the page is full. Such a text is in most events, so that is a
 #   few hundred rows; a short text that is in almost none reads the whole workspace (measured
-#   in bench/text_search.py; decided: a one- or two-letter search for a rare thing is rare).
+#   in bench/text_search.py, ~1 s per 1,000,000 events; decided: a one- or two-letter search
+#   for a rare thing is rare, and no index serves it for free: FTS5's trigram tokenizer has no
+#   prefix queries, and a text at the end of the id has no trigram starting with it).
 TRIGRAM = 3
 
 # The index is asked for the events holding the RAREST few trigrams of the text (not all of
@@ -69,10 +76,14 @@ def uses_text_index(q: Query, text_index: bool) -> bool:
     )
 
 
-def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str], list[object]]:
+def where_clause(
+    q: Query, *, text_index: bool = False, match_sql: str | None = None
+) -> tuple[str, list[str], list[object]]:
     """FROM and WHERE of a query: values are always bound, never formatted in.
 
-    ``text_index``: the file has the trigram index (``audit_text``) for ``text`` searches."""
+    ``text_index``: the file has the trigram index (``audit_text``) for ``text`` searches.
+    ``match_sql``: the FTS5 query's SQL when the statement computes it once for all its arms
+    (see :func:`_text_select`); else this clause probes the trigrams itself."""
     indexed_text = uses_text_index(q, text_index)
     # With the index driving, a target type is checked on the row itself (no join: the
     # target rows have no index by position to look a candidate up with).
@@ -111,10 +122,11 @@ def where_clause(q: Query, *, text_index: bool = False) -> tuple[str, list[str],
         params.append(q.uid)
     if q.text:
         if indexed_text:
-            grams = _probed_trigrams(q.text)
-            rarest = _rarest_grams_sql(len(grams))
-            where.append(f"a.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ({rarest}))")  # noqa: S608 - fixed fragments
-            params.extend(grams)
+            if match_sql is None:
+                grams = _probed_trigrams(q.text)
+                match_sql = _rarest_grams_sql(len(grams))
+                params.extend(grams)
+            where.append(f"a.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ({match_sql}))")  # noqa: S608 - fixed fragments
         pattern = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append("(a.id LIKE ? ESCAPE '\\' OR a.metadata LIKE ? ESCAPE '\\')")
         params.extend([pattern, pattern])
@@ -131,21 +143,32 @@ def _probed_trigrams(text: str) -> list[str]:
     return ['"' + gram.replace('"', '""') + '"' for gram in grams]
 
 
-def _rarest_grams_sql(count: int) -> str:
-    """A scalar subquery: the FTS5 query ``g1 AND g2 ...`` of the rarest of ``count`` bound
-    trigrams, each counted by the index up to the cap: the rarest one, and up to
-    ``_GRAMS_USED - 1`` more that are under the cap too (a common one narrows nothing and costs
-    a pass over its postings); when even the rarest is over the cap, all of them (the text is
-    common, and only their intersection narrows it). Computed once per statement (it does not
-    depend on the row)."""
+def _gram_counts_sql(count: int) -> str:
+    """``(g, n)`` for each of ``count`` bound trigrams: the gram and how many events hold it,
+    counted by the index up to the cap (a bounded read)."""
     values = ", ".join(["(?)"] * count)
     return (
+        "SELECT column1 AS g, (SELECT count(*) FROM (SELECT 1 FROM audit_text WHERE audit_text "  # noqa: S608 - fixed fragments
+        f"MATCH column1 LIMIT {_GRAM_COUNT_CAP})) AS n FROM (VALUES {values})"
+    )
+
+
+def _rarest_of_sql(counts: str) -> str:
+    """A scalar subquery over ``counts`` (rows ``(g, n)``): the FTS5 query ``g1 AND g2 ...`` of
+    the rarest trigram, and up to ``_GRAMS_USED - 1`` more that are under the cap too (a common
+    one narrows nothing and costs a pass over its postings); when even the rarest is over the
+    cap, all of them (the text is common, and only their intersection narrows it)."""
+    return (
         "SELECT group_concat(g, ' AND ') FROM (SELECT g, n, row_number() OVER (ORDER BY n) AS r, "  # noqa: S608 - fixed fragments
-        "min(n) OVER () AS lo "
-        "FROM (SELECT column1 AS g, (SELECT count(*) FROM (SELECT 1 FROM audit_text WHERE audit_text "
-        f"MATCH column1 LIMIT {_GRAM_COUNT_CAP})) AS n FROM (VALUES {values}))) "
+        f"min(n) OVER () AS lo FROM ({counts})) "
         f"WHERE r = 1 OR (r <= {_GRAMS_USED} AND n < {_GRAM_COUNT_CAP}) OR lo >= {_GRAM_COUNT_CAP}"
     )
+
+
+def _rarest_grams_sql(count: int) -> str:
+    """:func:`_rarest_of_sql` of ``count`` bound trigrams, counted in place. Computed once per
+    statement (it does not depend on the row)."""
+    return _rarest_of_sql(_gram_counts_sql(count))
 
 
 def build_select(q: Query, *, text_index: bool = False) -> tuple[str, list[object]]:
@@ -164,32 +187,103 @@ _NARROW_FILTER = 2_000
 
 
 def _text_select(q: Query) -> tuple[str, list[object]]:
-    """An indexed text search as two arms, of which exactly one reads rows: the other filters'
-    index when they match under ``_NARROW_FILTER`` events, the trigram index otherwise. The
-    choice is a condition on no row (a count up to the bound, over the filters' index), which
-    SQLite evaluates once, before either arm's loop."""
-    count_source, count_where, count_params = where_clause(replace(q, text=None))
-    count = (
-        f"(SELECT count(*) FROM (SELECT 1 FROM {count_source} WHERE {' AND '.join(count_where)} "  # noqa: S608 - fixed fragments
-        f"LIMIT {_NARROW_FILTER}))"
-    )
-    # The condition is in each arm's LIMIT (0 for the arm not taken): SQLite evaluates a LIMIT
-    # once, before the loop, and runs no loop at all for 0 (a WHERE term would be checked per row).
-    narrow_sql, narrow_params = _select(
-        q, where_clause(q), f"CASE WHEN {count} < {_NARROW_FILTER} THEN ? ELSE 0 END", count_params
-    )
-    wide_sql, wide_params = _select(
-        q,
-        where_clause(q, text_index=True),
-        f"CASE WHEN {count} < {_NARROW_FILTER} THEN 0 ELSE ? END",
-        count_params,
-    )
+    """An indexed text search as three arms, of which exactly one reads rows:
+
+    - *narrow*: the other filters match under ``_NARROW_FILTER`` events: their index drives and
+      each row is checked (a few ms);
+    - *intersect*: they match more (but under ``_INTERSECT_WALK``), and every probed trigram
+      of the text is in over ``_GRAM_COUNT_CAP`` events (the index cannot narrow it much): the
+      filters' index drives,
+      newest first, and each entry's position is checked against the set of the index's
+      matches BEFORE its row is read (the position is in every index), so the walk reads rows
+      only for events that hold every trigram, and stops at a full page. Bounded by the
+      filters' index entries, never by random row reads of the text's candidates (with a
+      filter over 2,000 events matching none of them, the wide arm below read ~100,000 rows);
+    - *wide*: else (a trigram under the cap): the index's few candidates, read and sorted.
+
+    The choice is computed once per statement (a MATERIALIZED CTE: the filters' count up to the
+    bound, the trigrams' counts up to the cap) and put in each arm's LIMIT (0 for an arm not
+    taken): SQLite evaluates a LIMIT once, before the loop, and runs no loop at all for 0."""
+    head, params = _text_arm_head(q)
+    match = _rarest_of_sql("SELECT g, n FROM text_grams")
+    arms = []
+    for arm, clause in enumerate(
+        (where_clause(q), _intersect_clause(q), where_clause(q, text_index=True, match_sql=match))
+    ):
+        sql, arm_params = _select(
+            q,
+            clause,
+            f"CASE WHEN (SELECT arm FROM text_arm) = {arm} THEN ? ELSE 0 END",  # noqa: S608
+        )
+        arms.append(f"SELECT * FROM ({sql})")  # noqa: S608 - fixed fragments
+        params.extend(arm_params)
     direction = "DESC" if q.order == "desc" else "ASC"
-    sql = (
-        f"SELECT * FROM ({narrow_sql}) UNION ALL SELECT * FROM ({wide_sql}) "  # noqa: S608 - fixed fragments
-        f"ORDER BY timestamp {direction}, uid {direction} LIMIT ?"
+    sql = f"{head}{' UNION ALL '.join(arms)} ORDER BY timestamp {direction}, uid {direction} LIMIT ?"
+    return sql, [*params, q.limit]
+
+
+TEXT_ARMS = ("narrow", "intersect", "wide")
+
+
+# The intersect arm walks the filters' index entries newest first (~0.5 us each with the set
+# check, on 1,000,000 events), stopping at a full page; at worst (no candidate among them) it
+# walks them all. It is taken only while the filters match under _INTERSECT_WALK events, so
+# that worst case stays near 50 ms; past it the wide arm reads the text's candidates. (Not
+# decided by the candidates' count: for common trigrams whose intersection is sparse, counting
+# it reads every posting, ~100 ms on 1,000,000 events.)
+_INTERSECT_WALK = 100_000
+
+
+def _text_arm_head(q: Query) -> tuple[str, list[object]]:
+    """``WITH text_grams, text_arm``: the trigrams' counts and the arm (0, 1, 2 of
+    ``TEXT_ARMS``), each computed once per statement and only as far as the choice needs: the
+    filters counted up to the narrow bound; if over it and every trigram is common, the filters
+    again up to ``_INTERSECT_WALK`` (a walk of their index alone: ~0.05 us an entry, so at
+    most ~7 ms on top of the wide arm's cost when the filters match more)."""
+    assert q.text is not None
+    grams = _probed_trigrams(q.text)
+    count_source, count_where, count_params = where_clause(replace(q, text=None))
+    filters = f"SELECT 1 FROM {count_source} WHERE {' AND '.join(count_where)}"  # noqa: S608 - fixed fragments
+    head = (
+        f"WITH text_grams AS MATERIALIZED ({_gram_counts_sql(len(grams))}), "  # noqa: S608 - fixed fragments
+        f"text_arm AS MATERIALIZED (SELECT CASE "
+        f"WHEN (SELECT count(*) FROM ({filters} LIMIT {_NARROW_FILTER})) < {_NARROW_FILTER} THEN 0 "
+        f"WHEN (SELECT min(n) FROM text_grams) < {_GRAM_COUNT_CAP} THEN 2 "
+        f"WHEN (SELECT count(*) FROM ({filters} LIMIT {_INTERSECT_WALK})) < {_INTERSECT_WALK} THEN 1 "
+        "ELSE 2 END AS arm) "
     )
-    return sql, [*narrow_params, *wide_params, q.limit]
+    return head, [*grams, *count_params, *count_params]
+
+
+def build_text_arm_select(q: Query) -> tuple[str, list[object]] | None:
+    """The SELECT of which arm (an index of ``TEXT_ARMS``) :func:`build_select` takes for an
+    indexed text search, or None when it has no arms (for the benchmark and the tests)."""
+    if not (uses_text_index(q, True) and q.limit is not None and q.order != "position"):
+        return None
+    head, params = _text_arm_head(q)
+    return f"{head}SELECT arm FROM text_arm", params  # noqa: S608 - fixed fragments
+
+
+def _intersect_clause(q: Query) -> tuple[str, list[str], list[object]]:
+    """The filters' own clause (their index drives) and: the position is one of the trigram
+    index's matches. ``+`` keeps SQLite from driving by that set instead; SQLite checks a term
+    that needs only the index's columns (the position is the rowid, in every index) before it
+    reads the row, so a row is read only for an event holding those trigrams.
+
+    Only the text's first and last trigram are asked for: this arm runs when every trigram is
+    common, where more of them narrow the set little but each costs a pass over its postings
+    (on 1,000,000 events, "interval" + an action: 6 trigrams 88 ms, 2 trigrams 71 ms; the set
+    holds the same 133,751 events). The LIKE check keeps the answer exact."""
+    assert q.text is not None
+    grams = _probed_trigrams(q.text)
+    source, where, params = where_clause(q)
+    k = "t" if source.startswith("audit_target") else "a"
+    where.insert(
+        len(where) - 1,  # before the LIKE check, which needs the row
+        f"+{k}.position IN (SELECT rowid FROM audit_text WHERE audit_text MATCH ?)",  # noqa: S608
+    )
+    params.insert(len(params) - 2, " AND ".join(dict.fromkeys([grams[0], grams[-1]])))
+    return source, where, params
 
 
 def _select(
