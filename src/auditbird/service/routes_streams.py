@@ -261,6 +261,7 @@ async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[st
             filter=rule,
             max_attempts=body.max_attempts,
             from_now=body.from_now,
+            origin="api",  # restricted at every connection (streams/egress.py)
         )
         out = {"data": _status(url, key.workspace, body.name)}
         if target.kind == "webhook" and body.secret is None:

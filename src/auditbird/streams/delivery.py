@@ -48,8 +48,9 @@ class Backoff:
 def open_sink(stream: Stream) -> Sink:
     o = stream.options
     # Streams added over the API connect only where AUDITBIRD_STREAM_HOSTS allows (egress.py),
-    # checked at every connection; the operator's own (CLI) streams are not restricted.
-    egress = EgressPolicy.from_env() if o.get("restricted") else None
+    # checked at every connection, whenever they were added (their stored origin, not a mark
+    # older rows lack); the operator's own (CLI) streams are not restricted.
+    egress = EgressPolicy.from_env() if stream.restricted else None
     if stream.kind == "webhook":
         return WebhookSink(
             o["url"],
