@@ -16,6 +16,7 @@ import asyncio
 import os
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -30,6 +31,7 @@ __all__ = [
     "ERASED_ACTION",
     "SubjectErased",
     "keys_for_store",
+    "keys_for_url",
     "keys_for_connection",
     "erase_subject",
     "erase_subject_async",
@@ -59,6 +61,22 @@ def keys_for_store(store: Any) -> SubjectKeyStore | None:
             return None
         return register(subject_keys_path(os.path.abspath(path)))
     return None
+
+
+def keys_for_url(store_url: str) -> SubjectKeyStore | None:
+    """The subject keys of the store ``store_url`` names, without opening the store itself (a
+    dead-letter replay needs only the keys to open sealed values): the same key store as
+    :func:`keys_for_store` of that store; None where that would be None."""
+    scheme = store_url.split(":", 1)[0].lower() if ":" in store_url else ""
+    if scheme in ("postgresql", "postgres"):
+        return register_postgres(store_url)
+    if scheme != "sqlite":
+        return None
+    parts = urlsplit(store_url)  # as SQLiteStore.from_url reads it
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.netloc or not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return register(subject_keys_path(os.path.abspath(path)))
 
 
 def _blocking(store: Any) -> Any:
