@@ -188,6 +188,15 @@ class LogCore(SourcingCore):
             return submitted
         return self._as_stored([submitted], [row], kept)[0]
 
+    def _publish_prepared_op(
+        self, submitted: list[Event], rows: list[Row], expected_revision: int | None
+    ) -> Op[list[Event]]:
+        """Append rows made by ``_prepare_one``/``_prepare_many`` (elsewhere: on a thread)."""
+        kept = yield self._append_call(rows, expected_revision)
+        if not kept:
+            return submitted
+        return self._as_stored(submitted, rows, kept)
+
     def _publish_many_op(
         self, events: Sequence[Mapping[str, Any] | Event], expected_revision: int | None
     ) -> Op[list[Event]]:
