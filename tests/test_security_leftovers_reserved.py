@@ -98,3 +98,16 @@ def test_the_services_own_records_are_still_written(live_server: LiveServer) -> 
         assert c.get("/v1/events").status_code == 200
         viewed = c.get("/v1/events", params={"action": "audit_log.viewed"}).json()["data"]
     assert viewed and all(e["action"] == "audit_log.viewed" for e in viewed)
+
+
+def test_emit_on_postgres_refuses_reserved_actions_and_stores_nothing(postgres_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        with pytest.raises(AuditValidationError, match="retention.apply"):
+            emit(conn, {"id": "forged:pg", "action": "retention.apply", "workspace": "reserved-pg"})
+        conn.rollback()
+        tables = conn.execute("SELECT to_regclass('audit_log')").fetchone()
+        if tables is not None and tables[0] is not None:
+            found = conn.execute("SELECT count(*) FROM audit_log WHERE id = 'forged:pg'").fetchone()
+            assert found == (0,)
