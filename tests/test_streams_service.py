@@ -245,11 +245,18 @@ def _samples(text: str) -> dict[str, float]:
 
 
 def test_metrics_show_stream_lag_and_failures_by_stream_only_to_the_token_holder(
-    tmp_path: Path, start_service: Callable[..., LiveServer], receiver: WebhookReceiver
+    tmp_path: Path,
+    start_service: Callable[..., LiveServer],
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = "metrics-token-for-this-test"
-    server = start_service(tmp_path / "with-token", AUDITBIRD_METRICS_TOKEN=token)
-    open_server = start_service(tmp_path / "open")
+    # The receiver is on loopback: allowed for the servers and this process's runner, so the
+    # test does not depend on the module's `server` fixture having set it first.
+    monkeypatch.setenv("AUDITBIRD_STREAM_HOSTS", "127.0.0.1")
+    hosts = {"AUDITBIRD_STREAM_HOSTS": "127.0.0.1"}
+    server = start_service(tmp_path / "with-token", AUDITBIRD_METRICS_TOKEN=token, **hosts)
+    open_server = start_service(tmp_path / "open", **hosts)
     receiver.status = 400
     for srv in (server, open_server):
         admin, writer = srv.mint("acme-corp", "admin"), srv.mint("acme-corp", "write")
