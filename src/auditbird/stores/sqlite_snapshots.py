@@ -108,7 +108,7 @@ def read_erasure_generation(store: Any, workspace: str) -> Any:
     store of this file, or the async wrapper around one, which keeps it in ``.sync``), or None
     for stores that keep no generation. An awaitable when ``store`` is async, as a fold's
     steps are there."""
-    inner = store if isinstance(store, FileSnapshots) else vars(store).get("sync")
+    inner = store if isinstance(store, FileSnapshots) else getattr(store, "__dict__", {}).get("sync")
     value = inner.snapshot_erasure_generation if isinstance(inner, FileSnapshots) else None
     if not inspect.iscoroutinefunction(store.load_snapshot):
         return None if value is None else value(workspace)
