@@ -23,6 +23,7 @@ from .erasure.seal import refuse_lookalikes, seal_row
 from .event import Event, now_ms
 from .history import query_call
 from .query import MAX_LIMIT, Query, decode_cursor, encode_cursor, parse_time
+from .reserved import refuse_reserved
 from .row import Row
 from .sourcing import SourcingCore
 from .stores.base import Store
@@ -148,6 +149,7 @@ class LogCore(SourcingCore):
         event = validate_event(
             data, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
+        refuse_reserved((event.action,))  # the library's own records (auditbird.reserved)
         return event, self._sealed(event, encode(event))
 
     def _prepare_many(self, items: Sequence[Mapping[str, Any] | Event]) -> tuple[list[Event], list[Row]]:
@@ -158,6 +160,7 @@ class LogCore(SourcingCore):
         events = validate_events(
             items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
         )
+        refuse_reserved((e.action for e in events), batch=True)
         with gc_paused():
             rows = encode_many(events)
             problems: list[Problem] = []
@@ -184,6 +187,15 @@ class LogCore(SourcingCore):
         if not kept:  # the common path: stored as given
             return submitted
         return self._as_stored([submitted], [row], kept)[0]
+
+    def _publish_prepared_op(
+        self, submitted: list[Event], rows: list[Row], expected_revision: int | None
+    ) -> Op[list[Event]]:
+        """Append rows made by ``_prepare_one``/``_prepare_many`` (elsewhere: on a thread)."""
+        kept = yield self._append_call(rows, expected_revision)
+        if not kept:
+            return submitted
+        return self._as_stored(submitted, rows, kept)
 
     def _publish_many_op(
         self, events: Sequence[Mapping[str, Any] | Event], expected_revision: int | None

@@ -8,14 +8,16 @@ hand over their async twin. There is no hidden blocking log behind event sourcin
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, Unpack
 
 from ._facade import Filters, Histogram, LogCore, Page, TimeArg
 from ._ops import Call, Op, WaitForCommit, aiterate, arun
 from .actions import ActionRegistry
+from .erasure.keys import KeyNotInMemory, keys_in_memory_only
 from .event import Event
 from .history import PAGE_SIZE, Recorded
 from .log import resolve_store
@@ -38,6 +40,7 @@ from .validation import DEFAULT_LIMITS, Limits
 __all__ = ["AsyncAuditLog", "ThreadedStore", "as_async_store"]
 
 P = TypeVar("P", bound=Projection)
+T = TypeVar("T")
 
 
 def as_async_store(store: Any) -> AsyncStore:
@@ -84,7 +87,10 @@ class AsyncAuditLog(LogCore):
         self, event: Mapping[str, Any] | Event, *, expected_revision: int | None = None
     ) -> Event:
         """:meth:`AuditLog.publish_audit_log <auditbird.AuditLog.publish_audit_log>`, awaited."""
-        return await arun(self.store, self._publish_op(event, expected_revision))
+        if self._subject_keys is None:
+            return await arun(self.store, self._publish_op(event, expected_revision))
+        submitted, row = await self._prepare_off_loop(self._prepare_one, event)
+        return (await arun(self.store, self._publish_prepared_op([submitted], [row], expected_revision)))[0]
 
     publish = publish_audit_log
 
@@ -92,7 +98,20 @@ class AsyncAuditLog(LogCore):
         self, events: Sequence[Mapping[str, Any] | Event], *, expected_revision: int | None = None
     ) -> list[Event]:
         """:meth:`AuditLog.publish_many <auditbird.AuditLog.publish_many>`, awaited."""
-        return await arun(self.store, self._publish_many_op(events, expected_revision))
+        if self._subject_keys is None:
+            return await arun(self.store, self._publish_many_op(events, expected_revision))
+        submitted, rows = await self._prepare_off_loop(self._prepare_many, events)
+        return await arun(self.store, self._publish_prepared_op(submitted, rows, expected_revision))
+
+    @staticmethod
+    async def _prepare_off_loop(prepare: Callable[[Any], T], items: Any) -> T:
+        """``prepare(items)`` (validate and seal) on the loop while every subject key it needs
+        is in memory; else on a thread, where the key file or database is read or written."""
+        try:
+            with keys_in_memory_only():
+                return prepare(items)
+        except KeyNotInMemory:
+            return await asyncio.to_thread(prepare, items)
 
     async def publish_change(
         self,

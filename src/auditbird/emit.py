@@ -28,6 +28,7 @@ from .emit_postgres import postgres_connection, write_event
 from .erasure.erase import keys_for_connection
 from .erasure.seal import seal_row
 from .event import Event
+from .reserved import refuse_reserved
 from .stores.sqlite import migrate, write_rows
 from .validation import DEFAULT_LIMITS, Limits, validate_event
 
@@ -56,6 +57,7 @@ def emit(
         limits=limits,
         workspace=workspace,
     )
+    refuse_reserved((stored.action,))  # auditbird's own records (auditbird.reserved)
     pg = postgres_connection(connection)
     if pg is not None:  # psycopg, or SQLAlchemy on PostgreSQL: emit_postgres.py
         write_event(pg, stored)

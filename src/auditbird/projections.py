@@ -35,6 +35,7 @@ from .history import PAGE_SIZE, StreamWalk
 from .row import Row
 from .snapshots import Snapshot
 from .stores.capabilities import SnapshotStoreTier
+from .stores.sqlite_snapshots import read_erasure_generation
 
 __all__ = ["Projection", "on", "ProjectionError", "project_op", "fold_rows"]
 
@@ -220,7 +221,11 @@ def project_op(
     state: P | None = None
     after: int | None = None
     max_ts = 0
+    generation: int | None = None
     if keeps:
+        # Before any event is read: an erasure after this point makes the save store nothing
+        # (this fold may read a subject's values in the clear before its key is destroyed).
+        generation = yield Call(SnapshotStoreTier, lambda store: read_erasure_generation(store, workspace))
         snap: Snapshot | None = yield Call(
             SnapshotStoreTier, lambda store: store.load_snapshot(workspace, event_id, name, code_version)
         )
@@ -259,6 +264,7 @@ def project_op(
             state._revision,
             max_ts,
             state.model_dump_json(),
+            erasure_generation=generation,
         )
         yield Call(SnapshotStoreTier, lambda store: store.save_snapshot(snapshot))
     return state

@@ -7,6 +7,12 @@ the SQLite store in its own file, in their own table (this module's :class:`Snap
 
 A snapshot is keyed by (workspace, event_id, projection) and remembers the projection's code
 version: a snapshot made by other code is ignored (and replaced on the next save).
+
+An erasure deletes a workspace's snapshots (they may hold a subject's values in the clear), but
+a fold that read the events before the key was destroyed would save its plaintext state right
+after. So each deletion bumps the workspace's *erasure generation*, in the deletion's
+transaction; a fold reads the generation before it reads any event, and its save checks it in
+the save's transaction: a save from a fold that started before an erasure stores nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .event import now_ms
 
@@ -32,6 +38,13 @@ CREATE TABLE IF NOT EXISTS auditbird_snapshot (
     state         TEXT    NOT NULL,  -- the projection as JSON
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (workspace, stream, projection)
+)
+"""
+# One row per workspace an erasure reached: how many times its snapshots were deleted.
+_GENERATIONS = """
+CREATE TABLE IF NOT EXISTS auditbird_snapshot_erasure (
+    workspace  TEXT    NOT NULL PRIMARY KEY,
+    generation INTEGER NOT NULL
 )
 """
 
@@ -52,6 +65,9 @@ class Snapshot:
     revision: int
     max_timestamp: int
     state: str
+    # The workspace's erasure generation read before the fold read any event; the save stores
+    # nothing if an erasure came since. None: not fenced (a snapshot made by hand).
+    erasure_generation: int | None = field(default=None, compare=False)
 
     def row(self, created_at: int) -> tuple[str | int, ...]:
         """The values every snapshot table stores, in its column order, ``created_at`` last."""
@@ -74,6 +90,7 @@ class SnapshotStore:
     >>> import os, tempfile
     >>> keeper = SnapshotStore(os.path.join(tempfile.mkdtemp(), "audit.db"))
     >>> keeper.save(Snapshot("", "m:1", "p", "v1", 3, 3, 0, "{}"))
+    True
     >>> keeper.load("", "m:1", "p", "v1").position, keeper.load("", "m:1", "p", "v2")
     (3, None)
     >>> keeper.close()
@@ -91,6 +108,7 @@ class SnapshotStore:
         # zeroed in its page rather than left in free space (docs/erasure.md).
         self._conn.execute("PRAGMA secure_delete = ON")
         self._conn.execute(_SCHEMA)
+        self._conn.execute(_GENERATIONS)
 
     def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
         """The snapshot of ``projection`` for the stream, if ``code_version`` made it."""
@@ -104,14 +122,41 @@ class SnapshotStore:
             return None
         return Snapshot(workspace, event_id, projection, code_version, row[0], row[1], row[2], row[3])
 
-    def save(self, snapshot: Snapshot) -> None:
-        """Keep ``snapshot``, replacing the projection's previous one for the stream."""
+    def erasure_generation(self, workspace: str) -> int:
+        """How many times an erasure deleted ``workspace``'s snapshots (0: never)."""
         with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO auditbird_snapshot (workspace, stream, projection, code_version, "
-                "position, revision, max_timestamp, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                snapshot.row(now_ms()),
-            )
+            return self._generation(workspace)
+
+    def _generation(self, workspace: str) -> int:
+        row = self._conn.execute(
+            "SELECT generation FROM auditbird_snapshot_erasure WHERE workspace = ?", (workspace,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def save(self, snapshot: Snapshot) -> bool:
+        """Keep ``snapshot``, replacing the projection's previous one for the stream; False (and
+        nothing stored) if an erasure deleted the workspace's snapshots since its fold began."""
+        with self._lock:
+            # IMMEDIATE: the generation read and the insert are one write transaction, so no
+            # erasure's deletion can fall between them (a concurrent one waits, then deletes it).
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                fence = snapshot.erasure_generation
+                if fence is not None and self._generation(snapshot.workspace) != fence:
+                    self._conn.execute("ROLLBACK")
+                    return False
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO auditbird_snapshot (workspace, stream, projection, "
+                    "code_version, position, revision, max_timestamp, state, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    snapshot.row(now_ms()),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            return True
 
     def delete(self, workspace: str, event_id: str, projection: str | None = None) -> int:
         """Forget a stream's snapshots (of one projection, or all); how many were deleted."""
@@ -128,9 +173,22 @@ class SnapshotStore:
         values); how many were deleted. The WAL is then checkpointed and truncated, so the
         deleted rows' older page images leave it too (when no reader holds it open)."""
         with self._lock:
-            count = self._conn.execute(
-                "DELETE FROM auditbird_snapshot WHERE workspace = ?", (workspace,)
-            ).rowcount
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = self._conn.execute(
+                    "DELETE FROM auditbird_snapshot WHERE workspace = ?", (workspace,)
+                ).rowcount
+                # A fold that began before this point saves nothing (see the module's doc).
+                self._conn.execute(
+                    "INSERT INTO auditbird_snapshot_erasure (workspace, generation) VALUES (?, 1) "
+                    "ON CONFLICT (workspace) DO UPDATE SET generation = generation + 1",
+                    (workspace,),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return count
 

@@ -16,11 +16,13 @@ import asyncio
 import os
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
 from .._errors import AuditError, AuditValidationError, NotFound, Problem, UnsupportedOperation
 from ..event import Event
+from ..reserved import system_events
 from ..stores.postgres import PostgresStore
 from ..stores.sqlite import SQLiteStore
 from .keys import SubjectKeyStore, register, register_postgres, subject_keys_path
@@ -29,6 +31,7 @@ __all__ = [
     "ERASED_ACTION",
     "SubjectErased",
     "keys_for_store",
+    "keys_for_url",
     "keys_for_connection",
     "erase_subject",
     "erase_subject_async",
@@ -58,6 +61,22 @@ def keys_for_store(store: Any) -> SubjectKeyStore | None:
             return None
         return register(subject_keys_path(os.path.abspath(path)))
     return None
+
+
+def keys_for_url(store_url: str) -> SubjectKeyStore | None:
+    """The subject keys of the store ``store_url`` names, without opening the store itself (a
+    dead-letter replay needs only the keys to open sealed values): the same key store as
+    :func:`keys_for_store` of that store; None where that would be None."""
+    scheme = store_url.split(":", 1)[0].lower() if ":" in store_url else ""
+    if scheme in ("postgresql", "postgres"):
+        return register_postgres(store_url)
+    if scheme != "sqlite":
+        return None
+    parts = urlsplit(store_url)  # as SQLiteStore.from_url reads it
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.netloc or not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return register(subject_keys_path(os.path.abspath(path)))
 
 
 def _blocking(store: Any) -> Any:
@@ -93,7 +112,8 @@ def _forget_snapshots(log: Any, ws: str, subject: str, *, erased: bool) -> None:
         raise AuditError(
             f"{subject}'s key was destroyed (its events read as erased), but deleting the projection "
             f"snapshots of workspace {ws!r} failed: {exc}; they may still hold its values: delete them "
-            f"(the store's delete_snapshots({ws!r})) and publish an {ERASED_ACTION} event for it by hand"
+            f"(the store's delete_snapshots({ws!r})) and publish an {ERASED_ACTION} event for it by hand "
+            "inside `with auditbird.reserved.system_events():`"
         ) from exc
 
 
@@ -141,7 +161,8 @@ def _event(subject: str, ws: str, destroyed: int, actor: dict[str, Any] | None) 
 def _recording_failed(subject: str, exc: Exception) -> AuditError:
     return AuditError(
         f"{subject}'s key was destroyed (its data is erased), but recording the erasure failed: {exc}; "
-        f"publish an {ERASED_ACTION} event for {subject} by hand"
+        f"publish an {ERASED_ACTION} event for {subject} by hand, inside "
+        "`with auditbird.reserved.system_events():` (the action is reserved to auditbird)"
     )
 
 
@@ -159,7 +180,8 @@ def erase_subject(
     # Again once the key is gone: a fold that read the plaintext meanwhile may have saved one.
     _forget_snapshots(log, ws, subject, erased=True)
     try:
-        return log.publish_audit_log(_event(subject, ws, destroyed, actor))
+        with system_events():  # audit_log.* is reserved to auditbird's own records
+            return log.publish_audit_log(_event(subject, ws, destroyed, actor))
     except Exception as exc:
         raise _recording_failed(subject, exc) from exc
 
@@ -175,6 +197,7 @@ async def erase_subject_async(
         raise NotFound(f"no personal data of {subject!r} in workspace {ws!r}: nothing erased")
     await asyncio.to_thread(_forget_snapshots, log, ws, subject, erased=True)
     try:
-        return await log.publish_audit_log(_event(subject, ws, destroyed, actor))
+        with system_events():
+            return await log.publish_audit_log(_event(subject, ws, destroyed, actor))
     except Exception as exc:
         raise _recording_failed(subject, exc) from exc

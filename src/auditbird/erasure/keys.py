@@ -27,7 +27,8 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +41,30 @@ __all__ = [
     "keyring_lookup",
     "register",
     "register_postgres",
+    "KeyNotInMemory",
+    "keys_in_memory_only",
 ]
+
+# Set while an async publish seals on the event loop: a key store then answers from memory or
+# raises KeyNotInMemory, and the publish seals again on a thread (a new subject's key costs an
+# INSERT and fsyncs, 15-100 ms, which must not stall every other request of the loop).
+_IN_MEMORY_ONLY: ContextVar[bool] = ContextVar("auditbird_subject_keys_in_memory_only", default=False)
+
+
+class KeyNotInMemory(Exception):  # noqa: N818 - a signal to retry on a thread, not an error
+    """A subject key needs file or database work, refused inside :func:`keys_in_memory_only`."""
+
+
+@contextlib.contextmanager
+def keys_in_memory_only() -> Iterator[None]:
+    """Within the block (this task or thread only), ``key_for`` answers from memory or raises
+    :class:`KeyNotInMemory`: the caller does the work again off the event loop."""
+    token = _IN_MEMORY_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _IN_MEMORY_ONLY.reset(token)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subject_keys (
@@ -131,6 +155,8 @@ class SubjectKeys:
         """``(kid, cipher)`` of ``subject`` in ``workspace``, its key made (and stored) on first use.
 
         A subject erased before gets a new key: erasure covers what was written before it."""
+        if _IN_MEMORY_ONLY.get():
+            return self._key_in_memory(workspace, subject)
         with self._lock:
             conn = self._open(create=True)
             assert conn is not None
@@ -158,6 +184,21 @@ class SubjectKeys:
             found = (str(row[0]), AESGCM(bytes(row[1])))
             self._by_subject[(workspace, subject)] = found
             return found
+
+    def _key_in_memory(self, workspace: str, subject: str) -> tuple[str, AESGCM]:
+        # Never waits: the lock may be held by a thread writing the file.
+        if not self._lock.acquire(blocking=False):
+            raise KeyNotInMemory(subject)
+        try:
+            if self._conn is None:
+                raise KeyNotInMemory(subject)
+            self._fresh(self._conn)  # a 4-byte pread of the header, from the page cache
+            found = self._by_subject.get((workspace, subject))
+            if found is None:
+                raise KeyNotInMemory(subject)
+            return found
+        finally:
+            self._lock.release()
 
     def lookup(self, kid: str) -> tuple[str, AESGCM] | None:
         """``(workspace, cipher)`` of ``kid``, or None if it was erased or never made here."""

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .._errors import AuditError, StoreUnavailable, UnsupportedOperation
 from ..stores import redact_url
 from ..stores.postgres_schema import apply_migrations, schema_version
+from .keys import _IN_MEMORY_ONLY, KeyNotInMemory
 
 __all__ = ["PostgresSubjectKeys", "TransactionKeys", "MIGRATIONS"]
 
@@ -109,6 +110,8 @@ class PostgresSubjectKeys:
 
     def key_for(self, workspace: str, subject: str) -> tuple[str, AESGCM]:
         """``(kid, cipher)`` of ``subject`` in ``workspace``, its key made on first use."""
+        if _IN_MEMORY_ONLY.get():  # nothing is kept in memory here: always a round trip
+            raise KeyNotInMemory(subject)
         with self._lock:
             return _key_for(self._open(), workspace, subject)
 

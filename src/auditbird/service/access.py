@@ -18,6 +18,7 @@ from typing import Any
 from ..async_log import AsyncAuditLog
 from ..event import Event
 from ..query import encode_cursor
+from ..reserved import system_events
 from .keys import ApiKey
 
 __all__ = ["ACCESS_ACTIONS", "read_page", "iter_pages", "record_access"]
@@ -93,12 +94,13 @@ async def record_access(
         "filters": {k: _clip(v) for k, v in filters.items() if v not in (None, [], ())},
         **extra,
     }
-    await log.publish_audit_log(
-        {
-            "id": f"audit_log:{key.workspace or 'default'}",
-            "action": action,
-            "actor": {"id": key.key_id, "name": key.name or f"api key {key.key_id}", "type": "api_key"},
-            "targets": [{"id": key.workspace or "default", "type": "audit_log"}],
-            "metadata": metadata,
-        }
-    )
+    with system_events():  # audit_log.* is reserved to auditbird's own records
+        await log.publish_audit_log(
+            {
+                "id": f"audit_log:{key.workspace or 'default'}",
+                "action": action,
+                "actor": {"id": key.key_id, "name": key.name or f"api key {key.key_id}", "type": "api_key"},
+                "targets": [{"id": key.workspace or "default", "type": "audit_log"}],
+                "metadata": metadata,
+            }
+        )

@@ -154,9 +154,10 @@ def _install_ops_routes(app: FastAPI, state: ServiceState) -> None:
         "/metrics",
         tags=["ops"],
         summary="Prometheus metrics (text exposition format)",
-        description="Open, with no per-workspace figures, unless the server has a metrics token "
-        "(`serve --metrics-token` / `AUDITBIRD_METRICS_TOKEN`): then only for "
-        "`Authorization: Bearer <token>`, with events written and read by workspace.",
+        description="Open, with the service's own health only (requests, latency, store errors), "
+        "unless the server has a metrics token (`serve --metrics-token` / "
+        "`AUDITBIRD_METRICS_TOKEN`): then only for `Authorization: Bearer <token>`, with events "
+        "written and read and the log streams' figures, in total and by workspace.",
     )
     async def metrics(request: Request) -> Response:
         token = state.metrics_token

@@ -14,6 +14,7 @@ from pydantic_core import from_json
 
 from .._errors import Problem
 from ..codec import dumps
+from .event_time import refuse_future_timestamps
 from .limits import ServiceLimits
 from .problems import MAX_LISTED_ERRORS, ProblemError
 
@@ -209,6 +210,7 @@ def prepare_items(
     ]
     if problems:
         raise ProblemError(403, "events for another workspace; nothing was stored", errors=problems)
+    refuse_future_timestamps(items)  # retention ages events by their timestamp (event_time.py)
     if idempotency_key:
         items = derive_uids(items, workspace, idempotency_key, uid_secret)
     return items, single

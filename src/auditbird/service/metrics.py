@@ -1,17 +1,19 @@
 """Prometheus metrics: requests by route and status, latency, events written and read, store errors.
 
 Kept by ``prometheus_client`` (its counters, histogram and text exposition), in a registry of
-each app's own (two apps in one process never share counts). The figures everyone may see
-carry no workspace and no key: an open ``/metrics`` must not tell one tenant anything about
-another. Per-workspace counts (events written and read) are in a second registry, rendered
-only for a caller holding the metrics token (``serve --metrics-token`` /
-``AUDITBIRD_METRICS_TOKEN``); see :mod:`.app`.
+each app's own (two apps in one process never share counts). An open ``/metrics`` must not tell
+one tenant anything about another, so the figures everyone may see are the service's own health
+only (requests by route template and status, latency, store errors, requests refused 429):
+nothing counted from any tenant's events or streams, not even a total, since a total over every
+workspace still moves when one tenant writes. Every figure derived from events or streams is in
+a second registry, rendered only for a caller holding the metrics token (``serve
+--metrics-token`` / ``AUDITBIRD_METRICS_TOKEN``); see :mod:`.app`: events written and read (in
+total, and by workspace).
 
-Log streams follow the same rule. A stream's name is its workspace's business (``siem-acme``
-names a customer), so the open figures are totals over every stream, with no label:
-``auditbird_streams``, ``auditbird_streams_events_behind``, ``auditbird_streams_seconds_behind``
-(the most behind), ``auditbird_streams_delivery_failures``, ``auditbird_streams_dead_letters``.
-Holders of the token also get each stream's, labelled ``workspace`` and ``stream``:
+Log streams follow the same rule. The token's holder gets totals over every stream, with no
+label: ``auditbird_streams``, ``auditbird_streams_events_behind``,
+``auditbird_streams_seconds_behind`` (the most behind), ``auditbird_streams_delivery_failures``,
+``auditbird_streams_dead_letters``; and each stream's, labelled ``workspace`` and ``stream``:
 ``auditbird_stream_events_behind``, ``auditbird_stream_seconds_behind``,
 ``auditbird_stream_delivery_failures_total``, ``auditbird_stream_dead_lettered_total``,
 ``auditbird_stream_dead_letters`` and ``auditbird_stream_paused``. Streams are delivered by
@@ -63,13 +65,14 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        # Counts of events are the tenants' traffic: token holders only (see the module's doc).
         self._counters = {
-            name: Counter(f"auditbird_{name}", help_text, registry=self.registry)
-            for name, help_text in (
-                ("events_written", "Events accepted and stored."),
-                ("events_read", "Events returned or exported."),
-                ("store_errors", "Store failures (answered 503)."),
-                ("rate_limited", "Requests answered 429."),
+            name: Counter(f"auditbird_{name}", help_text, registry=registry)
+            for name, help_text, registry in (
+                ("events_written", "Events accepted and stored.", self.workspace_registry),
+                ("events_read", "Events returned or exported.", self.workspace_registry),
+                ("store_errors", "Store failures (answered 503).", self.registry),
+                ("rate_limited", "Requests answered 429.", self.registry),
             )
         }
         self._by_workspace = {
@@ -119,11 +122,13 @@ class Metrics:
         """Expose log streams' lag and failures; ``read()`` -> the :class:`StreamStatus` of
         every stream (it may take a while: it runs on a thread)."""
         snapshot = StreamSnapshot(read)
-        self.registry.register(_StreamTotals(snapshot))
+        # Even label-free totals tell one tenant of another's streams: token holders only.
+        self.workspace_registry.register(_StreamTotals(snapshot))
         self.workspace_registry.register(_StreamSeries(snapshot))
 
     def render(self, *, per_workspace: bool = False) -> str:
-        """The exposition text; ``per_workspace`` adds figures by workspace (token holders only)."""
+        """The exposition text; ``per_workspace`` adds every figure derived from the tenants'
+        events and streams (token holders only)."""
         text = generate_latest(self.registry)
         if per_workspace:
             text += generate_latest(self.workspace_registry)
@@ -195,7 +200,7 @@ class StreamSnapshot:
 
 
 class _StreamTotals:
-    """The open figures: totals over every stream, no workspace, no stream name."""
+    """Totals over every stream, no workspace, no stream name (token holders only)."""
 
     def __init__(self, snapshot: StreamSnapshot) -> None:
         self.snapshot = snapshot

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..reserved import system_events
 from ..row import row_to_json
 from ..stores.sqlite import SQLiteStore
 from ..streams import (
@@ -199,15 +200,16 @@ def _status(url: str, workspace: str, name: str) -> dict[str, Any]:
 async def _record(request: Request, key: ApiKey, change: str, name: str, **details: Any) -> None:
     state: ServiceState = request.app.state.auditbird
     # Not strict: these actions are the service's own and need no registered schema.
-    await state.log(key.workspace, strict=False).publish_audit_log(
-        {
-            "id": f"log_stream:{name}",
-            "action": f"audit_log.stream_{change}",
-            "actor": {"id": key.key_id, "name": key.name or f"api key {key.key_id}", "type": "api_key"},
-            "targets": [{"id": name, "type": "log_stream"}],
-            "metadata": {"stream": name, **details},
-        }
-    )
+    with system_events():  # audit_log.* is reserved to auditbird's own records
+        await state.log(key.workspace, strict=False).publish_audit_log(
+            {
+                "id": f"log_stream:{name}",
+                "action": f"audit_log.stream_{change}",
+                "actor": {"id": key.key_id, "name": key.name or f"api key {key.key_id}", "type": "api_key"},
+                "targets": [{"id": name, "type": "log_stream"}],
+                "metadata": {"stream": name, **details},
+            }
+        )
 
 
 def _destination(target: StreamTarget) -> str:
@@ -259,6 +261,7 @@ async def add_stream(request: Request, key: AdminKey, body: StreamIn) -> dict[st
             filter=rule,
             max_attempts=body.max_attempts,
             from_now=body.from_now,
+            origin="api",  # restricted at every connection (streams/egress.py)
         )
         out = {"data": _status(url, key.workspace, body.name)}
         if target.kind == "webhook" and body.secret is None:

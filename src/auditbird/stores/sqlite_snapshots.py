@@ -8,6 +8,8 @@ keeps them in a dict.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 import weakref
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from ..snapshots import Snapshot, SnapshotStore
 from .capabilities import SnapshotStoreTier
 
-__all__ = ["FileSnapshots"]
+__all__ = ["FileSnapshots", "read_erasure_generation"]
 
 
 class _MemorySnapshots:
@@ -23,22 +25,35 @@ class _MemorySnapshots:
 
     def __init__(self) -> None:
         self._data: dict[tuple[str, str, str], Snapshot] = {}
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def erasure_generation(self, workspace: str) -> int:
+        """How many times an erasure deleted the workspace's snapshots."""
+        return self._generations.get(workspace, 0)
 
     def load(self, workspace: str, event_id: str, projection: str, code_version: str) -> Snapshot | None:
         """The snapshot, if ``code_version`` made it."""
         found = self._data.get((workspace, event_id, projection))
         return found if found is not None and found.code_version == code_version else None
 
-    def save(self, snapshot: Snapshot) -> None:
-        """Keep ``snapshot``."""
-        self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
+    def save(self, snapshot: Snapshot) -> bool:
+        """Keep ``snapshot``, unless an erasure came since its fold began (see snapshots.py)."""
+        with self._lock:
+            fence = snapshot.erasure_generation
+            if fence is not None and self._generations.get(snapshot.workspace, 0) != fence:
+                return False
+            self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
+            return True
 
     def delete_workspace(self, workspace: str) -> int:
         """Forget the workspace's snapshots; how many."""
-        gone = [key for key in self._data if key[0] == workspace]
-        for key in gone:
-            del self._data[key]
-        return len(gone)
+        with self._lock:
+            gone = [key for key in self._data if key[0] == workspace]
+            for key in gone:
+                del self._data[key]
+            self._generations[workspace] = self._generations.get(workspace, 0) + 1
+            return len(gone)
 
     def close(self) -> None:
         """Forget them all."""
@@ -72,10 +87,33 @@ class FileSnapshots(SnapshotStoreTier):
         return self._snapshots().load(workspace, event_id, projection, code_version)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Keep ``snapshot`` in the file, replacing the projection's previous one."""
+        """Keep ``snapshot`` in the file, replacing the projection's previous one; nothing if
+        an erasure deleted the workspace's snapshots since its fold began (its
+        ``erasure_generation``)."""
         self._snapshots().save(snapshot)
+
+    def snapshot_erasure_generation(self, workspace: str) -> int:
+        """The workspace's erasure generation: a fold reads it before any event and hands it to
+        its snapshot, whose save then stores nothing if an erasure came in between."""
+        return self._snapshots().erasure_generation(workspace)
 
     def delete_snapshots(self, workspace: str) -> int:
         """Forget every snapshot of ``workspace`` (an erasure: snapshots may hold personal
         values folded before it); how many were deleted."""
         return self._snapshots().delete_workspace(workspace)
+
+
+def read_erasure_generation(store: Any, workspace: str) -> Any:
+    """A fold's first read: the erasure generation of ``workspace`` in ``store`` (a snapshot
+    store of this file, or the async wrapper around one, which keeps it in ``.sync``), or None
+    for stores that keep no generation. An awaitable when ``store`` is async, as a fold's
+    steps are there."""
+    inner = store if isinstance(store, FileSnapshots) else getattr(store, "__dict__", {}).get("sync")
+    value = inner.snapshot_erasure_generation if isinstance(inner, FileSnapshots) else None
+    if not inspect.iscoroutinefunction(store.load_snapshot):
+        return None if value is None else value(workspace)
+
+    async def read() -> int | None:
+        return None if value is None else await asyncio.to_thread(value, workspace)
+
+    return read()

@@ -157,8 +157,11 @@ def create_stream(
     filter: StreamFilter | None = None,
     max_attempts: int = 5,
     from_now: bool = False,
+    origin: str = "operator",
 ) -> Stream:
     """Add a stream to ``workspace``; ``from_now`` starts it after what is already committed.
+    ``origin``: "api" for a stream an API key added (each connection then passes the egress
+    rule, ``AUDITBIRD_STREAM_HOSTS``), "operator" for the operator's own (CLI, library).
 
     Raises ValueError naming what is wrong (a bad name, a duplicate, too many streams)."""
     from ..stores.sqlite import SQLiteStore
@@ -176,6 +179,7 @@ def create_stream(
             options=target.options,
             filter=filter,
             max_attempts=max_attempts,
+            origin=origin,
         )
     if from_now:
         store = SQLiteStore.from_url(store_url)

@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 KINDS = ("webhook", "syslog", "ndjson", "otlp")
+API, OPERATOR, UNKNOWN = "api", "operator", "unknown"  # a stream's origin
 _NAME_MAX = 64
 
 _SCHEMA = """
@@ -75,6 +76,19 @@ _ADDED_COLUMNS = (
     ("paused", "INTEGER NOT NULL DEFAULT 0"),
     ("failures", "INTEGER NOT NULL DEFAULT 0"),
     ("dead_lettered", "INTEGER NOT NULL DEFAULT 0"),
+    # Who added the stream: "api" (an admin key), "operator" (the CLI or the library), or
+    # "unknown" for rows older than this column that no stored detail tells apart.
+    ("origin", f"TEXT NOT NULL DEFAULT '{UNKNOWN}'"),
+)
+# Rows written before ``origin`` existed: a row the API marked restricted came from it; an NDJSON
+# stream or a CA file only the operator can add (the API refuses both). The rest stay
+# "unknown", and an unknown origin is restricted like the API's (fail closed): an API stream
+# added before the egress rule existed carries no mark and must not reach private addresses.
+_ORIGIN_OF_OLD_ROWS = (
+    "UPDATE streams SET origin = CASE "
+    "WHEN json_extract(options, '$.restricted') THEN ? "
+    "WHEN kind = 'ndjson' OR json_extract(options, '$.ca_file') IS NOT NULL THEN ? "
+    "ELSE ? END"
 )
 
 
@@ -114,6 +128,13 @@ class Stream:
     paused: bool = False
     failures: int = 0  # failed delivery attempts, ever
     dead_lettered: int = 0  # events turned into dead letters, ever (replayed ones included)
+    origin: str = UNKNOWN  # API, OPERATOR or UNKNOWN (a row older than the column)
+
+    @property
+    def restricted(self) -> bool:
+        """Whether every connection must pass the egress rule (``AUDITBIRD_STREAM_HOSTS``):
+        all but the operator's own streams, whenever they were added."""
+        return self.origin != OPERATOR or bool(self.options.get("restricted"))
 
     @property
     def position_name(self) -> str:
@@ -150,10 +171,14 @@ class StreamRegistry:
         self._conn.execute("PRAGMA busy_timeout = 30000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(_SCHEMA)
-        present = {r[1] for r in self._conn.execute("PRAGMA table_info(streams)")}
-        for column, definition in _ADDED_COLUMNS:
-            if column not in present:  # names and definitions are the constants above
-                self._conn.execute(f"ALTER TABLE streams ADD COLUMN {column} {definition}")
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")  # two processes opening an old file: one upgrades
+            present = {r[1] for r in self._conn.execute("PRAGMA table_info(streams)")}
+            for column, definition in _ADDED_COLUMNS:
+                if column not in present:  # names and definitions are the constants above
+                    self._conn.execute(f"ALTER TABLE streams ADD COLUMN {column} {definition}")
+            if "origin" not in present:
+                self._conn.execute(_ORIGIN_OF_OLD_ROWS, (API, OPERATOR, UNKNOWN))
 
     @classmethod
     def for_store(cls, store_url: str) -> StreamRegistry:
@@ -170,7 +195,10 @@ class StreamRegistry:
         options: dict[str, Any],
         filter: StreamFilter | None = None,
         max_attempts: int = 5,
+        origin: str = OPERATOR,
     ) -> Stream:
+        if origin not in (API, OPERATOR):
+            raise ValueError(f"stream origin {origin!r}: use {API!r} or {OPERATOR!r}")
         if not name or len(name) > _NAME_MAX or not all(c.isalnum() or c in "-_." for c in name):
             raise ValueError(f"stream name {name!r}: use 1-{_NAME_MAX} letters, digits, '-', '_' or '.'")
         if kind not in KINDS:
@@ -179,8 +207,8 @@ class StreamRegistry:
             raise ValueError("max_attempts: use 1 to 100 (deliveries refused before a dead letter)")
         try:
             cur = self._conn.execute(
-                "INSERT INTO streams (workspace, name, kind, options, filter, max_attempts, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO streams (workspace, name, kind, options, filter, max_attempts, created_at, "
+                "origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     workspace,
                     name,
@@ -189,6 +217,7 @@ class StreamRegistry:
                     (filter or StreamFilter()).to_json(),
                     max_attempts,
                     now_ms(),
+                    API if options.get("restricted") else origin,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -307,8 +336,8 @@ class StreamRegistry:
 _SELECT = (
     "SELECT s.id, s.workspace, s.name, s.kind, s.options, s.filter, s.max_attempts, s.created_at, "
     "s.delivered, s.last_delivery_at, s.last_error, s.last_error_at, "
-    "(SELECT count(*) FROM dead_letters d WHERE d.stream_id = s.id), s.paused, s.failures, s.dead_lettered "
-    "FROM streams AS s "
+    "(SELECT count(*) FROM dead_letters d WHERE d.stream_id = s.id), s.paused, s.failures, s.dead_lettered, "
+    "s.origin FROM streams AS s "
 )
 
 
@@ -330,4 +359,5 @@ def _stream(r: tuple[Any, ...]) -> Stream:
         paused=bool(r[13]),
         failures=r[14],
         dead_lettered=r[15],
+        origin=r[16],
     )

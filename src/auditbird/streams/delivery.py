@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..erasure.erase import keys_for_store
+from ..erasure.erase import keys_for_store, keys_for_url
 from ..erasure.seal import open_row
 from ..query import Query
 from ..relay import Relay
 from ..row import Row
-from ..stores import open_store
 from .config import Stream, StreamRegistry
 from .egress import EgressPolicy
 from .ndjson_file import NdjsonFileSink
@@ -48,8 +47,9 @@ class Backoff:
 def open_sink(stream: Stream) -> Sink:
     o = stream.options
     # Streams added over the API connect only where AUDITBIRD_STREAM_HOSTS allows (egress.py),
-    # checked at every connection; the operator's own (CLI) streams are not restricted.
-    egress = EgressPolicy.from_env() if o.get("restricted") else None
+    # checked at every connection, whenever they were added (their stored origin, not a mark
+    # older rows lack); the operator's own (CLI) streams are not restricted.
+    egress = EgressPolicy.from_env() if stream.restricted else None
     if stream.kind == "webhook":
         return WebhookSink(
             o["url"],
@@ -306,8 +306,8 @@ def replay_dead_letters(
     Stops at the first refusal (it stays dead-lettered) and returns ``(replayed, error)``."""
     sink = open_sink(stream)
     replayed = 0
-    source = open_store(store_url) if store_url else None
-    subject_keys = keys_for_store(source) if source is not None else None  # held while replaying
+    # Only the subject keys: the dead letters hold the events, the store itself is not needed.
+    subject_keys = keys_for_url(store_url) if store_url else None  # held while replaying
     try:
         for letter in registry.dead_letters(stream.id, limit):
             try:
@@ -321,6 +321,4 @@ def replay_dead_letters(
     finally:
         sink.close()
         del subject_keys
-        if source is not None:
-            source.close()
     return replayed, None
