@@ -17,17 +17,31 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import Any
 
 from ..stores.merkle import append_leaf, fold, frontier_root
 from .report import VerifyReport
 
-__all__ = ["CHUNK_LEVEL", "CHUNK", "Recorded", "record_line", "tail_root"]
+__all__ = ["CHUNK_LEVEL", "CHUNK", "Recorded", "fold_chunk", "record_line", "tail_root"]
 
 CHUNK_LEVEL = 10
 CHUNK = 1 << CHUNK_LEVEL  # leaves folded at once while verifying an export
 MAX_WAITING = 64  # chunks (2 MiB of hashes a side) held while one side runs ahead
 _KEYS = frozenset({"from", "hashes"})
+_sha256 = hashlib.sha256
+
+
+def fold_chunk(leaves: list[bytes]) -> bytes:
+    """The root of a complete subtree of ``2**k`` leaves: :func:`~auditbird.stores.merkle.fold`
+    with the node hash inlined (the fold is half the hashing an export's check does)."""
+    level = leaves
+    while len(level) > 1:
+        level = [
+            _sha256(b"\x01" + left + right).digest()
+            for left, right in zip(level[0::2], level[1::2], strict=True)
+        ]
+    return level[0]
 
 
 def tail_root(peaks: list[bytes], chunk: int, leaves: list[bytes]) -> bytes:

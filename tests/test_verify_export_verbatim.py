@@ -1,0 +1,252 @@
+"""The fast check of an export (each event line hashed as it stands, the file read in blocks)
+accepts an untouched ``checkpoint --export`` in the forms files take (CRLF, a byte order mark,
+blank lines, no final newline), and never accepts what the exact check (every line parsed and
+re-canonicalised) would not: for anything else it gives way, and the exact check's report or
+error is what ``verify_export`` returns."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditbird import AuditLog
+from auditbird.provable import tree_root
+from auditbird.provable.checkpoint import Checkpoint
+from auditbird.provable.export import _verify_exact
+from auditbird.provable.export_verbatim import BLOCK, verify_verbatim
+from auditbird.provable.verify import MAX_LINE_BYTES, ExportError, verify_export, write_export
+from auditbird.retention import apply_retention, set_policy
+
+DAY = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Checkpoint, list[bytes]]:
+    """2,100 events (past two chunks of the fold; text needing escapes, non-ASCII, a character
+    beyond the BMP, a float, a nested key named like an export's own lines), 40 of them
+    expired by retention, and the export as lines (the tree's records between them)."""
+    log = AuditLog(f"sqlite:///{tmp_path_factory.mktemp('verbatim') / 'a.db'}", workspace="acme")
+    odd = [
+        {"note": 'quote " back \\ tab \t nl \n cr \r ctl \x01'},
+        {"note": "é ☃ \U0001f600", "\U0001f600": 1},
+        {"ratio": 0.1, "big": 10**15},
+        {"tree_leaves": {"from": 0, "x": {"expired": True}}},
+    ]
+    old = 1_700_000_000_000 - 500 * DAY
+    log.publish_many(
+        [
+            {
+                "id": f"m:{i % 9}",
+                "action": "monitor.down",
+                "metadata": odd[i % 4] if i % 25 == 0 else {"i": i},
+                **({"timestamp": old} if i % 50 == 7 or 1020 <= i < 1030 else {}),
+            }
+            for i in range(2100)
+        ]
+    )
+    set_policy(log, "365d")
+    assert apply_retention(log).removed == 52
+    size, root = tree_root(log)
+    out = io.BytesIO()
+    assert write_export(log, size, out) == size
+    log.close()
+    return Checkpoint("o", size, root), out.getvalue().splitlines(keepends=True)
+
+
+def _both(text: bytes, checkpoint: Checkpoint) -> tuple[Any, Any]:
+    """The fast check's answer and the exact check's (its report or its error's message)."""
+    fast = verify_verbatim(io.BytesIO(text), checkpoint, MAX_LINE_BYTES)
+    try:
+        exact: Any = _verify_exact(io.BytesIO(text), checkpoint)
+    except ExportError as exc:
+        exact = str(exc)
+    return fast, exact
+
+
+def _answer(text: bytes, checkpoint: Checkpoint) -> Any:
+    try:
+        return verify_export(io.BytesIO(text), checkpoint)
+    except ExportError as exc:
+        return str(exc)
+
+
+def test_an_untouched_export_is_accepted_by_the_fast_check_as_by_the_exact_one(
+    exported: tuple[Checkpoint, list[bytes]],
+) -> None:
+    checkpoint, lines = exported
+    fast, exact = _both(b"".join(lines), checkpoint)
+    assert fast is not None and fast == exact
+    assert fast.ok and fast.events == checkpoint.size == 2102  # + retention.set, retention.apply
+    assert fast.expired == (52, 8, 2058)
+    nested = b'{"tree_leaves":{"from":0,"x":{"expired":true}}}'
+    assert sum(line.startswith(b'{"action"') and nested in line for line in lines) == 21
+
+
+@pytest.mark.parametrize(
+    "reshape",
+    [
+        pytest.param(lambda t: t.replace(b"\n", b"\r\n"), id="crlf"),
+        pytest.param(lambda t: t.rstrip(b"\n"), id="no-final-newline"),
+        pytest.param(lambda t: t.replace(b"\n", b"\r\n").rstrip(b"\n"), id="crlf-ending-in-cr"),
+        pytest.param(lambda t: b"\xef\xbb\xbf" + t, id="bom"),
+        pytest.param(lambda t: b"\n\n" + t.replace(b"\n", b"\n\n", 30) + b"\n\n", id="blank-lines"),
+        pytest.param(lambda t: b"\xef\xbb\xbf\n" + t, id="bom-on-a-blank-line"),
+    ],
+)
+def test_line_ends_blank_lines_and_a_byte_order_mark_keep_the_fast_check(
+    exported: tuple[Checkpoint, list[bytes]], reshape: Any
+) -> None:
+    checkpoint, lines = exported
+    fast, exact = _both(reshape(b"".join(lines)), checkpoint)
+    assert fast is not None and fast.ok
+    assert fast == exact
+
+
+def _respelled(line: bytes, **changes: Any) -> bytes:
+    """The line's event with ``changes``, as json.dumps writes it (spaces, keys reversed)."""
+    event = json.loads(line)
+    event.update(changes)
+    return json.dumps(dict(reversed(event.items()))).encode() + b"\n"
+
+
+def test_a_line_spelled_otherwise_leaves_the_fast_check_and_verifies_as_the_same_event(
+    exported: tuple[Checkpoint, list[bytes]],
+) -> None:
+    """The checkpoint signs each event's RFC 8785 bytes: another spelling of the line hashes to
+    another leaf, so the fast check cannot accept it; the exact check re-canonicalises it and
+    finds the signed event. A space is enough to leave the fast check."""
+    checkpoint, lines = exported
+    at = 1500
+    assert lines[at].startswith(b'{"action"')
+    spaced = lines[at].replace(b'":', b'": ', 1)
+    for line in (spaced, _respelled(lines[at])):
+        text = b"".join([*lines[:at], line, *lines[at + 1 :]])
+        fast, exact = _both(text, checkpoint)
+        assert fast is None
+        assert exact.ok and verify_export(io.BytesIO(text), checkpoint) == exact
+
+
+def test_a_line_spelled_otherwise_and_changed_is_named_at_its_position(
+    exported: tuple[Checkpoint, list[bytes]],
+) -> None:
+    checkpoint, lines = exported
+    at = 1500
+    number = sum(1 for line in lines[: at + 1] if not line.startswith(b'{"tree_leaves"'))
+    changed = _respelled(lines[at], version=2)
+    report = _answer(b"".join([*lines[:at], changed, *lines[at + 1 :]]), checkpoint)
+    assert (report.ok, report.number, report.problem) == (False, number, "changed")
+    assert report.message() == (
+        f"event #{number}: changed: event #{number} no longer hashes to the leaf the tree recorded for it"
+    )
+
+
+def test_a_whitespace_line_leaves_the_fast_check_and_is_skipped_by_the_exact_one(
+    exported: tuple[Checkpoint, list[bytes]],
+) -> None:
+    checkpoint, lines = exported
+    fast, exact = _both(b"".join([*lines[:10], b" \t\n", *lines[10:]]), checkpoint)
+    assert fast is None and exact.ok
+
+
+def test_a_byte_order_mark_past_the_first_line_is_not_json(exported: tuple[Checkpoint, list[bytes]]) -> None:
+    checkpoint, lines = exported
+    text = b"".join([lines[0], b"\xef\xbb\xbf" + lines[1], *lines[2:]])
+    with pytest.raises(ExportError, match="^line 2 is not JSON"):
+        verify_export(io.BytesIO(text), checkpoint)
+
+
+@pytest.mark.parametrize("length", [10 * 1024 * 1024, 40 * 1024 * 1024])
+def test_a_huge_line_is_refused_naming_it_in_bounded_memory(
+    exported: tuple[Checkpoint, list[bytes]], tmp_path: Path, length: int
+) -> None:
+    checkpoint, lines = exported
+    path = tmp_path / "huge.ndjson"
+    with path.open("wb") as f:
+        f.write(b"".join(lines[:5]))
+        f.write(b'{"uid":"' + b"x" * length + b'"}\n')
+        f.write(b"".join(lines[5:]))
+    tracemalloc.start()
+    try:
+        with path.open("rb") as f, pytest.raises(ExportError) as raised:
+            verify_export(f, checkpoint)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(raised.value) == f"line 6 is longer than {MAX_LINE_BYTES} bytes: not an event export"
+    assert peak < 3 * MAX_LINE_BYTES + 2 * BLOCK  # never the whole line: its head, a block, copies
+
+
+def test_a_stream_that_cannot_seek_gets_the_exact_check(exported: tuple[Checkpoint, list[bytes]]) -> None:
+    class OneWay(io.BytesIO):  # a pipe: read once, never rewound
+        def seekable(self) -> bool:
+            return False
+
+        def seek(self, *_: Any) -> int:
+            raise io.UnsupportedOperation("seek")
+
+    checkpoint, lines = exported
+    for text in (b"".join(lines), b"".join([*lines[:9], *lines[10:]])):
+        report = verify_export(OneWay(text), checkpoint)
+        assert report == _verify_exact(io.BytesIO(text), checkpoint)
+        assert report.ok is (text == b"".join(lines))
+
+
+def _mutate(lines: list[bytes], rng: random.Random) -> bytes:
+    """One random edit of the kind a file suffers: a byte changed, added or cut, a line removed,
+    repeated, moved, re-spelled, given other line ends, a blank line, the records dropped, the
+    tail cut off, an expired line edited."""
+    lines = list(lines)
+    at = rng.randrange(len(lines))
+    kind = rng.randrange(11)
+    if kind == 0:
+        line = bytearray(lines[at])
+        line[rng.randrange(len(line))] ^= 1 << rng.randrange(8)
+        lines[at] = bytes(line)
+    elif kind == 1:
+        cut = rng.randrange(len(lines[at]))
+        lines[at] = lines[at][:cut] + rng.choice([b" ", b"\r", b"\n", b"0", b"\x00", b"{"]) + lines[at][cut:]
+    elif kind == 2:
+        cut = rng.randrange(len(lines[at]))
+        lines[at] = lines[at][:cut] + lines[at][cut + 1 :]
+    elif kind == 3:
+        del lines[at]
+    elif kind == 4:
+        lines.insert(rng.randrange(len(lines)), lines[at])
+    elif kind == 5 and at + 1 < len(lines):
+        lines[at], lines[at + 1] = lines[at + 1], lines[at]
+    elif kind == 6 and lines[at].startswith(b'{"action"'):
+        lines[at] = _respelled(lines[at], **rng.choice([{}, {"version": 2}, {"id": "x"}]))
+    elif kind == 7:
+        lines[at] = lines[at].rstrip(b"\n") + rng.choice([b"\r\n", b"\r", b"\n\n", b" \n", b""])
+    elif kind == 8:
+        lines = [line for line in lines if not line.startswith(b'{"tree_leaves"')]
+    elif kind == 9:
+        return b"".join(lines)[: rng.randrange(len(b"".join(lines)))]
+    else:
+        gone = [i for i, line in enumerate(lines) if line.startswith(b'{"expired"')]
+        at = rng.choice(gone)
+        value = json.loads(lines[at])
+        value["index"] += rng.choice([-1, 1])
+        lines[at] = json.dumps(value, separators=(",", ":")).encode() + b"\n"
+    return b"".join(lines)
+
+
+def test_whatever_the_edit_the_answer_is_the_exact_checks(exported: tuple[Checkpoint, list[bytes]]) -> None:
+    """The fast check only ever accepts, and only what the exact check accepts: across random
+    edits, verify_export answers exactly as the exact check alone does (report or error)."""
+    checkpoint, lines = exported
+    rng = random.Random(14)
+    accepted = 0
+    for _ in range(120):
+        text = _mutate(lines, rng)
+        fast, exact = _both(text, checkpoint)
+        assert fast is None or fast == exact
+        assert _answer(text, checkpoint) == exact
+        accepted += fast is not None
+    assert 0 < accepted < 120  # some edits (line ends, blank lines, no records) keep the fast path
