@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from auditbird import AuditLog
-from auditbird.provable import tree_root
+from auditbird.provable import export_verbatim, tree_root
 from auditbird.provable.checkpoint import Checkpoint
 from auditbird.provable.export import _verify_exact
 from auditbird.provable.export_verbatim import BLOCK, verify_verbatim
@@ -250,3 +250,15 @@ def test_whatever_the_edit_the_answer_is_the_exact_checks(exported: tuple[Checkp
         assert _answer(text, checkpoint) == exact
         accepted += fast is not None
     assert 0 < accepted < 120  # some edits (line ends, blank lines, no records) keep the fast path
+
+
+@pytest.mark.parametrize("block", [61, 64, 250, 251, 997, 4096])
+def test_where_the_blocks_end_does_not_matter(
+    exported: tuple[Checkpoint, list[bytes]], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Blocks shorter and longer than a line, ending mid-line, between CR and LF, at a BOM."""
+    checkpoint, lines = exported
+    monkeypatch.setattr(export_verbatim, "BLOCK", block)
+    for text in (b"".join(lines), b"\xef\xbb\xbf" + b"".join(lines).replace(b"\n", b"\r\n")):
+        fast = verify_verbatim(io.BytesIO(text), checkpoint, MAX_LINE_BYTES)
+        assert fast is not None and fast.ok and fast.events == 2102

@@ -65,13 +65,14 @@ def _blocks(lines: BinaryIO, longest: int) -> Iterator[list[bytes]]:
         end = block.find(b"\n")
         if len(tail) + (len(block) if end < 0 else end) >= longest:
             raise _NotVerbatim
+        crlf = b"\r" in block or tail[-1:] == b"\r"  # (a block may end between CR and LF)
         parts = (tail + block).split(b"\n") if tail else block.split(b"\n")
         tail = parts.pop()  # the start of a line the next block ends (b"" after a line end)
         if bom and parts:
             bom = False
             if parts[0].startswith(BOM):
                 parts[0] = parts[0][len(BOM) :]
-        if b"\r" in block:
+        if crlf:
             parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
         if b"" in parts:  # blank lines are no event (the exact check skips whitespace-only ones)
             parts = [p for p in parts if p]
