@@ -262,3 +262,32 @@ def test_where_the_blocks_end_does_not_matter(
     for text in (b"".join(lines), b"\xef\xbb\xbf" + b"".join(lines).replace(b"\n", b"\r\n")):
         fast = verify_verbatim(io.BytesIO(text), checkpoint, MAX_LINE_BYTES)
         assert fast is not None and fast.ok and fast.events == 2102
+
+
+def test_the_cli_verifies_a_crlf_export_with_a_bom_and_names_a_respelled_change(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditbird.cli import app
+
+    db, export, cp, key = (tmp_path / name for name in ("a.db", "e.ndjson", "cp.txt", "key.txt"))
+    log = AuditLog(f"sqlite:///{db}")
+    log.publish_many([{"id": f"m:{i}", "action": "a.b", "metadata": {"i": i}} for i in range(1500)])
+    log.close()
+    store = ["--store", f"sqlite:///{db}"]
+    signed = CliRunner().invoke(app, [*store, "checkpoint", "--export", str(export)])
+    assert signed.exit_code == 0, signed.output
+    cp.write_text(signed.stdout)
+    key.write_text(CliRunner().invoke(app, [*store, "checkpoint", "--public-key"]).stdout)
+    lines = export.read_bytes().splitlines(keepends=True)
+    offline = ["verify", "--export", str(export), "--checkpoint", str(cp), "--public-key", str(key)]
+    export.write_bytes(b"\xef\xbb\xbf" + b"".join(lines).replace(b"\n", b"\r\n"))
+    done = CliRunner().invoke(app, offline)
+    assert (done.exit_code, done.stdout) == (0, "verified 1500 events up to checkpoint 1500\n")
+    at = 1199 + 2  # event #1200 (index 1199), past the records before leaves #1 and #1025
+    assert json.loads(lines[at])["metadata"] == {"i": 1199}
+    export.write_bytes(b"".join([*lines[:at], _respelled(lines[at], version=3), *lines[at + 1 :]]))
+    failed = CliRunner().invoke(app, offline)
+    assert (failed.exit_code, failed.stdout) == (
+        1,
+        "FAILED event #1200: changed: event #1200 no longer hashes to the leaf the tree recorded for it\n",
+    )

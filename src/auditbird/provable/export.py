@@ -2,8 +2,9 @@
 
 The export is NDJSON, one line per leaf of the tree, in tree order:
 
-- a kept event: the RFC 8785 bytes its leaf hashes (any other spelling of the same event still
-  verifies: the verifier re-canonicalises it);
+- a kept event: the RFC 8785 bytes its leaf hashes, so an untouched export is checked by
+  hashing each line as it stands (:mod:`.export_verbatim`); any other spelling of the same event
+  still verifies, through the exact check that re-canonicalises every line;
 - an event retention removed: ``{"expired":true,"index":N,"leaf_hash":"<base64>"}``, its
   0-based leaf index and the leaf hash the tree kept, so the root can still be rebuilt.
 
