@@ -11,11 +11,14 @@ import json
 import random
 import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import BaseModel
 
-from auditbird import AuditLog
+from auditbird import AuditLog, Personal, action
+from auditbird.actions import ActionRegistry
+from auditbird.erasure import erase_subject
 from auditbird.provable import export_verbatim, tree_root
 from auditbird.provable.checkpoint import Checkpoint
 from auditbird.provable.export import _verify_exact
@@ -291,3 +294,37 @@ def test_the_cli_verifies_a_crlf_export_with_a_bom_and_names_a_respelled_change(
         1,
         "FAILED event #1200: changed: event #1200 no longer hashes to the leaf the tree recorded for it\n",
     )
+
+
+def test_an_export_of_sealed_and_erased_fields_keeps_the_fast_check(tmp_path: Path) -> None:
+    """Leaves hash the stored ciphertext; the export writes it as stored, before and after the
+    subject's key is destroyed, so both exports are checked line by line as they stand."""
+    registry = ActionRegistry()
+
+    @action("user.invited", registry=registry)
+    class UserInvited(BaseModel):
+        email: Annotated[str, Personal()]
+
+    log = AuditLog(f"sqlite:///{tmp_path / 'a.db'}", workspace="acme", registry=registry)
+    for n in range(3):
+        log.publish_audit_log(
+            {
+                "id": "org:1",
+                "action": "user.invited",
+                "actor": {"id": str(40 + n), "name": f"Person {n}"},
+                "metadata": {"email": f"p{n}@example.org"},
+            }
+        )
+    exports = []
+    for erase in (False, True):
+        if erase:
+            erase_subject(log, "user:41")
+        size, root = tree_root(log)
+        out = io.BytesIO()
+        write_export(log, size, out)
+        assert b"p1@example.org" not in out.getvalue() and b"$erasable:v1:" in out.getvalue()
+        fast = verify_verbatim(io.BytesIO(out.getvalue()), Checkpoint("o", size, root), MAX_LINE_BYTES)
+        assert fast is not None and fast.ok
+        exports.append(out.getvalue().splitlines()[1:])  # the events, past the tree's record
+    log.close()
+    assert exports[1][:3] == exports[0]  # the erasure rewrote nothing; it is one event more
