@@ -39,7 +39,7 @@ def fold_chunk(leaves: list[bytes]) -> bytes:
     level = leaves
     new = _NODE.copy
     while len(level) > 1:
-        parents = []
+        parents: list[bytes] = []
         append = parents.append
         for left, right in zip(level[0::2], level[1::2], strict=True):
             h = new()
