@@ -22,9 +22,11 @@ from auditbird.erasure import erase_subject
 from auditbird.provable import export_verbatim, tree_root
 from auditbird.provable.checkpoint import Checkpoint
 from auditbird.provable.export import _verify_exact
+from auditbird.provable.export_record import fold_chunk
 from auditbird.provable.export_verbatim import BLOCK, verify_verbatim
 from auditbird.provable.verify import MAX_LINE_BYTES, ExportError, verify_export, write_export
 from auditbird.retention import apply_retention, set_policy
+from auditbird.stores.merkle import fold, leaf_hash, root_of
 
 DAY = 86_400_000
 
@@ -328,3 +330,9 @@ def test_an_export_of_sealed_and_erased_fields_keeps_the_fast_check(tmp_path: Pa
         exports.append(out.getvalue().splitlines()[1:])  # the events, past the tree's record
     log.close()
     assert exports[1][:3] == exports[0]  # the erasure rewrote nothing; it is one event more
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 64, 1024])
+def test_the_inlined_fold_is_rfc_9162s(count: int) -> None:
+    leaves = [leaf_hash(b"event %d" % i) for i in range(count)]
+    assert fold_chunk(leaves) == fold(leaves) == root_of(leaves)

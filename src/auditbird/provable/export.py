@@ -20,10 +20,10 @@ from typing import Any, BinaryIO
 from ..retention import expired_leaves
 from ..row import Row
 from ..stores.jcs import decode_canonical
-from ..stores.merkle import append_leaf, fold, leaf_data
+from ..stores.merkle import append_leaf, leaf_data
 from .checkpoint import Checkpoint
 from .export_format import BOM, EXPIRED_FORM, MAX_LINE_BYTES, ExportError, expired_leaf, expired_line
-from .export_record import CHUNK, CHUNK_LEVEL, Recorded, record_line, tail_root
+from .export_record import CHUNK, CHUNK_LEVEL, Recorded, fold_chunk, record_line, tail_root
 from .export_verbatim import verify_verbatim
 from .proofs import log_workspace, provable_store
 from .report import VerifyReport
@@ -106,7 +106,7 @@ def _verify_exact(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
         if count < size:
             pending.append(leaf)
             if len(pending) == CHUNK:
-                root = fold(pending)
+                root = fold_chunk(pending)
                 append_leaf(peaks, count >> CHUNK_LEVEL, root)
                 recorded.add_chunk(count >> CHUNK_LEVEL, b"".join(pending), root)
                 pending = []

@@ -20,7 +20,7 @@ import binascii
 import hashlib
 from typing import Any
 
-from ..stores.merkle import append_leaf, fold, frontier_root
+from ..stores.merkle import append_leaf, frontier_root
 from .report import VerifyReport
 
 __all__ = ["CHUNK_LEVEL", "CHUNK", "Recorded", "fold_chunk", "record_line", "tail_root"]
@@ -56,7 +56,7 @@ def tail_root(peaks: list[bytes], chunk: int, leaves: list[bytes]) -> bytes:
     peaks = list(peaks)
     whole = len(leaves) - len(leaves) % CHUNK
     for at in range(0, whole, CHUNK):
-        append_leaf(peaks, chunk + at // CHUNK, fold(leaves[at : at + CHUNK]))
+        append_leaf(peaks, chunk + at // CHUNK, fold_chunk(leaves[at : at + CHUNK]))
     rest: list[bytes] = []
     for i, leaf in enumerate(leaves[whole:]):
         append_leaf(rest, i, leaf)
@@ -140,7 +140,7 @@ class Recorded:
         if leaves == blob:
             append_leaf(self.peaks, index, root)
         else:
-            append_leaf(self.peaks, index, fold(_split(blob)))
+            append_leaf(self.peaks, index, fold_chunk(_split(blob)))
             self._differ(index * CHUNK, leaves, blob)
         self.paired = index + 1
 
