@@ -336,3 +336,34 @@ def test_an_export_of_sealed_and_erased_fields_keeps_the_fast_check(tmp_path: Pa
 def test_the_inlined_fold_is_rfc_9162s(count: int) -> None:
     leaves = [leaf_hash(b"event %d" % i) for i in range(count)]
     assert fold_chunk(leaves) == fold(leaves) == root_of(leaves)
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, Checkpoint], bytes]:
+    """An export of 1,100 events and the checkpoints the log had at smaller sizes."""
+    log = AuditLog(f"sqlite:///{tmp_path_factory.mktemp('grown') / 'a.db'}")
+    log.publish_many([{"id": f"m:{i}", "action": "a.b", "metadata": {"i": i}} for i in range(1100)])
+    checkpoints = {size: Checkpoint("o", size, tree_root(log, size)[1]) for size in SIZES}
+    out = io.BytesIO()
+    write_export(log, 1100, out)
+    log.close()
+    return checkpoints, out.getvalue()
+
+
+SIZES = [1, 2, 1023, 1024, 1025, 1099, 1100]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_export_checked_against_an_older_checkpoint_keeps_the_fast_check(
+    grown: tuple[dict[int, Checkpoint], bytes], size: int
+) -> None:
+    """The lines past the checkpoint are read as JSON only, as the exact check reads them."""
+    checkpoints, text = grown
+    fast, exact = _both(text, checkpoints[size])
+    assert fast is not None and fast == exact and fast.ok and fast.events == size
+    junk = text + b"not json\n"
+    assert _both(junk, checkpoints[size]) == (
+        None,
+        "line 1103 is not JSON (Expecting value: line 1 column 1 "
+        "(char 0)): pass an NDJSON export (auditbird checkpoint --export)",
+    )
