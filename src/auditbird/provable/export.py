@@ -2,8 +2,9 @@
 
 The export is NDJSON, one line per leaf of the tree, in tree order:
 
-- a kept event: the RFC 8785 bytes its leaf hashes (any other spelling of the same event still
-  verifies: the verifier re-canonicalises it);
+- a kept event: the RFC 8785 bytes its leaf hashes, so an untouched export is checked by
+  hashing each line as it stands (:mod:`.export_verbatim`); any other spelling of the same event
+  still verifies, through the exact check that re-canonicalises every line;
 - an event retention removed: ``{"expired":true,"index":N,"leaf_hash":"<base64>"}``, its
   0-based leaf index and the leaf hash the tree kept, so the root can still be rebuilt.
 
@@ -13,64 +14,45 @@ the events around it be checked. Forging its hash changes the root, so that fail
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from typing import Any, BinaryIO
 
 from ..retention import expired_leaves
 from ..row import Row
 from ..stores.jcs import decode_canonical
-from ..stores.merkle import append_leaf, fold, leaf_data
+from ..stores.merkle import append_leaf, leaf_data
 from .checkpoint import Checkpoint
-from .export_record import CHUNK, CHUNK_LEVEL, Recorded, record_line, tail_root
+from .export_format import BOM, EXPIRED_FORM, MAX_LINE_BYTES, ExportError, expired_leaf, expired_line
+from .export_record import CHUNK, CHUNK_LEVEL, Recorded, fold_chunk, record_line, tail_root
+from .export_verbatim import verify_verbatim
 from .proofs import log_workspace, provable_store
 from .report import VerifyReport
 
 __all__ = ["ExportError", "MAX_LINE_BYTES", "EXPIRED_FORM", "verify_export", "write_export"]
 
 _sha256 = hashlib.sha256
-MAX_LINE_BYTES = 4 * 1024 * 1024  # an exported event larger than this is not one of ours
-EXPIRED_FORM = '{"expired":true,"index":N,"leaf_hash":"<base64 SHA-256>"}'
-_EXPIRED_KEYS = frozenset({"expired", "index", "leaf_hash"})
-
-
-class ExportError(ValueError):
-    """An export that is not NDJSON of stored events, or not the size the checkpoint says."""
-
-
-def _expired_line(index: int, digest: bytes) -> bytes:
-    return b'{"expired":true,"index":%d,"leaf_hash":"%s"}\n' % (index, base64.b64encode(digest))
-
-
-def _expired_leaf(event: dict[str, Any], number: int) -> tuple[int, bytes]:
-    """``(index, leaf hash)`` of an expired-leaf line; :class:`ExportError` for anything else."""
-    if (
-        event.keys() != _EXPIRED_KEYS
-        or event["expired"] is not True
-        or type(event["index"]) is not int
-        or type(event["leaf_hash"]) is not str
-    ):
-        raise ExportError(
-            f"line {number} is not an exported event (a JSON object with a uid) nor an expired "
-            f"leaf ({EXPIRED_FORM}): pass an export written by auditbird checkpoint --export"
-        )
-    try:
-        digest = base64.b64decode(event["leaf_hash"], validate=True)
-    except binascii.Error:
-        digest = b""
-    if len(digest) != 32:
-        raise ExportError(f"line {number}: leaf_hash is not the base64 of a 32-byte SHA-256 hash")
-    return event["index"], digest
 
 
 def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
     """Check an NDJSON export (``auditbird checkpoint --export``, opened in binary mode) against
     a signed checkpoint, offline. Raises :class:`ExportError` for input that is not an export.
 
-    Each event line is parsed (to refuse what is not an exported event) and its RFC 8785 bytes
-    hashed as its leaf; an expired line gives its leaf hash as is. Leaves are folded a complete
-    chunk at a time."""
+    First the fast check (:mod:`.export_verbatim`): each event line hashed as it stands, which
+    accepts an untouched export of ``checkpoint --export`` and nothing the check below would
+    not. Anything else (another spelling, a change, bad input) is read again from the start
+    (a stream that cannot seek is read once, this way): each event line is parsed (to refuse
+    what is not an exported event) and its RFC 8785 bytes hashed as its leaf; an expired line
+    gives its leaf hash as is. Leaves are folded a complete chunk at a time."""
+    start = lines.tell() if lines.seekable() else None
+    if start is not None:
+        report = verify_verbatim(lines, checkpoint, MAX_LINE_BYTES)
+        if report is not None:
+            return report
+        lines.seek(start)
+    return _verify_exact(lines, checkpoint)
+
+
+def _verify_exact(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
     size = checkpoint.size
     peaks: list[bytes] = []  # the frontier of complete chunks of CHUNK leaves
     pending: list[bytes] = []  # the leaves of the chunk being read
@@ -84,6 +66,8 @@ def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
         number += 1
         if len(line) > MAX_LINE_BYTES:  # read no further: memory stays bounded
             raise ExportError(f"line {number} is longer than {MAX_LINE_BYTES} bytes: not an event export")
+        if number == 1 and line.startswith(BOM):  # not part of the JSON (some editors add it)
+            line = line[len(BOM) :]
         try:
             event, data = decode_canonical(line)
         except ValueError as exc:
@@ -102,7 +86,7 @@ def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
                 raise ExportError(f"line {number} is a malformed record of the tree's leaves: {bad}")
             continue
         else:
-            index, leaf = _expired_leaf(event, number)
+            index, leaf = expired_leaf(event, number)
             if count < size:
                 if index != count:
                     return VerifyReport(
@@ -122,7 +106,7 @@ def verify_export(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
         if count < size:
             pending.append(leaf)
             if len(pending) == CHUNK:
-                root = fold(pending)
+                root = fold_chunk(pending)
                 append_leaf(peaks, count >> CHUNK_LEVEL, root)
                 recorded.add_chunk(count >> CHUNK_LEVEL, b"".join(pending), root)
                 pending = []
@@ -181,6 +165,6 @@ def write_export(log_or_store: Any, size: int, out: BinaryIO, *, workspace: str 
             while next_gone is not None and next_gone < index:
                 next_gone = next(gone, None)
             if next_gone == index:
-                out.write(_expired_line(index, digest))
+                out.write(expired_line(index, digest))
                 written += 1
     return written

@@ -1,0 +1,47 @@
+"""The lines of an offline export that are not events, and what makes a file no export at all.
+
+Shared by the exact check (:mod:`.export`) and the fast one (:mod:`.export_verbatim`), so both
+read an expired leaf's line the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+__all__ = ["BOM", "EXPIRED_FORM", "MAX_LINE_BYTES", "ExportError", "expired_leaf", "expired_line"]
+
+MAX_LINE_BYTES = 4 * 1024 * 1024  # an exported event larger than this is not one of ours
+EXPIRED_FORM = '{"expired":true,"index":N,"leaf_hash":"<base64 SHA-256>"}'
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, as some editors put before the first line
+_EXPIRED_KEYS = frozenset({"expired", "index", "leaf_hash"})
+
+
+class ExportError(ValueError):
+    """An export that is not NDJSON of stored events, or not the size the checkpoint says."""
+
+
+def expired_line(index: int, digest: bytes) -> bytes:
+    return b'{"expired":true,"index":%d,"leaf_hash":"%s"}\n' % (index, base64.b64encode(digest))
+
+
+def expired_leaf(event: dict[str, Any], number: int) -> tuple[int, bytes]:
+    """``(index, leaf hash)`` of an expired-leaf line; :class:`ExportError` for anything else."""
+    if (
+        event.keys() != _EXPIRED_KEYS
+        or event["expired"] is not True
+        or type(event["index"]) is not int
+        or type(event["leaf_hash"]) is not str
+    ):
+        raise ExportError(
+            f"line {number} is not an exported event (a JSON object with a uid) nor an expired "
+            f"leaf ({EXPIRED_FORM}): pass an export written by auditbird checkpoint --export"
+        )
+    try:
+        digest = base64.b64decode(event["leaf_hash"], validate=True)
+    except binascii.Error:
+        digest = b""
+    if len(digest) != 32:
+        raise ExportError(f"line {number}: leaf_hash is not the base64 of a 32-byte SHA-256 hash")
+    return event["index"], digest
