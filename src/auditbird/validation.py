@@ -72,7 +72,8 @@ def _check_json(value: Any, loc: str, limits: Limits, depth: int, out: list[Prob
     Returns an estimate of its JSON size in characters (see ``_ESTIMATE_FACTOR``). Scalars are
     checked inline in the loops (no call per value): this runs for every event.
     """
-    if isinstance(value, Mapping):
+    # `type(...) is dict` first: the common case, without the ABC machinery of a Mapping check.
+    if type(value) is dict or isinstance(value, Mapping):
         if len(value) > limits.max_keys:
             out.append(Problem(loc, f"{len(value)} keys; at most {limits.max_keys} per object"))
         max_key, max_str = limits.max_key_length, limits.max_string_length
@@ -314,7 +315,11 @@ def _prepare(
     """The fields of the envelope (``metadata`` raw, or already the model's instance), the
     metadata model still to validate it with, and the problems found before any model ran;
     None for an input that is not an object at all."""
-    if isinstance(data, Event):
+    # Plain dicts (JSON input) first, and the metadata checks below likewise: isinstance against
+    # an ABC or a pydantic model class goes through Python-level __instancecheck__ hooks.
+    if type(data) is dict:
+        pass
+    elif isinstance(data, Event):
         data = {**data.model_dump(exclude={"schema_error", "metadata"}), "metadata": data.metadata}
     elif not isinstance(data, Mapping):
         return None
@@ -326,7 +331,8 @@ def _prepare(
     name = fields.get("action")
     latest = registry.latest_version(name) if isinstance(name, str) else None
     raw = fields.get("metadata")
-    if isinstance(raw, BaseModel):
+    plain = type(raw) is dict
+    if not plain and isinstance(raw, BaseModel):
         raw = raw.model_dump(mode="json", exclude_unset=True)
     metadata_size = 4
     if raw is not None:  # limits apply to what will be stored
@@ -342,7 +348,7 @@ def _prepare(
                     "register it with @action(...) or load its module with --actions",
                 )
             )
-        elif raw is not None and not isinstance(raw, Mapping):
+        elif raw is not None and not plain and not isinstance(raw, Mapping):
             problems.append(Problem("metadata", f"must be a JSON object, got {type(raw).__name__}"))
     else:
         assert isinstance(name, str)
@@ -354,7 +360,8 @@ def _prepare(
             )
         elif found is not None:
             fields["version"] = version
-            if not isinstance(fields.get("metadata"), found):
+            given = fields.get("metadata")
+            if type(given) is dict or not isinstance(given, found):
                 model = found
                 fields["metadata"] = raw if raw is not None else {}
     return fields, model, problems
