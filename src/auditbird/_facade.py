@@ -155,10 +155,12 @@ class LogCore(SourcingCore):
             raise AuditValidationError(
                 [Problem("", "publish_many takes a list of events; use publish_audit_log for one")]
             )
-        events = validate_events(
-            items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
-        )
+        # One pause of the cyclic GC over validation and encoding: resumed in between, it would
+        # scan the whole batch of new (all live) events once more for nothing.
         with gc_paused():
+            events = validate_events(
+                items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
+            )
             rows = encode_many(events)
             problems: list[Problem] = []
             for i, event in enumerate(events):

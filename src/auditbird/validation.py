@@ -221,7 +221,10 @@ def validate_events(
         staged: list[tuple[int, dict[str, Any]]] = []
         by_model: dict[type[BaseModel], list[tuple[int, dict[str, Any]]]] = {}
         for i, item in enumerate(items):
-            trusted = _trusted_event(item, registry, strict, limits, workspace)
+            # A plain dict (JSON input) is never a built Event: no call to find that out.
+            trusted = (
+                None if type(item) is dict else _trusted_event(item, registry, strict, limits, workspace)
+            )
             if trusted is not None:
                 events[i] = trusted
                 continue
@@ -337,7 +340,8 @@ def _prepare(
     metadata_size = 4
     if raw is not None:  # limits apply to what will be stored
         metadata_size = _check_json(raw, "metadata", limits, 0, problems)
-    _check_size(fields, metadata_size, limits, problems)
+    if (metadata_size + _ENVELOPE_BOUND + 200) * _ESTIMATE_FACTOR > limits.max_event_bytes:
+        _check_size(fields, metadata_size, limits, problems)  # could be over: measure it
     model: type[BaseModel] | None = None
     if latest is None:
         if strict and isinstance(name, str):
