@@ -503,7 +503,9 @@ def main() -> None:
             f"p99 {floor['p99_ms']:.2f} ms"
         )
         for threads in args.threads:
-            concurrent = bench_concurrent(tmp, threads, args.each)
+            files = tmp / f"threads-{threads}"  # fresh files for each thread count
+            files.mkdir()
+            concurrent = bench_concurrent(files, threads, args.each)
             print(f"{threads} publisher threads:")
             for name, figures in concurrent.items():
                 print(
