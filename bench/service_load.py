@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                 name: str, body: bytes, connections: int, minimal: bool, media: str = "application/json"
             ) -> dict[str, Any]:
                 before = _cpu_seconds(process.pid)
+                client_before = time.process_time()
                 result = asyncio.run(
                     load(
                         url,
@@ -302,6 +303,10 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )
                 cpu[name] = _cpu_seconds(process.pid) - before
+                # The client shares the 2 cores: its own CPU says whether it, not the server,
+                # set the pace (a client near 100% of a core would be the bottleneck).
+                result["client_core"] = (time.process_time() - client_before) / args.seconds
+                result["server_core"] = cpu[name] / args.seconds
                 return result
 
             single = run("single", one, args.connections, False)
@@ -356,6 +361,14 @@ def main(argv: list[str] | None = None) -> None:
         f"| library: `publish_audit_log` one at a time | {direct['single']:,.0f} "
         f"| {direct['p50_ms']:.2f} | {direct['p99_ms']:.2f} | | |",
         f"| library: `publish_many` of 1,000 | {direct['batch']:,.0f} | | | | |",
+        "",
+        "Cores used while loaded (server processes / the bench's own client), and the machine's load "
+        f"average at the end ({' '.join(f'{x:.2f}' for x in os.getloadavg())}): "
+        + ", ".join(
+            f"{name} {r['server_core']:.0%} / {r['client_core']:.0%}"
+            for name, r in (("single", single), ("batches", batches), ("NDJSON", ndjson), ("full", full))
+        )
+        + ".",
         "",
         f"Ratios, service / library: single events **{single['rps'] / direct['single']:.2f}x**, "
         f"batches **{batch_eps / direct['batch']:.2f}x**, NDJSON batches "

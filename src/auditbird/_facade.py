@@ -157,11 +157,13 @@ class LogCore(SourcingCore):
             raise AuditValidationError(
                 [Problem("", "publish_many takes a list of events; use publish_audit_log for one")]
             )
-        events = validate_events(
-            items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
-        )
-        refuse_reserved((e.action for e in events), batch=True)
+        # One pause of the cyclic GC over validation and encoding: resumed in between, it would
+        # scan the whole batch of new (all live) events once more for nothing.
         with gc_paused():
+            events = validate_events(
+                items, self.registry, strict=self.strict, limits=self.limits, workspace=self._scope()
+            )
+            refuse_reserved((e.action for e in events), batch=True)
             rows = encode_many(events)
             problems: list[Problem] = []
             for i, event in enumerate(events):

@@ -72,7 +72,8 @@ def _check_json(value: Any, loc: str, limits: Limits, depth: int, out: list[Prob
     Returns an estimate of its JSON size in characters (see ``_ESTIMATE_FACTOR``). Scalars are
     checked inline in the loops (no call per value): this runs for every event.
     """
-    if isinstance(value, Mapping):
+    # `type(...) is dict` first: the common case, without the ABC machinery of a Mapping check.
+    if type(value) is dict or isinstance(value, Mapping):
         if len(value) > limits.max_keys:
             out.append(Problem(loc, f"{len(value)} keys; at most {limits.max_keys} per object"))
         max_key, max_str = limits.max_key_length, limits.max_string_length
@@ -220,7 +221,10 @@ def validate_events(
         staged: list[tuple[int, dict[str, Any]]] = []
         by_model: dict[type[BaseModel], list[tuple[int, dict[str, Any]]]] = {}
         for i, item in enumerate(items):
-            trusted = _trusted_event(item, registry, strict, limits, workspace)
+            # A plain dict (JSON input) is never a built Event: no call to find that out.
+            trusted = (
+                None if type(item) is dict else _trusted_event(item, registry, strict, limits, workspace)
+            )
             if trusted is not None:
                 events[i] = trusted
                 continue
@@ -314,7 +318,11 @@ def _prepare(
     """The fields of the envelope (``metadata`` raw, or already the model's instance), the
     metadata model still to validate it with, and the problems found before any model ran;
     None for an input that is not an object at all."""
-    if isinstance(data, Event):
+    # Plain dicts (JSON input) first, and the metadata checks below likewise: isinstance against
+    # an ABC or a pydantic model class goes through Python-level __instancecheck__ hooks.
+    if type(data) is dict:
+        pass
+    elif isinstance(data, Event):
         data = {**data.model_dump(exclude={"schema_error", "metadata"}), "metadata": data.metadata}
     elif not isinstance(data, Mapping):
         return None
@@ -326,12 +334,14 @@ def _prepare(
     name = fields.get("action")
     latest = registry.latest_version(name) if isinstance(name, str) else None
     raw = fields.get("metadata")
-    if isinstance(raw, BaseModel):
+    plain = type(raw) is dict
+    if not plain and isinstance(raw, BaseModel):
         raw = raw.model_dump(mode="json", exclude_unset=True)
     metadata_size = 4
     if raw is not None:  # limits apply to what will be stored
         metadata_size = _check_json(raw, "metadata", limits, 0, problems)
-    _check_size(fields, metadata_size, limits, problems)
+    if (metadata_size + _ENVELOPE_BOUND + 200) * _ESTIMATE_FACTOR > limits.max_event_bytes:
+        _check_size(fields, metadata_size, limits, problems)  # could be over: measure it
     model: type[BaseModel] | None = None
     if latest is None:
         if strict and isinstance(name, str):
@@ -342,7 +352,7 @@ def _prepare(
                     "register it with @action(...) or load its module with --actions",
                 )
             )
-        elif raw is not None and not isinstance(raw, Mapping):
+        elif raw is not None and not plain and not isinstance(raw, Mapping):
             problems.append(Problem("metadata", f"must be a JSON object, got {type(raw).__name__}"))
     else:
         assert isinstance(name, str)
@@ -354,7 +364,8 @@ def _prepare(
             )
         elif found is not None:
             fields["version"] = version
-            if not isinstance(fields.get("metadata"), found):
+            given = fields.get("metadata")
+            if type(given) is dict or not isinstance(given, found):
                 model = found
                 fields["metadata"] = raw if raw is not None else {}
     return fields, model, problems

@@ -152,6 +152,11 @@ class WriterView(StoredCopyStore):
     def __init__(self, writer: GroupCommitStore, loop: asyncio.AbstractEventLoop) -> None:
         self.writer = writer
         self.loop = loop
+        # The store under it, named as every wrapper names it: the library finds the subject
+        # keys through it (auditbird.erasure.keys_for_store), so personal values published
+        # from an ingest thread are sealed exactly as on the loop. Writes still go through
+        # `append` (the group commit), never to `sync` directly.
+        self.sync = writer.sync
 
     def append(self, rows: Sequence[Row]) -> dict[int, Row]:
         write = self.writer.append(rows)
