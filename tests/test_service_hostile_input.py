@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -165,7 +165,7 @@ class _RacingStore(SQLiteStore):
 def test_a_conflict_on_publish_is_a_clean_409(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     keys = KeyStore(tmp_path / "k.keys.db")
     key = keys.create(workspace="A", scope="admin").secret
-    app = create_app(_RacingStore(tmp_path / "k.db"), keys=keys)
+    app = create_app(_RacingStore(tmp_path / "k.db"), keys=keys, metrics_token="metrics-t")
     caplog.set_level(logging.DEBUG)
     with TestClient(app) as c:
         r = c.post(
@@ -173,16 +173,20 @@ def test_a_conflict_on_publish_is_a_clean_409(tmp_path: Path, caplog: pytest.Log
         )
         assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
         assert "another writer" in r.json()["detail"]
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers={"Authorization": "Bearer metrics-t"}).text
     assert 'route="/v1/events",status="409"' in metrics
     assert 'status="500"' not in metrics
     assert "Traceback" not in caplog.text and not any(rec.exc_info for rec in caplog.records)
 
 
 @pytest.mark.timeout(60)
-def test_a_conflict_on_a_live_server_keeps_the_connection(live_server: LiveServer) -> None:
+def test_a_conflict_on_a_live_server_keeps_the_connection(
+    start_service: Callable[..., LiveServer], tmp_path: Path
+) -> None:
     """Over a real server: the answer to a uid taken elsewhere, then another request on the same
     connection (the old code dropped it after a traceback)."""
+    # A server of its own: its request counts are for the metrics token's holder only.
+    live_server = start_service(tmp_path, AUDITBIRD_METRICS_TOKEN="metrics-t")
     uid = str(uuid.uuid4())
     a = live_server.mint(f"conf-a-{uid[:8]}", "write")
     b = live_server.mint(f"conf-b-{uid[:8]}", "write")
@@ -195,8 +199,8 @@ def test_a_conflict_on_a_live_server_keeps_the_connection(live_server: LiveServe
         assert r.status_code != 500 and r.headers["content-type"] != "text/plain; charset=utf-8"
         assert c.get("/healthz").status_code == 200
     assert "Traceback" not in live_server.log_path.read_text()
-    metrics = httpx.get(f"{live_server.url}/metrics").text
-    assert 'route="/v1/events",status="500"' not in metrics
+    metrics = httpx.get(f"{live_server.url}/metrics", headers={"Authorization": "Bearer metrics-t"}).text
+    assert 'route="/v1/events",status="201"' in metrics and 'route="/v1/events",status="500"' not in metrics
     json.loads(r.text)  # a JSON document either way
 
 

@@ -81,8 +81,8 @@ def _apps(tmp_path: Path) -> tuple[FastAPI, FastAPI, dict[str, str]]:
     keys = KeyStore(tmp_path / "k.db")
     tokens = {scope: keys.create(workspace="w", scope=scope).secret for scope in ("read", "write", "admin")}
     limits = ServiceLimits(default_rate=0, max_request_bytes=64 * 1024, max_event_bytes=8 * 1024)
-    lean = create_app(f"sqlite:///{tmp_path / 'lean.db'}", keys=keys, limits=limits)
-    routed = create_app(f"sqlite:///{tmp_path / 'routed.db'}", keys=keys, limits=limits)
+    lean = create_app(f"sqlite:///{tmp_path / 'lean.db'}", keys=keys, limits=limits, metrics_token="m")
+    routed = create_app(f"sqlite:///{tmp_path / 'routed.db'}", keys=keys, limits=limits, metrics_token="m")
     routed.user_middleware = [m for m in routed.user_middleware if m.cls is not LeanPath]
     assert any(m.cls is LeanPath for m in lean.user_middleware)
     return lean, routed, tokens
@@ -126,7 +126,8 @@ def test_lean_path_answers_exactly_as_the_routed_endpoint(tmp_path: Path) -> Non
                 assert x.headers.get(name) == y.headers.get(name), (name, where)
         # Both were counted under the route template.
         for client in (a, b):
-            assert 'route="/v1/events",status="201"' in client.get("/metrics").text
+            scraped = client.get("/metrics", headers={"Authorization": "Bearer m"}).text
+            assert 'route="/v1/events",status="201"' in scraped
 
 
 def test_bad_unicode_in_the_body_is_a_400_not_a_500(tmp_path: Path) -> None:

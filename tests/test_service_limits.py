@@ -115,14 +115,15 @@ def test_store_failure_is_503_and_nothing_is_half_written(tmp_path: Path) -> Non
     store = FlakyStore(tmp_path / "flaky.db")
     keys = KeyStore(tmp_path / "flaky.keys.db")
     key = keys.create(workspace="w", scope="admin").secret
-    app = create_app(store, keys=keys, limits=ServiceLimits(default_rate=0))
+    app = create_app(store, keys=keys, limits=ServiceLimits(default_rate=0), metrics_token="m")
     with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as c:
         FlakyStore.down = True
         try:
             r = c.post("/v1/events", json=[{"id": "f:1", "action": "a.b"}, {"id": "f:2", "action": "a.b"}])
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
             assert r.headers["content-type"] == "application/problem+json"
-            assert "auditbird_store_errors_total 1" in c.get("/metrics").text
+            scraped = c.get("/metrics", headers={"Authorization": "Bearer m"}).text
+            assert "auditbird_store_errors_total 1" in scraped
         finally:
             FlakyStore.down = False
         assert store.query(Query(workspace="w")) == []

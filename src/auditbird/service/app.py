@@ -75,8 +75,9 @@ def create_app(
 ) -> FastAPI:
     """The service over ``store`` (a URL or store object; default ``AUDITBIRD_URL``).
 
-    ``metrics_token``: if set, ``/metrics`` answers only to it, and then with per-workspace
-    figures; if not, ``/metrics`` is open and shows no workspace."""
+    ``metrics_token``: if set, ``/metrics`` answers only to it, with every figure (requests,
+    latency, events, streams, by workspace too); if not, ``/metrics`` is open and shows only the
+    build (nothing a request moves)."""
     url = store if isinstance(store, str) else default_url() if store is None else ""
     backend: Store = open_store(url) if isinstance(store, str) or store is None else store
     if isinstance(keys, KeyStore):
@@ -154,10 +155,12 @@ def _install_ops_routes(app: FastAPI, state: ServiceState) -> None:
         "/metrics",
         tags=["ops"],
         summary="Prometheus metrics (text exposition format)",
-        description="Open, with the service's own health only (requests, latency, store errors), "
-        "unless the server has a metrics token (`serve --metrics-token` / "
-        "`AUDITBIRD_METRICS_TOKEN`): then only for `Authorization: Bearer <token>`, with events "
-        "written and read and the log streams' figures, in total and by workspace.",
+        description="Without a metrics token, open and showing only what no request moves "
+        "(`auditbird_build_info`): any figure a request moves would let one tenant watch "
+        "another's traffic. To get requests by route and status, latency, store errors, 429s, "
+        "events written and read and the log streams' figures (in total and by workspace), start "
+        "the server with a metrics token (`serve --metrics-token` / `AUDITBIRD_METRICS_TOKEN`): "
+        "then `/metrics` answers only to `Authorization: Bearer <token>`, with all of them.",
     )
     async def metrics(request: Request) -> Response:
         token = state.metrics_token

@@ -1,14 +1,16 @@
 """Prometheus metrics: requests by route and status, latency, events written and read, store errors.
 
-Kept by ``prometheus_client`` (its counters, histogram and text exposition), in a registry of
+Kept by ``prometheus_client`` (its counters, histogram and text exposition), in registries of
 each app's own (two apps in one process never share counts). An open ``/metrics`` must not tell
-one tenant anything about another, so the figures everyone may see are the service's own health
-only (requests by route template and status, latency, store errors, requests refused 429):
-nothing counted from any tenant's events or streams, not even a total, since a total over every
-workspace still moves when one tenant writes. Every figure derived from events or streams is in
-a second registry, rendered only for a caller holding the metrics token (``serve
---metrics-token`` / ``AUDITBIRD_METRICS_TOKEN``); see :mod:`.app`: events written and read (in
-total, and by workspace).
+one tenant anything about another, and every figure a request moves does: a scraper watching
+``auditbird_http_requests_total{route="/v1/events",status="201"}`` sees another tenant publish,
+the ``/v1/streams`` series sees it add a stream, a 429 count sees it hit its rate. So open
+``/metrics`` shows only what no request moves: ``auditbird_build_info{version}`` (always 1: a
+scrape that answers says the process is up). Everything else is in a second registry, rendered
+only for a caller holding the metrics token (``serve --metrics-token`` /
+``AUDITBIRD_METRICS_TOKEN``); see :mod:`.app`: requests by method, route template and status,
+latency by route, store errors (counted when a request finds the store down, so they move with
+requests too), requests refused 429, and events written and read (in total, and by workspace).
 
 Log streams follow the same rule. The token's holder gets totals over every stream, with no
 label: ``auditbird_streams``, ``auditbird_streams_events_behind``,
@@ -28,9 +30,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 
@@ -50,29 +54,38 @@ class Metrics:
     ``events_read``, ``store_errors`` or ``rate_limited``; ``observe`` times a request."""
 
     def __init__(self) -> None:
+        # Open to anyone: nothing in it may move with a request (see the module's doc).
         self.registry = CollectorRegistry(auto_describe=True)
+        # Everything a tenant's request moves: the metrics token's holder only.
         self.workspace_registry = CollectorRegistry(auto_describe=True)
+        Gauge(
+            "auditbird_build_info",
+            "The running version (always 1). Requests, latency, store errors, 429s and events "
+            "are shown to the metrics token's holder only: serve --metrics-token.",
+            ("version",),
+            registry=self.registry,
+        ).labels(__version__).set(1)
         self.requests = Counter(
             "auditbird_http_requests",
             "HTTP requests by method, route template and status.",
             ("method", "route", "status"),
-            registry=self.registry,
+            registry=self.workspace_registry,
         )
         self.latency = Histogram(
             "auditbird_http_request_duration_seconds",
             "Time to answer, by route template.",
             ("route",),
             buckets=BUCKETS,
-            registry=self.registry,
+            registry=self.workspace_registry,
         )
-        # Counts of events are the tenants' traffic: token holders only (see the module's doc).
+        # Each moves with the tenants' requests: token holders only (see the module's doc).
         self._counters = {
             name: Counter(f"auditbird_{name}", help_text, registry=registry)
             for name, help_text, registry in (
                 ("events_written", "Events accepted and stored.", self.workspace_registry),
                 ("events_read", "Events returned or exported.", self.workspace_registry),
-                ("store_errors", "Store failures (answered 503).", self.registry),
-                ("rate_limited", "Requests answered 429.", self.registry),
+                ("store_errors", "Store failures (answered 503).", self.workspace_registry),
+                ("rate_limited", "Requests answered 429.", self.workspace_registry),
             )
         }
         self._by_workspace = {
@@ -127,8 +140,8 @@ class Metrics:
         self.workspace_registry.register(_StreamSeries(snapshot))
 
     def render(self, *, per_workspace: bool = False) -> str:
-        """The exposition text; ``per_workspace`` adds every figure derived from the tenants'
-        events and streams (token holders only)."""
+        """The exposition text; ``per_workspace`` adds every figure a tenant's request or stream
+        moves (token holders only)."""
         text = generate_latest(self.registry)
         if per_workspace:
             text += generate_latest(self.workspace_registry)
