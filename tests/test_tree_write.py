@@ -216,3 +216,19 @@ def test_a_damaged_frontier_stops_the_append_with_a_clear_error_and_writes_nothi
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (21,)
         assert conn.execute("SELECT count(*) FROM merkle_leaf").fetchone() == (21,)
     log.close()
+
+
+def test_a_tree_emptied_under_a_long_lived_log_is_rebuilt_from_the_rows_by_its_next_append(
+    tmp_path: Path,
+) -> None:
+    """The writer's own rows follow the last leaf it knows, but that leaf is gone (the tables
+    were emptied by hand): the first leaf's insert checks it, and the tree is rebuilt."""
+    db = tmp_path / "a.db"
+    log = AuditLog(f"sqlite:///{db}", workspace="acme")
+    log.publish_many(_events(10))
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM merkle_leaf")
+        conn.execute("DELETE FROM merkle_node")
+    log.publish_audit_log(_event(10))
+    assert _assert_tree_covers_every_row(db, log, "acme") == 11
+    log.close()

@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring as _q
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._errors import StoreUnavailable
-from ..row import Row
-from .capabilities import ProvableStore
 from .jcs import canonical_json_text
 from .merkle import STRIDE, Node, fold, stored_base
+from .sqlite_tree_read import COLUMNS, SQLiteTree, leaves_between, leaves_to_expire
 
 __all__ = [
     "create_tree_tables",
@@ -72,12 +70,15 @@ _UPGRADE = (
     f"DELETE FROM merkle_node WHERE level = 0 OR level % {int(STRIDE)} != 0",  # noqa: S608 (a constant)
     "DROP TABLE IF EXISTS merkle_cursor",
 )
-_COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 _CATCH_UP = 10_000  # rows per read when the tree catches up on a long stretch (bounded memory)
-_AFTER_POSITION = f"SELECT {_COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?"  # noqa: S608
+_AFTER_POSITION = f"SELECT {COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?"  # noqa: S608
 _LAST_LEAF = "SELECT position, hash FROM merkle_leaf ORDER BY position DESC LIMIT 1"
 _INSERT_NODE = "INSERT INTO merkle_node (workspace, level, idx, hash) VALUES (?, ?, ?, ?)"
 _INSERT_LEAF = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (?, ?, ?, ?)"
+_INSERT_LEAF_AFTER = (  # only while the leaf of (position, hash) is the last one
+    "INSERT INTO merkle_leaf (position, workspace, idx, hash) SELECT ?, ?, ?, ? WHERE "
+    "(SELECT position = ? AND hash = ? FROM merkle_leaf ORDER BY position DESC LIMIT 1)"
+)
 _sha256 = hashlib.sha256
 
 # What a writer just inserted, so the tree need not read it back: ``(first position, rows)``
@@ -141,18 +142,49 @@ def extend_tree(
     the last leaf (else some rows were written without the tree, and every row after the last
     leaf is read). ``cursor``: the caller's frontiers, used when the last leaf is the one it
     last saw (else reloaded from the stored peaks)."""
+    if (
+        cursor is not None
+        and cursor.last is not None
+        and cursor.last[0]
+        and _follows(written, cursor.last[0])
+    ):
+        # The usual append: the writer's own rows right after the last leaf it knows. Hashed
+        # first; the first leaf's insert checks that this leaf is still the last (one
+        # statement instead of a read and an insert); if not, start over from the file.
+        changed, nodes, leaves = _hash_rows(conn, _each(written or []), cursor.trees)
+        if conn.execute(_INSERT_LEAF_AFTER, (*leaves[0], *cursor.last)).rowcount == 1:
+            _store(conn, leaves[1:], nodes)
+            cursor._pending = ((leaves[-1][0], leaves[-1][3]), changed)
+            return
     found = conn.execute(_LAST_LEAF).fetchone()
     last: _LeafKey = (int(found[0]), bytes(found[1])) if found else (0, b"")
-    known: dict[str, _Tree] = {}
+    trees: dict[str, _Tree] = {}
     if cursor is not None:
         if cursor.last == last:
-            known = cursor.trees
+            trees = cursor.trees
         else:  # someone else appended (or a transaction of ours rolled back): reload
             cursor.trees = {}
+    rows = _each(written) if written and _follows(written, last[0]) else _read_after(conn, last[0])
+    changed, nodes, leaves = _hash_rows(conn, rows, trees)
+    _store(conn, leaves, nodes)
+    if leaves:
+        last = (leaves[-1][0], leaves[-1][3])
+    if cursor is not None:
+        cursor._pending = (last, changed)
+
+
+_Leaf = tuple[int, str, int, bytes]  # (position, workspace, idx, hash)
+
+
+def _hash_rows(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, Any]], known: dict[str, _Tree]
+) -> tuple[dict[str, _Tree], list[tuple[str, int, int, bytes]], list[_Leaf]]:
+    """The leaves of ``(position, raw row)``, the stored nodes they complete, and the new
+    trees of their workspaces (from ``known``'s, copied, or else the file's)."""
     changed: dict[str, _Tree] = {}
     nodes: list[tuple[str, int, int, bytes]] = []
-    leaves: list[tuple[int, str, int, bytes]] = []
-    for position, raw in _rows_after(conn, last[0], written):
+    leaves: list[_Leaf] = []
+    for position, raw in rows:
         workspace = raw[1]
         tree = changed.get(workspace)
         if tree is None:
@@ -171,31 +203,39 @@ def extend_tree(
                 nodes.append((workspace, level, index, digest))
         frontier.append(digest)
         changed[workspace] = (size + 1, frontier)
-    if leaves:
-        if len(leaves) == 1:
-            conn.execute(_INSERT_LEAF, leaves[0])
-        else:
-            conn.executemany(_INSERT_LEAF, leaves)
-        if nodes:
-            conn.executemany(_INSERT_NODE, nodes)
-        last = (leaves[-1][0], leaves[-1][3])
-    if cursor is not None:
-        cursor._pending = (last, changed)
+    return changed, nodes, leaves
 
 
-def _rows_after(conn: sqlite3.Connection, after: int, written: Written | None) -> Iterator[tuple[int, Any]]:
-    """``(position, raw row)`` of every row after position ``after``, in commit order: the
-    writer's own when they start right there, else read in bounded pages."""
-    if written and written[0][0] == after + 1:
-        expected = after + 1
-        for first, rows in written:
-            if first != expected:  # not one run of positions: never guess, read them
-                break
-            expected += len(rows)
-        else:
-            for first, rows in written:
-                yield from enumerate(rows, first)
-            return
+def _store(
+    conn: sqlite3.Connection, leaves: Sequence[_Leaf], nodes: Sequence[tuple[str, int, int, bytes]]
+) -> None:
+    if len(leaves) == 1:
+        conn.execute(_INSERT_LEAF, leaves[0])
+    elif leaves:
+        conn.executemany(_INSERT_LEAF, leaves)
+    if nodes:
+        conn.executemany(_INSERT_NODE, nodes)
+
+
+def _follows(written: Written | None, after: int) -> bool:
+    """Whether ``written`` is one run of positions starting right after ``after`` (never guess)."""
+    if not written:
+        return False
+    expected = after + 1
+    for first, rows in written:
+        if first != expected:
+            return False
+        expected += len(rows)
+    return True
+
+
+def _each(written: Written) -> Iterator[tuple[int, Any]]:
+    for first, rows in written:
+        yield from enumerate(rows, first)
+
+
+def _read_after(conn: sqlite3.Connection, after: int) -> Iterator[tuple[int, Any]]:
+    """``(position, raw row)`` of every row after position ``after``, in bounded pages."""
     while True:
         rows = conn.execute(_AFTER_POSITION, (after, _CATCH_UP)).fetchall()
         for raw in rows:
@@ -273,120 +313,3 @@ def node_hashes(conn: sqlite3.Connection, workspace: str, nodes: Sequence[Node])
         if len(got) == count:  # fewer: the subtree is not complete, or the tree is damaged
             out[node] = fold([h for _, h in got])
     return out
-
-
-def leaves_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[tuple[int, str, int, bytes]]:
-    """``(position, workspace, idx, hash)`` of the leaves of store positions ``lo`` to ``hi``."""
-    found = _read(
-        conn,
-        "SELECT position, workspace, idx, hash FROM merkle_leaf WHERE position BETWEEN ? AND ?",
-        (lo, hi),
-    )
-    return [(int(p), str(w), int(i), bytes(h)) for p, w, i, h in found]
-
-
-def leaves_to_expire(
-    conn: sqlite3.Connection,
-    workspace: str,
-    cutoff: int,
-    keep_action: str,
-    keep_actor_id: str | None,
-    limit: int,
-) -> list[tuple[int, int, int]]:
-    """``(position, timestamp, leaf idx)`` of the oldest events of ``workspace`` before
-    ``cutoff`` (ms), oldest first, at most ``limit``, leaving out those of ``keep_action`` by
-    ``keep_actor_id`` (retention's own records). Rows the tree does not cover yet are left out:
-    call :func:`extend_tree` first."""
-    found = conn.execute(
-        "SELECT a.position, a.timestamp, l.idx FROM audit_log AS a "
-        "JOIN merkle_leaf AS l ON l.position = a.position "
-        "WHERE a.workspace = ? AND a.timestamp < ? "
-        "AND NOT (a.action = ? AND a.actor_id IS ?) ORDER BY a.timestamp LIMIT ?",
-        (workspace, cutoff, keep_action, keep_actor_id, limit),
-    ).fetchall()
-    return [(int(p), int(t), int(i)) for p, t, i in found]
-
-
-class SQLiteTree(ProvableStore):
-    """The provable tier of the SQLite store (a mixin: ``class SQLiteStore(SQLiteTree, ...)``).
-    Reads run on the store's reader connections, beside the writer."""
-
-    if TYPE_CHECKING:
-
-        def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-    def tree_size(self, workspace: str) -> int:
-        with self._reading() as conn:
-            found = _read(conn, "SELECT max(idx) FROM merkle_leaf WHERE workspace = ?", (workspace,))
-        return int(found[0][0]) + 1 if found and found[0][0] is not None else 0
-
-    def tree_nodes(self, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
-        """Each node's stored hash, or the fold of the (at most ``2**(STRIDE-1)``) stored ones
-        below it: one indexed range read per node."""
-        out: dict[Node, bytes] = {}
-        with self._reading() as conn:
-            for level, idx in nodes:
-                base, first, count = stored_base(level, idx)
-                if base == 0:
-                    sql = (
-                        "SELECT hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? AND idx < ? "
-                        "ORDER BY idx"
-                    )
-                    params: tuple[object, ...] = (workspace, first, first + count)
-                else:
-                    sql = (
-                        "SELECT hash FROM merkle_node WHERE workspace = ? AND level = ? AND idx >= ? "
-                        "AND idx < ? ORDER BY idx"
-                    )
-                    params = (workspace, base, first, first + count)
-                found = _read(conn, sql, params)
-                if len(found) == count:  # fewer: the subtree is not complete, or the tree is damaged
-                    out[(level, idx)] = fold([bytes(h) for (h,) in found])
-        return out
-
-    def tree_index(self, workspace: str, uid: str) -> int | None:
-        with self._reading() as conn:
-            found = _read(
-                conn,
-                "SELECT l.idx FROM audit_log AS a JOIN merkle_leaf AS l ON l.position = a.position "
-                "WHERE a.workspace = ? AND a.uid = ?",
-                (workspace, uid),
-            )
-        return int(found[0][0]) if found else None
-
-    def tree_leaves(self, workspace: str, start: int, limit: int) -> list[tuple[int, int, bytes]]:
-        """``(idx, position, leaf_hash)`` of leaves ``start`` onwards, in tree order."""
-        with self._reading() as conn:
-            found = _read(
-                conn,
-                "SELECT idx, position, hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? "
-                "ORDER BY idx LIMIT ?",
-                (workspace, start, limit),
-            )
-        return [(int(i), int(p), bytes(h)) for i, p, h in found]
-
-    def iter_rows(self, workspace: str, batch: int = 5_000) -> Iterator[Row]:
-        """The workspace's stored rows in commit order, in pages (constant memory)."""
-        after = 0
-        while True:
-            with self._reading() as conn:
-                found = _read(
-                    conn,
-                    f"SELECT {_COLUMNS} FROM audit_log WHERE workspace = ? AND position > ? "  # noqa: S608
-                    "ORDER BY position LIMIT ?",
-                    (workspace, after, batch),
-                )
-            for raw in found:
-                yield Row._make(raw)
-            if len(found) < batch:
-                return
-            after = int(found[-1][9])
-
-
-def _read(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[Any]:
-    try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # a log written before the tree existed, not yet opened to write
-            return []
-        raise
