@@ -75,6 +75,7 @@ _AFTER_POSITION = f"SELECT {COLUMNS} FROM audit_log WHERE position > ? ORDER BY 
 _LAST_LEAF = "SELECT position, hash FROM merkle_leaf ORDER BY position DESC LIMIT 1"
 _INSERT_NODE = "INSERT INTO merkle_node (workspace, level, idx, hash) VALUES (?, ?, ?, ?)"
 _INSERT_LEAF = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (?, ?, ?, ?)"
+_INSERT_LEAVES = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES "
 _INSERT_LEAF_AFTER = (  # only while the leaf of (position, hash) is the last one
     "INSERT INTO merkle_leaf (position, workspace, idx, hash) SELECT ?, ?, ?, ? WHERE "
     "(SELECT position = ? AND hash = ? FROM merkle_leaf ORDER BY position DESC LIMIT 1)"
@@ -211,8 +212,13 @@ def _store(
 ) -> None:
     if len(leaves) == 1:
         conn.execute(_INSERT_LEAF, leaves[0])
-    elif leaves:
-        conn.executemany(_INSERT_LEAF, leaves)
+    else:
+        # Many rows per statement (as the events go in): fewer VM steps than executemany's one
+        # per leaf. 200 leaves bind 800 values, well under SQLite's 32,766.
+        for start in range(0, len(leaves), 200):
+            chunk = leaves[start : start + 200]
+            sql = _INSERT_LEAVES + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            conn.execute(sql, [v for leaf in chunk for v in leaf])
     if nodes:
         conn.executemany(_INSERT_NODE, nodes)
 
