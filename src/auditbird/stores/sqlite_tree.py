@@ -11,20 +11,21 @@ Tables (created beside the store's, ``CREATE ... IF NOT EXISTS``):
 
 Appending needs each workspace's *frontier* (the peaks: the complete subtrees that make up
 the tree). The writer keeps it in memory (:class:`TreeCursor`) and checks it, inside the
-write transaction, against the last leaf (one read of the leaf table's last row): a leaf
-added by anyone else (another process, ``serve --workers 2``, ``auditbird.emit``, retention)
-changes that row, and the frontier is then reloaded from the stored peaks (one read). So a
-single durable publish writes two pages more than with the tree off (the leaf row and its
-index entry) and runs two statements more (that check and the leaf insert); a batch ~1.07
-rows per event. The writer also hands over the rows it just wrote (:data:`Written`), so they
-are not read back.
+write transaction, against the last leaf (the leaf table's last row, read by the insert of
+the first new leaf itself): a leaf added by anyone else (another process, ``serve --workers
+2``, ``auditbird.emit``, retention) changes that row, and the frontier is then reloaded from
+the stored peaks (one read). The writer also hands over the rows it just wrote
+(:data:`Written`), so they are not read back. So a single durable publish runs one statement
+more than with the tree off and writes two pages more (the leaf row and its index entry); a
+batch ~1.07 rows per event.
 
 :func:`extend_tree` runs inside the append's transaction, so a crash at any point leaves the
 tree and the events in agreement: both committed, or neither. Rows written while the tree was
 off (``?tree=off``) are added by the next append that keeps it, in commit order.
 
-Files written before 0.3 also kept a ``merkle_tree`` row per workspace (size and frontier),
-rewritten by every commit; it is emptied on open and no longer read or written.
+Files written by earlier 0.2.0 development builds also kept a ``merkle_tree`` row per
+workspace (size and frontier), rewritten by every commit: emptied on open, then never read or
+written (0.1.0 had no tree: its writers append as ``?tree=off`` does, and are caught up).
 """
 
 from __future__ import annotations
