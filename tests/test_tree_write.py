@@ -16,10 +16,15 @@ import pytest
 import auditbird
 from auditbird import AuditLog
 from auditbird._errors import StoreUnavailable
+from auditbird.codec import encode
+from auditbird.event import Event
 from auditbird.provable import consistency, prove, tree_root
 from auditbird.provable.verify import verify_store
 from auditbird.row import Row
 from auditbird.stores.merkle import leaf_data, leaf_hash, root_of
+from auditbird.stores.sqlite import SQLiteStore
+
+from .test_group_commit import run_held
 
 COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 
@@ -231,4 +236,35 @@ def test_a_tree_emptied_under_a_long_lived_log_is_rebuilt_from_the_rows_by_its_n
         conn.execute("DELETE FROM merkle_node")
     log.publish_audit_log(_event(10))
     assert _assert_tree_covers_every_row(db, log, "acme") == 11
+    log.close()
+
+
+def test_a_group_commit_whose_appends_go_in_one_by_one_extends_the_tree_over_what_committed(
+    tmp_path: Path,
+) -> None:
+    """A stale stream revision makes the group's appends go in one savepoint each; one append's
+    third row is refused by the database after two went in: the tree holds exactly the rows
+    that committed, in commit order."""
+    db = tmp_path / "a.db"
+    store = SQLiteStore(db)
+    log = AuditLog(store, workspace="acme")
+    log.publish_many(_events(3))
+    bad = [
+        encode(Event.model_validate({"id": f"b:{i}", "action": "a.b", "workspace": "acme"})) for i in range(3)
+    ]
+    bad[2] = bad[2]._replace(id=None)  # type: ignore[arg-type]
+    calls = [
+        lambda: log.publish_audit_log(_event(3)),
+        lambda: log.publish_many([{"id": "s:1", "action": "x.y"}] * 2, expected_revision=5),  # conflicts
+        lambda: log.publish_many(_events(20, 4)),
+        lambda: log.publish_audit_log({"id": "s:1", "action": "x.y"}, expected_revision=0),
+        lambda: store.append(bad),  # last: nothing after it shows that its rows are gone
+    ]
+    results = run_held(store, calls)
+    kinds = ["Event", "ConflictError", "list", "Event", "IntegrityError"]
+    assert [type(r).__name__ for r in results] == kinds
+    assert _assert_tree_covers_every_row(db, log, "acme") == 3 + 1 + 20 + 1
+    calls = [lambda: log.publish_audit_log(_event(30)), lambda: log.publish_many(_events(16, 31))]
+    assert [type(r).__name__ for r in run_held(store, calls)] == ["Event", "list"]  # one batch
+    assert _assert_tree_covers_every_row(db, log, "acme") == 25 + 1 + 16
     log.close()

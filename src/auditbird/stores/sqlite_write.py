@@ -31,8 +31,8 @@ def write_group(
     append expects a stream revision, each append gets a savepoint of its own instead, so one
     failure never fails the others.
 
-    ``written`` gets the rows inserted (for :func:`extend_tree`), unless appends went in one
-    by one: then it stays empty and the tree reads what was stored."""
+    ``written`` gets the rows inserted (for :func:`extend_tree`): an append adds its rows only
+    once all are in, so one rolled back to its savepoint adds none."""
     if len(group) == 1:
         return [append_rows(conn, *group[0], written=written)]
     if all(expected is None for _, expected in group):
@@ -55,7 +55,7 @@ def write_group(
     for rows, expected_revision in group:
         conn.execute("SAVEPOINT auditbird_publish")
         try:
-            answers.append(append_rows(conn, rows, expected_revision))
+            answers.append(append_rows(conn, rows, expected_revision, written))
         except Exception as exc:
             if not conn.in_transaction:
                 raise
