@@ -23,6 +23,7 @@ from auditbird.provable.verify import verify_store
 from auditbird.row import Row
 from auditbird.stores.merkle import leaf_data, leaf_hash, root_of
 from auditbird.stores.sqlite import SQLiteStore
+from auditbird.stores.sqlite_tree import TreeCursor
 
 from .test_group_commit import run_held
 
@@ -268,3 +269,17 @@ def test_a_group_commit_whose_appends_go_in_one_by_one_extends_the_tree_over_wha
     assert [type(r).__name__ for r in run_held(store, calls)] == ["Event", "list"]  # one batch
     assert _assert_tree_covers_every_row(db, log, "acme") == 25 + 1 + 16
     log.close()
+
+
+def test_the_writer_keeps_the_frontiers_of_a_bounded_number_of_workspaces(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    store = SQLiteStore(db)
+    store._tree_cursor = TreeCursor(limit=3)  # the default keeps 4,096
+    logs = [AuditLog(store, workspace=f"w{i}") for i in range(5)]
+    for round_ in range(3):
+        for i, log in enumerate(logs):
+            log.publish_audit_log(_event(round_ * 10 + i))
+        assert list(store._tree_cursor.trees) == ["w2", "w3", "w4"]  # the last three appended to
+    for i, log in enumerate(logs):
+        assert _assert_tree_covers_every_row(db, log, f"w{i}") == 3
+    store.close()

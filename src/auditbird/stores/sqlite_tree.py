@@ -117,17 +117,25 @@ class TreeCursor:
     transaction committed, :meth:`discard` if it did not (a rolled-back append never leaves
     a frontier that the file does not hold)."""
 
-    __slots__ = ("last", "trees", "_pending")
+    __slots__ = ("last", "trees", "limit", "_pending")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 4_096) -> None:
         self.last: _LeafKey | None = None
         self.trees: dict[str, _Tree] = {}
+        # Bounded memory with any number of workspaces: the least recently appended-to are
+        # dropped (reloaded from the file, one read, when next appended to).
+        self.limit = limit
         self._pending: tuple[_LeafKey, dict[str, _Tree]] | None = None
 
     def committed(self) -> None:
         if self._pending is not None:
             self.last, changed = self._pending
-            self.trees.update(changed)
+            trees = self.trees
+            for workspace, tree in changed.items():
+                trees.pop(workspace, None)  # re-inserted last: dicts keep insertion order
+                trees[workspace] = tree
+            while len(trees) > self.limit:
+                del trees[next(iter(trees))]
             self._pending = None
 
     def discard(self) -> None:
