@@ -30,7 +30,7 @@ from .event import Event, now_ms
 from .retention import RetentionPolicy, RetentionReport
 from .stores.sqlite import SQLiteStore, write_rows
 from .stores.sqlite_schema import has_text_index
-from .stores.sqlite_tree import extend_tree
+from .stores.sqlite_tree import extend_tree, leaves_to_expire
 
 __all__ = ["store_policy", "read_policies", "apply", "expired_leaves", "expired_ranges", "ranges_digest"]
 
@@ -154,13 +154,7 @@ def _apply_chunk(
             conn.execute("PRAGMA secure_delete = ON")  # deleted cells and freed pages are zeroed
             extend_tree(conn)  # every removed event keeps its leaf, even rows written with tree=off
             # The runs' own events stay: each accounts for the ranges its run removed.
-            found = conn.execute(
-                "SELECT a.position, a.timestamp, l.idx FROM audit_log AS a "
-                "JOIN merkle_leaf AS l ON l.position = a.position "
-                "WHERE a.workspace = ? AND a.timestamp < ? "
-                "AND NOT (a.action = ? AND a.actor_id IS ?) ORDER BY a.timestamp LIMIT ?",
-                (ws, cutoff, RUN_ACTION, RUN_ACTOR_ID, CHUNK),
-            ).fetchall()
+            found = leaves_to_expire(conn, ws, cutoff, RUN_ACTION, RUN_ACTOR_ID, CHUNK)
             if not found:
                 return None
             _tables(conn)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from ..row import Row
 from ..stores._tinybird_http import Protocol, run_sync
 from ..stores.merkle import resolve
 from ..stores.sqlite import SQLiteStore
+from ..stores.sqlite_tree import leaves_between
 from ..stores.tinybird import TinybirdStore
 from .checkpoint import Checkpoint, CheckpointError, origin_of, signer_for
 
@@ -63,17 +63,8 @@ class TreePublisher:
         if not positions:
             return []
         with self.source._reading() as conn:
-            try:
-                found = conn.execute(
-                    # merkle_leaf holds each leaf's hash (stores/sqlite_tree.py).
-                    "SELECT position, workspace, idx, hash FROM merkle_leaf WHERE position BETWEEN ? AND ?",
-                    (min(positions), max(positions)),
-                ).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
-        by_position = {int(p): (str(ws), int(i), bytes(h)) for p, ws, i, h in found}
+            found = leaves_between(conn, min(positions), max(positions))
+        by_position = {p: (ws, i, h) for p, ws, i, h in found}
         out = []
         for row in rows:
             leaf = by_position.get(int(row.position or 0))

@@ -26,7 +26,7 @@ from .sqlite_schema import (
     statements,
 )
 from .sqlite_snapshots import FileSnapshots
-from .sqlite_tree import SQLiteTree, create_tree_tables, extend_tree
+from .sqlite_tree import SQLiteTree, TreeCursor, Written, create_tree_tables, extend_tree
 from .sqlite_write import Request, write_group, write_rows
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION", "MIGRATIONS", "build_select", "write_rows", "migrate"]
@@ -59,6 +59,7 @@ class SQLiteStore(
     ) -> None:
         self.path = str(path)
         self.tree = tree  # the Merkle tree kept in each append's transaction (auditbird.provable)
+        self._tree_cursor = TreeCursor()  # the frontiers, kept between commits (checked in each)
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         self._lock = threading.RLock()
@@ -138,10 +139,18 @@ class SQLiteStore(
     def _commit_group(self, group: Sequence[Request]) -> list[dict[int, Row] | BaseException]:
         """One durable transaction for every request of ``group`` (:func:`write_group`), and
         the Merkle tree over what it stored, in the same transaction."""
-        with self._lock, self._write() as conn:
-            answers = write_group(conn, group, self.path)
-            if self.tree and any(not isinstance(a, BaseException) for a in answers):
-                extend_tree(conn)  # once per commit: the tree and the events are never apart
+        with self._lock:
+            try:
+                with self._write() as conn:
+                    written: Written = []
+                    answers = write_group(conn, group, self.path, written)
+                    if self.tree and any(not isinstance(a, BaseException) for a in answers):
+                        # once per commit: the tree and the events are never apart
+                        extend_tree(conn, self._tree_cursor, written)
+            except BaseException:
+                self._tree_cursor.discard()  # not committed: nor is what the cursor staged
+                raise
+            self._tree_cursor.committed()
         return answers
 
     def revision(self, workspace: str, event_id: str) -> int:

@@ -3,37 +3,53 @@
 Tables (created beside the store's, ``CREATE ... IF NOT EXISTS``):
 
 - ``merkle_leaf``: ``position -> (workspace, idx, hash)``: which store position is which leaf,
-  and the leaf's hash. Its highest position is the last store position the tree covers.
+  and the leaf's hash. Its highest position is the last store position the tree covers; a
+  workspace's highest ``idx`` + 1 is its tree size.
 - ``merkle_node``: the complete subtrees on levels :data:`~.merkle.STRIDE`, 2 * STRIDE, ...:
   ``(workspace, level, idx) -> hash``. One row per 15 leaves; the levels between are folded
   from at most 8 stored hashes when a proof needs them (O(log n) reads per proof).
-- ``merkle_tree``: per workspace, the size and the frontier (the complete subtrees that make
-  up the whole tree, largest first), so an append reads one row, not the tree.
 
-So a single durable publish writes three pages more than with the tree off (the leaf row, its
-index entry, the tree row), and a batch ~1.07 rows per event.
+Appending needs each workspace's *frontier* (the peaks: the complete subtrees that make up
+the tree). The writer keeps it in memory (:class:`TreeCursor`) and checks it, inside the
+write transaction, against the last leaf (the leaf table's last row, read by the insert of
+the first new leaf itself): a leaf added by anyone else (another process, ``serve --workers
+2``, ``auditbird.emit``, retention) changes that row, and the frontier is then reloaded from
+the stored peaks (one read). The writer also hands over the rows it just wrote
+(:data:`Written`), so they are not read back. So a single durable publish runs one statement
+more than with the tree off and writes two pages more (the leaf row and its index entry); a
+batch ~1.07 rows per event.
 
-:func:`extend_tree` runs inside the append's transaction (``write_rows``), so a crash at any
-point leaves the tree and the events in agreement: both committed, or neither. Rows written
-while the tree was off (``?tree=off``) are added by the next append that keeps it, in commit
-order.
+:func:`extend_tree` runs inside the append's transaction, so a crash at any point leaves the
+tree and the events in agreement: both committed, or neither. Rows written while the tree was
+off (``?tree=off``) are added by the next append that keeps it, in commit order.
+
+Files written by earlier 0.2.0 development builds also kept a ``merkle_tree`` row per
+workspace (size and frontier), rewritten by every commit: emptied on open, then never read or
+written (0.1.0 had no tree: its writers append as ``?tree=off`` does, and are caught up).
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring as _q
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..row import Row
-from .capabilities import ProvableStore
+from .._errors import StoreUnavailable
 from .jcs import canonical_json_text
 from .merkle import STRIDE, Node, fold, stored_base
+from .sqlite_tree_read import COLUMNS, SQLiteTree, leaves_between, leaves_to_expire
 
-__all__ = ["create_tree_tables", "extend_tree", "SQLiteTree"]
+__all__ = [
+    "create_tree_tables",
+    "extend_tree",
+    "leaves_between",
+    "leaves_to_expire",
+    "SQLiteTree",
+    "TreeCursor",
+    "Written",
+]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS merkle_node (workspace TEXT NOT NULL, level INTEGER NOT NULL, "
@@ -41,6 +57,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS merkle_leaf (position INTEGER PRIMARY KEY, workspace TEXT NOT NULL, "
     "idx INTEGER NOT NULL, hash BLOB NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS merkle_leaf_idx ON merkle_leaf (workspace, idx)",
+    # The previous layout's per-workspace (size, frontier), rewritten by every commit: kept,
+    # always empty (see _retire_tree_rows), so a previous release never reads a stale one.
     "CREATE TABLE IF NOT EXISTS merkle_tree (workspace TEXT PRIMARY KEY, size INTEGER NOT NULL, "
     "frontier BLOB NOT NULL)",
 )
@@ -53,14 +71,23 @@ _UPGRADE = (
     f"DELETE FROM merkle_node WHERE level = 0 OR level % {int(STRIDE)} != 0",  # noqa: S608 (a constant)
     "DROP TABLE IF EXISTS merkle_cursor",
 )
-_COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 _CATCH_UP = 10_000  # rows per read when the tree catches up on a long stretch (bounded memory)
-_AFTER_LAST_LEAF = (
-    f"SELECT {_COLUMNS} FROM audit_log WHERE position > "  # noqa: S608 (constants only)
-    "(SELECT coalesce(max(position), 0) FROM merkle_leaf) ORDER BY position LIMIT ?"
+_AFTER_POSITION = f"SELECT {COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?"  # noqa: S608
+_LAST_LEAF = "SELECT position, hash FROM merkle_leaf ORDER BY position DESC LIMIT 1"
+_INSERT_NODE = "INSERT INTO merkle_node (workspace, level, idx, hash) VALUES (?, ?, ?, ?)"
+_INSERT_LEAF = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (?, ?, ?, ?)"
+_INSERT_LEAVES = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES "
+_INSERT_LEAF_AFTER = (  # only while the leaf of (position, hash) is the last one
+    "INSERT INTO merkle_leaf (position, workspace, idx, hash) SELECT ?, ?, ?, ? WHERE "
+    "(SELECT position = ? AND hash = ? FROM merkle_leaf ORDER BY position DESC LIMIT 1)"
 )
-_AFTER_POSITION = f"SELECT {_COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?"  # noqa: S608
 _sha256 = hashlib.sha256
+
+# What a writer just inserted, so the tree need not read it back: ``(first position, rows)``
+# segments, each row a :class:`Row` (or a tuple of its first nine fields), position after position.
+Written = list[tuple[int, Sequence[Any]]]
+_Tree = tuple[int, list[bytes]]  # (size, frontier: the peaks' hashes, largest first)
+_LeafKey = tuple[int, bytes]  # the last leaf's (position, hash): what the cursor is checked by
 
 
 def create_tree_tables(conn: sqlite3.Connection) -> None:
@@ -71,57 +98,166 @@ def create_tree_tables(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
     for statement in _SCHEMA:
         conn.execute(statement)
+    _retire_tree_rows(conn)
 
 
-def extend_tree(conn: sqlite3.Connection) -> None:
+def _retire_tree_rows(conn: sqlite3.Connection) -> None:
+    """Empty the previous layout's ``merkle_tree`` (no longer kept up to date). A previous
+    release opening this file then reads a tree of size 0 and refuses to append to it (the
+    idx of its "first" leaf is taken: the append fails, nothing is written), instead of
+    extending a stale frontier."""
+    if conn.execute("SELECT 1 FROM merkle_tree LIMIT 1").fetchone() is not None:
+        conn.execute("DELETE FROM merkle_tree")
+
+
+class TreeCursor:
+    """A writer's in-memory frontiers, valid while the file's last leaf is the one it knows.
+
+    :func:`extend_tree` stages its changes here; the writer calls :meth:`committed` once its
+    transaction committed, :meth:`discard` if it did not (a rolled-back append never leaves
+    a frontier that the file does not hold)."""
+
+    __slots__ = ("last", "trees", "limit", "_pending")
+
+    def __init__(self, limit: int = 4_096) -> None:
+        self.last: _LeafKey | None = None
+        self.trees: dict[str, _Tree] = {}
+        # Bounded memory with any number of workspaces: the least recently appended-to are
+        # dropped (reloaded from the file, one read, when next appended to).
+        self.limit = limit
+        self._pending: tuple[_LeafKey, dict[str, _Tree]] | None = None
+
+    def committed(self) -> None:
+        if self._pending is not None:
+            self.last, changed = self._pending
+            trees = self.trees
+            for workspace, tree in changed.items():
+                trees.pop(workspace, None)  # re-inserted last: dicts keep insertion order
+                trees[workspace] = tree
+            while len(trees) > self.limit:
+                del trees[next(iter(trees))]
+            self._pending = None
+
+    def discard(self) -> None:
+        self.last, self.trees, self._pending = None, {}, None
+
+
+def extend_tree(
+    conn: sqlite3.Connection, cursor: TreeCursor | None = None, written: Written | None = None
+) -> None:
     """Add every row committed after the tree's last leaf to its workspace's tree, in commit
-    order, inside the caller's open transaction (the append's own)."""
-    trees: dict[str, tuple[int, list[bytes]]] = {}
+    order, inside the caller's open transaction (the append's own).
+
+    ``written``: the rows the caller just inserted; used as they are when they directly follow
+    the last leaf (else some rows were written without the tree, and every row after the last
+    leaf is read). ``cursor``: the caller's frontiers, used when the last leaf is the one it
+    last saw (else reloaded from the stored peaks)."""
+    if (
+        cursor is not None
+        and cursor.last is not None
+        and cursor.last[0]
+        and _follows(written, cursor.last[0])
+    ):
+        # The usual append: the writer's own rows right after the last leaf it knows. Hashed
+        # first; the first leaf's insert checks that this leaf is still the last (one
+        # statement instead of a read and an insert); if not, start over from the file.
+        changed, nodes, leaves = _hash_rows(conn, _each(written or []), cursor.trees)
+        if conn.execute(_INSERT_LEAF_AFTER, (*leaves[0], *cursor.last)).rowcount == 1:
+            _store(conn, leaves[1:], nodes)
+            cursor._pending = ((leaves[-1][0], leaves[-1][3]), changed)
+            return
+    found = conn.execute(_LAST_LEAF).fetchone()
+    last: _LeafKey = (int(found[0]), bytes(found[1])) if found else (0, b"")
+    trees: dict[str, _Tree] = {}
+    if cursor is not None:
+        if cursor.last == last:
+            trees = cursor.trees
+        else:  # someone else appended (or a transaction of ours rolled back): reload
+            cursor.trees = {}
+    rows = _each(written) if written and _follows(written, last[0]) else _read_after(conn, last[0])
+    changed, nodes, leaves = _hash_rows(conn, rows, trees)
+    _store(conn, leaves, nodes)
+    if leaves:
+        last = (leaves[-1][0], leaves[-1][3])
+    if cursor is not None:
+        cursor._pending = (last, changed)
+
+
+_Leaf = tuple[int, str, int, bytes]  # (position, workspace, idx, hash)
+
+
+def _hash_rows(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, Any]], known: dict[str, _Tree]
+) -> tuple[dict[str, _Tree], list[tuple[str, int, int, bytes]], list[_Leaf]]:
+    """The leaves of ``(position, raw row)``, the stored nodes they complete, and the new
+    trees of their workspaces (from ``known``'s, copied, or else the file's)."""
+    changed: dict[str, _Tree] = {}
     nodes: list[tuple[str, int, int, bytes]] = []
-    leaves: list[tuple[int, str, int, bytes]] = []
-    after: int | None = None  # first: after the tree's last leaf, in the same statement
-    while True:
-        rows = conn.execute(
-            _AFTER_LAST_LEAF if after is None else _AFTER_POSITION,
-            (_CATCH_UP,) if after is None else (after, _CATCH_UP),
-        ).fetchall()
-        for raw in rows:
-            workspace = raw[1]
-            tree = trees.get(workspace)
-            if tree is None:
-                tree = trees[workspace] = _load(conn, workspace)
-            size, frontier = tree
-            digest = _sha256(b"\x00" + canonical_json_text(_wire(raw))).digest()
-            leaves.append((raw[9], workspace, size, digest))
-            # The frontier's trailing peaks close with this leaf (RFC 9162's append, inlined:
-            # this loop runs once per event); only every STRIDE-th level is stored.
-            index, level = size, 0
-            while index & 1:
-                digest = _sha256(b"\x01" + frontier.pop() + digest).digest()
-                index, level = index >> 1, level + 1
-                if level % STRIDE == 0:
-                    nodes.append((workspace, level, index, digest))
-            frontier.append(digest)
-            trees[workspace] = (size + 1, frontier)
-        if rows:
-            after = rows[-1][9]
-        if len(rows) < _CATCH_UP:
-            break
-    if not leaves:
-        return
-    conn.executemany("INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (?, ?, ?, ?)", leaves)
+    leaves: list[_Leaf] = []
+    for position, raw in rows:
+        workspace = raw[1]
+        tree = changed.get(workspace)
+        if tree is None:
+            base = known.get(workspace)
+            tree = (base[0], list(base[1])) if base is not None else _load(conn, workspace)
+        size, frontier = tree
+        digest = _sha256(b"\x00" + canonical_json_text(_wire(raw))).digest()
+        leaves.append((position, workspace, size, digest))
+        # The frontier's trailing peaks close with this leaf (RFC 9162's append, inlined:
+        # this loop runs once per event); only every STRIDE-th level is stored.
+        index, level = size, 0
+        while index & 1:
+            digest = _sha256(b"\x01" + frontier.pop() + digest).digest()
+            index, level = index >> 1, level + 1
+            if level % STRIDE == 0:
+                nodes.append((workspace, level, index, digest))
+        frontier.append(digest)
+        changed[workspace] = (size + 1, frontier)
+    return changed, nodes, leaves
+
+
+def _store(
+    conn: sqlite3.Connection, leaves: Sequence[_Leaf], nodes: Sequence[tuple[str, int, int, bytes]]
+) -> None:
+    if len(leaves) == 1:
+        conn.execute(_INSERT_LEAF, leaves[0])
+    else:
+        # Many rows per statement (as the events go in): fewer VM steps than executemany's one
+        # per leaf. 200 leaves bind 800 values, well under SQLite's 32,766.
+        for start in range(0, len(leaves), 200):
+            chunk = leaves[start : start + 200]
+            sql = _INSERT_LEAVES + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            conn.execute(sql, [v for leaf in chunk for v in leaf])
     if nodes:
-        conn.executemany("INSERT INTO merkle_node (workspace, level, idx, hash) VALUES (?, ?, ?, ?)", nodes)
-    for workspace, (size, frontier) in trees.items():
-        # UPDATE rewrites the row in place; INSERT OR REPLACE would touch the key's index page too.
-        blob = b"".join(frontier)
-        if not conn.execute(
-            "UPDATE merkle_tree SET size = ?, frontier = ? WHERE workspace = ?", (size, blob, workspace)
-        ).rowcount:
-            conn.execute(
-                "INSERT INTO merkle_tree (workspace, size, frontier) VALUES (?, ?, ?)",
-                (workspace, size, blob),
-            )
+        conn.executemany(_INSERT_NODE, nodes)
+
+
+def _follows(written: Written | None, after: int) -> bool:
+    """Whether ``written`` is one run of positions starting right after ``after`` (never guess)."""
+    if not written:
+        return False
+    expected = after + 1
+    for first, rows in written:
+        if first != expected:
+            return False
+        expected += len(rows)
+    return True
+
+
+def _each(written: Written) -> Iterator[tuple[int, Any]]:
+    for first, rows in written:
+        yield from enumerate(rows, first)
+
+
+def _read_after(conn: sqlite3.Connection, after: int) -> Iterator[tuple[int, Any]]:
+    """``(position, raw row)`` of every row after position ``after``, in bounded pages."""
+    while True:
+        rows = conn.execute(_AFTER_POSITION, (after, _CATCH_UP)).fetchall()
+        for raw in rows:
+            yield raw[9], raw
+        if len(rows) < _CATCH_UP:
+            return
+        after = rows[-1][9]
 
 
 def _wire(raw: Any) -> str:
@@ -135,96 +271,60 @@ def _wire(raw: Any) -> str:
     )
 
 
-def _load(conn: sqlite3.Connection, workspace: str) -> tuple[int, list[bytes]]:
-    found = conn.execute(
-        "SELECT size, frontier FROM merkle_tree WHERE workspace = ?", (workspace,)
-    ).fetchone()
-    if found is None:
+def _peaks(size: int) -> list[Node]:
+    """The complete subtrees that make up a tree of ``size`` leaves, largest first."""
+    out: list[Node] = []
+    lo = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((level, lo >> level))
+            lo += 1 << level
+    return out
+
+
+def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
+    """A workspace's size and frontier from the stored tree: its size is its highest leaf idx
+    + 1, each peak one stored node or the fold of at most ``2**(STRIDE-1)`` (one read)."""
+    (top,) = conn.execute("SELECT max(idx) FROM merkle_leaf WHERE workspace = ?", (workspace,)).fetchone()
+    if top is None:
         return 0, []
-    blob = bytes(found[1])
-    return int(found[0]), [blob[i : i + 32] for i in range(0, len(blob), 32)]
+    size = int(top) + 1
+    peaks = _peaks(size)
+    hashes = node_hashes(conn, workspace, peaks)
+    if len(hashes) != len(peaks):
+        raise StoreUnavailable(
+            f"the Merkle tree of workspace {workspace!r} lacks stored nodes under its frontier "
+            f"(size {size}): the file was modified outside auditbird; run `auditbird verify` on it"
+        )
+    return size, [hashes[p] for p in peaks]
 
 
-class SQLiteTree(ProvableStore):
-    """The provable tier of the SQLite store (a mixin: ``class SQLiteStore(SQLiteTree, ...)``).
-    Reads run on the store's reader connections, beside the writer."""
-
-    if TYPE_CHECKING:
-
-        def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-    def tree_size(self, workspace: str) -> int:
-        with self._reading() as conn:
-            found = _read(conn, "SELECT size FROM merkle_tree WHERE workspace = ?", (workspace,))
-        return int(found[0][0]) if found else 0
-
-    def tree_nodes(self, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
-        """Each node's stored hash, or the fold of the (at most ``2**(STRIDE-1)``) stored ones
-        below it: one indexed range read per node."""
-        out: dict[Node, bytes] = {}
-        with self._reading() as conn:
-            for level, idx in nodes:
-                base, first, count = stored_base(level, idx)
-                if base == 0:
-                    sql = (
-                        "SELECT hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? AND idx < ? "
-                        "ORDER BY idx"
-                    )
-                    params: tuple[object, ...] = (workspace, first, first + count)
-                else:
-                    sql = (
-                        "SELECT hash FROM merkle_node WHERE workspace = ? AND level = ? AND idx >= ? "
-                        "AND idx < ? ORDER BY idx"
-                    )
-                    params = (workspace, base, first, first + count)
-                found = _read(conn, sql, params)
-                if len(found) == count:  # fewer: the subtree is not complete, or the tree is damaged
-                    out[(level, idx)] = fold([bytes(h) for (h,) in found])
-        return out
-
-    def tree_index(self, workspace: str, uid: str) -> int | None:
-        with self._reading() as conn:
-            found = _read(
-                conn,
-                "SELECT l.idx FROM audit_log AS a JOIN merkle_leaf AS l ON l.position = a.position "
-                "WHERE a.workspace = ? AND a.uid = ?",
-                (workspace, uid),
+def node_hashes(conn: sqlite3.Connection, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
+    """Each complete node's hash (stored, or folded from the stored ones below it), in one
+    statement; a node missing any stored hash is left out."""
+    parts: list[str] = []
+    params: list[object] = []
+    spans: list[tuple[Node, int]] = []
+    for k, (level, idx) in enumerate(nodes):
+        base, first, count = stored_base(level, idx)
+        if base == 0:
+            parts.append("SELECT ?, idx, hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? AND idx < ?")
+            params += (k, workspace, first, first + count)
+        else:
+            parts.append(
+                "SELECT ?, idx, hash FROM merkle_node WHERE workspace = ? AND level = ? "
+                "AND idx >= ? AND idx < ?"
             )
-        return int(found[0][0]) if found else None
-
-    def tree_leaves(self, workspace: str, start: int, limit: int) -> list[tuple[int, int, bytes]]:
-        """``(idx, position, leaf_hash)`` of leaves ``start`` onwards, in tree order."""
-        with self._reading() as conn:
-            found = _read(
-                conn,
-                "SELECT idx, position, hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? "
-                "ORDER BY idx LIMIT ?",
-                (workspace, start, limit),
-            )
-        return [(int(i), int(p), bytes(h)) for i, p, h in found]
-
-    def iter_rows(self, workspace: str, batch: int = 5_000) -> Iterator[Row]:
-        """The workspace's stored rows in commit order, in pages (constant memory)."""
-        after = 0
-        while True:
-            with self._reading() as conn:
-                found = _read(
-                    conn,
-                    f"SELECT {_COLUMNS} FROM audit_log WHERE workspace = ? AND position > ? "  # noqa: S608
-                    "ORDER BY position LIMIT ?",
-                    (workspace, after, batch),
-                )
-            for raw in found:
-                yield Row._make(raw)
-            if len(found) < batch:
-                return
-            after = int(found[-1][9])
-
-
-def _read(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[Any]:
-    try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # a log written before the tree existed, not yet opened to write
-            return []
-        raise
+            params += (k, workspace, base, first, first + count)
+        spans.append(((level, idx), count))
+    if not parts:
+        return {}
+    found: dict[int, list[tuple[int, bytes]]] = {}
+    for k, i, h in conn.execute(" UNION ALL ".join(parts), params):
+        found.setdefault(int(k), []).append((int(i), bytes(h)))
+    out: dict[Node, bytes] = {}
+    for k, (node, count) in enumerate(spans):
+        got = sorted(found.get(k, ()))
+        if len(got) == count:  # fewer: the subtree is not complete, or the tree is damaged
+            out[node] = fold([h for _, h in got])
+    return out

@@ -12,7 +12,7 @@ from .._errors import ConflictError
 from .base import Row
 from .sqlite_open import translate
 from .sqlite_query import COLUMNS_SQL
-from .sqlite_tree import extend_tree
+from .sqlite_tree import Written, extend_tree
 
 __all__ = ["Request", "write_group", "write_rows", "write_rows_untreed"]
 
@@ -20,7 +20,7 @@ Request = tuple[Sequence[Row], int | None]  # one append of a group commit: rows
 
 
 def write_group(
-    conn: sqlite3.Connection, group: Sequence[Request], path: str
+    conn: sqlite3.Connection, group: Sequence[Request], path: str, written: Written | None = None
 ) -> list[dict[int, Row] | BaseException]:
     """Every append of ``group`` inside the caller's open transaction; for each, its stored
     copies (as :meth:`SQLiteStore.append` answers) or its own error.
@@ -29,16 +29,21 @@ def write_group(
     Several go in as one batch, with few statements: each statement hands the GIL to the
     publishers' threads, so fewer of them keep the commit short. If that batch fails, or an
     append expects a stream revision, each append gets a savepoint of its own instead, so one
-    failure never fails the others."""
+    failure never fails the others.
+
+    ``written`` gets the rows inserted (for :func:`extend_tree`): an append adds its rows only
+    once all are in, so one rolled back to its savepoint adds none."""
     if len(group) == 1:
-        return [append_rows(conn, *group[0])]
+        return [append_rows(conn, *group[0], written=written)]
     if all(expected is None for _, expected in group):
         merged = [row for rows, _ in group for row in rows]
         kept: dict[int, Row] = {}
         conn.execute("SAVEPOINT auditbird_group")
         try:
-            write_rows_untreed(conn, merged, kept=kept)
+            write_rows_untreed(conn, merged, kept=kept, written=written)
         except Exception:
+            if written is not None:
+                written.clear()
             if not conn.in_transaction:
                 raise  # SQLite rolled everything back (disk full, I/O): the group fails
             conn.execute("ROLLBACK TO auditbird_group")
@@ -50,7 +55,7 @@ def write_group(
     for rows, expected_revision in group:
         conn.execute("SAVEPOINT auditbird_publish")
         try:
-            answers.append(append_rows(conn, rows, expected_revision))
+            answers.append(append_rows(conn, rows, expected_revision, written))
         except Exception as exc:
             if not conn.in_transaction:
                 raise
@@ -71,7 +76,10 @@ def _split(kept: dict[int, Row], sizes: list[int]) -> list[dict[int, Row] | Base
 
 
 def append_rows(
-    conn: sqlite3.Connection, rows: Sequence[Row], expected_revision: int | None
+    conn: sqlite3.Connection,
+    rows: Sequence[Row],
+    expected_revision: int | None,
+    written: Written | None = None,
 ) -> dict[int, Row]:
     """One append: the stream revision check (if any), then its rows; its stored copies."""
     kept: dict[int, Row] = {}
@@ -85,7 +93,7 @@ def append_rows(
                 f"stream {stream!r} is at revision {current}, not {expected_revision}: "
                 "another writer got there first; reload the stream and retry"
             )
-    write_rows_untreed(conn, rows, kept=kept)
+    write_rows_untreed(conn, rows, kept=kept, written=written)
     return kept
 
 
@@ -121,14 +129,19 @@ def write_rows(
     conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None, tree: bool = True
 ) -> int:
     """:func:`write_rows_untreed`, then the Merkle tree over what was stored, in the same transaction."""
-    count = write_rows_untreed(conn, rows, kept=kept)
+    written: Written = []
+    count = write_rows_untreed(conn, rows, kept=kept, written=written)
     if tree and count:
-        extend_tree(conn)  # same transaction: a crash never leaves the tree and the events apart
+        extend_tree(conn, written=written)  # same transaction: the tree and the events are never apart
     return count
 
 
 def write_rows_untreed(
-    conn: sqlite3.Connection, rows: Sequence[Row], *, kept: dict[int, Row] | None = None
+    conn: sqlite3.Connection,
+    rows: Sequence[Row],
+    *,
+    kept: dict[int, Row] | None = None,
+    written: Written | None = None,
 ) -> int:
     """Insert rows and their target rows inside the caller's open transaction.
 
@@ -137,6 +150,7 @@ def write_rows_untreed(
     are assigned here, max + 1 onwards, so the target rows can be written in the same pass;
     the caller holds the write lock, which keeps them gap-free. Returns how many were new.
     With ``kept``, adds ``{index: the row as stored}`` for every skipped row (read only then).
+    With ``written``, adds ``(first position, rows)`` of the rows inserted, once all are in.
     Shared by the store and by ``auditbird.emit`` (the caller's own transaction).
     """
     if len(rows) == 1:  # the common single publish: as few statements as the raw floor
@@ -154,11 +168,14 @@ def write_rows_untreed(
             conn.execute(_INSERT_TARGET, targets[0])
         elif targets:
             conn.executemany(_INSERT_TARGET, targets)
+        if written is not None:
+            written.append((cursor.lastrowid, rows))
         return 1
     (last,) = conn.execute("SELECT coalesce(max(position), 0) FROM audit_log").fetchone()
     try:
         conn.execute("SAVEPOINT auditbird_append")
         count = _insert(conn, rows, last)
+        inserted = rows
     except sqlite3.IntegrityError:
         # A retried uid: rare, so it costs a look-up only when it happens.
         conn.execute("ROLLBACK TO auditbird_append")
@@ -173,7 +190,10 @@ def write_rows_untreed(
             stored[key] = row  # repeated later in this batch: this first occurrence is the one kept
             fresh.append(row)
         count = _insert(conn, fresh, last)
+        inserted = fresh
     conn.execute("RELEASE auditbird_append")
+    if written is not None and inserted:
+        written.append((last + 1, inserted))
     return count
 
 
