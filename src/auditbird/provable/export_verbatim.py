@@ -99,12 +99,14 @@ def _blocks(lines: BinaryIO, longest: int) -> Iterator[list[bytes]]:
 
 def _parsed(line: bytes) -> dict[str, Any]:
     """A line that is not hashed as it stands (a record, an expired leaf, one past the
-    checkpoint), parsed as the exact check parses it."""
+    checkpoint), parsed as the exact check parses it. Only its canonical form is read here:
+    any other spelling (a repeated key among them, which a parse would read as its last value)
+    is left to the exact check."""
     try:
-        value, _ = decode_canonical(line)
+        value, canonical = decode_canonical(line)
     except ValueError as exc:
         raise _NotVerbatim from exc
-    if type(value) is not dict:
+    if canonical != line or type(value) is not dict:
         raise _NotVerbatim
     return value
 
