@@ -30,6 +30,7 @@ from .export_format import (
     expired_leaf,
     expired_line,
     refuse_repeated_keys,
+    too_deep,
 )
 from .export_record import CHUNK, CHUNK_LEVEL, Recorded, fold_chunk, record_line, tail_root
 from .export_verbatim import verify_verbatim
@@ -84,6 +85,8 @@ def _verify_exact(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
             raise ExportError(
                 f"line {number} is not JSON ({exc}): pass an NDJSON export (auditbird checkpoint --export)"
             ) from exc
+        except RecursionError:  # the parsers' depth limit: a clean error, not a traceback
+            raise too_deep(number) from None
         refuse_repeated_keys(line, data, number)
         if type(event) is not dict:
             raise ExportError(f"line {number} is not an exported event (a JSON object with a uid)")

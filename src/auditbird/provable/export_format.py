@@ -19,6 +19,7 @@ __all__ = [
     "expired_leaf",
     "expired_line",
     "refuse_repeated_keys",
+    "too_deep",
 ]
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # an exported event larger than this is not one of ours
@@ -48,6 +49,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def too_deep(number: int) -> ExportError:
+    """The error for line ``number`` when a parser ran out of stack on it (``[`` x 100,000):
+    the parsers give up after ~1,000 levels, in bounded time and memory, and no exported
+    event nests that deep."""
+    return ExportError(
+        f"line {number} nests too deep (arrays or objects inside each other beyond what the "
+        "JSON parser follows): not an exported event; pass the export auditbird checkpoint --export wrote"
+    )
+
+
 def refuse_repeated_keys(line: bytes, canonical: bytes, number: int) -> None:
     """:class:`ExportError` if ``line`` names a key twice in any object. The parsers keep the
     last value; a reader that keeps the first would see another event in the same line, so
@@ -63,6 +74,8 @@ def refuse_repeated_keys(line: bytes, canonical: bytes, number: int) -> None:
             f"line {number} names the key {exc.key!r} more than once in an object: readers "
             "disagree on which value it holds, so it is not an exported event (re-export it)"
         ) from None
+    except RecursionError:
+        raise too_deep(number) from None
     except ValueError:  # already parsed once: cannot happen, and the caller's parse decides
         return
 

@@ -104,7 +104,7 @@ def _parsed(line: bytes) -> dict[str, Any]:
     is left to the exact check."""
     try:
         value, canonical = decode_canonical(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested too deep too: the exact check names it
         raise _NotVerbatim from exc
     if canonical != line or type(value) is not dict:
         raise _NotVerbatim
