@@ -19,7 +19,11 @@ separating leaves from nodes by their first byte) every event line's bytes, its 
 aside, *are* ``d_i``. RFC 8785 output is a fixed point of canonicalisation, so the exact check
 would compute the very same leaf for that line, parse it as an object with a ``uid``, and
 reach the same verdict; expired lines, the tree's records and any lines past the checkpoint
-are read here exactly as the exact check reads them (the same functions). A line that is not
+are read here exactly as the exact check reads them (the same functions), and only in their
+canonical form: any other spelling (a key named twice among them, which a parser reads as its
+last value and another reader as its first) is left to the exact check, which refuses a
+repeated key. An event line hashed as it stands cannot repeat a key: RFC 8785 output is made
+from a parsed object, whose keys are unique. A line that is not
 ``d_i`` (another spelling of the event, a changed field, bytes added) hashes to another leaf,
 the root differs, and the exact check takes over: it accepts another spelling of the same
 event, and names the position of anything else.
