@@ -113,3 +113,34 @@ def test_an_untouched_tree_of_several_stored_levels_verifies(tmp_path: Path) -> 
     assert tree_root(log)[1] == root_of(_leaves(db))
     log.close()
     assert (report.ok, report.events) == (True, 600)
+
+
+def test_a_forged_inner_node_is_named_with_a_checkpoint_too(tmp_path: Path) -> None:
+    """With a checkpoint of the whole tree no consistency proof is needed, so nothing read the
+    stored nodes: a forged one under the signed root passed. The nodes are checked here too,
+    past the checkpoint as well."""
+    db = tmp_path / "a.db"
+    _publish(db, 0, 300)
+    cli = [sys.executable, "-m", "auditbird", "--store", f"sqlite:///{db}"]
+    run = {"capture_output": True, "text": True, "env": os.environ.copy(), "timeout": 120}
+    cp = tmp_path / "cp.txt"
+    cp.write_text(subprocess.run([*cli, "checkpoint"], check=True, **run).stdout)  # type: ignore[call-overload]
+    _publish(db, 300, 340)  # (4,19), over leaves 304-319, past the checkpoint
+    for node in ((4, 1), (4, 19)):
+        conn = sqlite3.connect(db)
+        with conn:
+            (saved,) = conn.execute(
+                "SELECT hash FROM merkle_node WHERE level = ? AND idx = ?", node
+            ).fetchone()
+            conn.execute("UPDATE merkle_node SET hash = zeroblob(32) WHERE level = ? AND idx = ?", node)
+        done = subprocess.run([*cli, "verify", "--checkpoint", str(cp)], **run)  # type: ignore[call-overload]
+        with conn:
+            conn.execute("UPDATE merkle_node SET hash = ? WHERE level = ? AND idx = ?", (saved, *node))
+        conn.close()
+        assert done.returncode == 1, (done.stdout, done.stderr[-2000:])
+        assert done.stdout.startswith(
+            "FAILED forged: the tree's stored nodes disagree with its leaves: "
+            f"node (level 4, index {node[1]})"
+        )
+    done = subprocess.run([*cli, "verify", "--checkpoint", str(cp)], **run)  # type: ignore[call-overload]
+    assert (done.returncode, done.stdout.split(";")[0]) == (0, "verified 300 events up to checkpoint 300")

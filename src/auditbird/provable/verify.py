@@ -104,9 +104,10 @@ def verify_store(
     data, tree = _Peek(_data_leaves(store, ws)), _Peek(_stored_leaves(store, ws, tree_size))
     gone, expired = ExpiryCheck(lambda: expired_ranges(store, ws)), [0, 0, 0]
     frontier: list[bytes] = []
-    # Without a checkpoint nothing signed vouches for the tree's stored nodes: check each one
-    # (what proofs and the next checkpoint are made of) against the leaves below it.
-    nodes = _NodeCheck(store, ws) if checkpoint is None else None
+    # Nothing signed vouches for the tree's stored nodes (a checkpoint of the whole tree needs
+    # no consistency proof; nodes under its root or past it are read by no check): compare
+    # each one, what proofs and the next checkpoint are made of, with the leaves below it.
+    nodes = _NodeCheck(store, ws)
     for i in range(size):
         d, t = data.peek(), tree.peek()
         if _expired(gone, i, d, t, expired):  # its data was removed by retention; its leaf stays
@@ -119,8 +120,7 @@ def verify_store(
             gone.saw(i, d)
             data.pop()
             tree.pop()
-        if nodes is not None:
-            nodes.add(made)
+        nodes.add(made)
     if checkpoint is not None and frontier_root(frontier) != checkpoint.root:
         return VerifyReport(
             False,
@@ -135,13 +135,16 @@ def verify_store(
     for i in range(size, tree_size):
         d, t = data.peek(), tree.peek()
         if _expired(gone, i, d, t, [0, 0, 0]):
+            made = append_leaf(frontier, i, t[1])
             tree.pop()
-            continue
-        if d is None or t is None or d[1] != t[1]:
+        elif d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, tree_size)
-        gone.saw(i, d)
-        data.pop()
-        tree.pop()
+        else:
+            made = append_leaf(frontier, i, d[1])
+            gone.saw(i, d)
+            data.pop()
+            tree.pop()
+        nodes.add(made)
     unaccounted = gone.problem()
     if unaccounted is not None:
         leaf, why = unaccounted
@@ -158,10 +161,7 @@ def verify_store(
             "auditbird's back (or with ?tree=off; an append through auditbird adds it)",
         )
     # Last: a difference in the events themselves is named first, at its event.
-    if (
-        nodes is not None
-        and (forged := nodes.finish(log_or_store, size, frontier_root(frontier))) is not None
-    ):
+    if (forged := nodes.finish(log_or_store, tree_size, frontier_root(frontier))) is not None:
         return forged
     return VerifyReport(
         True, size, size, expired=(expired[0], expired[1], expired[2]), expired_unsigned=gone.unsigned(size)
