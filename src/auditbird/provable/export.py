@@ -22,7 +22,16 @@ from ..row import Row
 from ..stores.jcs import decode_canonical
 from ..stores.merkle import append_leaf, leaf_data
 from .checkpoint import Checkpoint
-from .export_format import BOM, EXPIRED_FORM, MAX_LINE_BYTES, ExportError, expired_leaf, expired_line
+from .export_format import (
+    BOM,
+    EXPIRED_FORM,
+    MAX_LINE_BYTES,
+    ExportError,
+    expired_leaf,
+    expired_line,
+    refuse_repeated_keys,
+    too_deep,
+)
 from .export_record import CHUNK, CHUNK_LEVEL, Recorded, fold_chunk, record_line, tail_root
 from .export_verbatim import verify_verbatim
 from .proofs import log_workspace, provable_store
@@ -76,6 +85,9 @@ def _verify_exact(lines: BinaryIO, checkpoint: Checkpoint) -> VerifyReport:
             raise ExportError(
                 f"line {number} is not JSON ({exc}): pass an NDJSON export (auditbird checkpoint --export)"
             ) from exc
+        except RecursionError:  # the parsers' depth limit: a clean error, not a traceback
+            raise too_deep(number) from None
+        refuse_repeated_keys(line, data, number)
         if type(event) is not dict:
             raise ExportError(f"line {number} is not an exported event (a JSON object with a uid)")
         if "uid" in event:

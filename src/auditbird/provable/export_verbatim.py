@@ -19,7 +19,11 @@ separating leaves from nodes by their first byte) every event line's bytes, its 
 aside, *are* ``d_i``. RFC 8785 output is a fixed point of canonicalisation, so the exact check
 would compute the very same leaf for that line, parse it as an object with a ``uid``, and
 reach the same verdict; expired lines, the tree's records and any lines past the checkpoint
-are read here exactly as the exact check reads them (the same functions). A line that is not
+are read here exactly as the exact check reads them (the same functions), and only in their
+canonical form: any other spelling (a key named twice among them, which a parser reads as its
+last value and another reader as its first) is left to the exact check, which refuses a
+repeated key. An event line hashed as it stands cannot repeat a key: RFC 8785 output is made
+from a parsed object, whose keys are unique. A line that is not
 ``d_i`` (another spelling of the event, a changed field, bytes added) hashes to another leaf,
 the root differs, and the exact check takes over: it accepts another spelling of the same
 event, and names the position of anything else.
@@ -99,12 +103,14 @@ def _blocks(lines: BinaryIO, longest: int) -> Iterator[list[bytes]]:
 
 def _parsed(line: bytes) -> dict[str, Any]:
     """A line that is not hashed as it stands (a record, an expired leaf, one past the
-    checkpoint), parsed as the exact check parses it."""
+    checkpoint), parsed as the exact check parses it. Only its canonical form is read here:
+    any other spelling (a repeated key among them, which a parse would read as its last value)
+    is left to the exact check."""
     try:
-        value, _ = decode_canonical(line)
-    except ValueError as exc:
+        value, canonical = decode_canonical(line)
+    except (ValueError, RecursionError) as exc:  # nested too deep too: the exact check names it
         raise _NotVerbatim from exc
-    if type(value) is not dict:
+    if canonical != line or type(value) is not dict:
         raise _NotVerbatim
     return value
 

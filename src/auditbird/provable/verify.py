@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..retention import expired_ranges
-from ..stores.merkle import append_leaf, frontier_root, leaf_data, leaf_hash
+from ..stores.merkle import STRIDE, ProofError, append_leaf, frontier_root, leaf_data, leaf_hash
 from .checkpoint import Checkpoint
 from .expiry import ExpiryCheck, run_event
 from .export import MAX_LINE_BYTES, ExportError, verify_export, write_export
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _PAGE = 5_000
+_NODES = 512  # stored nodes compared per read: bounded memory however long the log
 
 
 class _Peek:
@@ -68,9 +69,18 @@ def _stored_leaves(store: Any, workspace: str, size: int) -> Iterator[tuple[int,
         start += len(page)
 
 
+# The "leaf" of a row whose JSON nests beyond the parser's depth limit (edited by hand: its
+# hash cannot be computed): never equal to a 32-byte leaf hash, so the row is reported where it is.
+_TOO_DEEP = b"nests too deep"
+
+
 def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str, Any]]:
     for row in store.iter_rows(workspace):
-        yield int(row.position), leaf_hash(leaf_data(row)), row.uid, run_event(row)
+        try:
+            leaf, run = leaf_hash(leaf_data(row)), run_event(row)
+        except RecursionError:  # the parsers give up after ~1,000 levels, in bounded time and memory
+            leaf, run = _TOO_DEEP, None
+        yield int(row.position), leaf, row.uid, run
 
 
 def verify_store(
@@ -94,18 +104,23 @@ def verify_store(
     data, tree = _Peek(_data_leaves(store, ws)), _Peek(_stored_leaves(store, ws, tree_size))
     gone, expired = ExpiryCheck(lambda: expired_ranges(store, ws)), [0, 0, 0]
     frontier: list[bytes] = []
+    # Nothing signed vouches for the tree's stored nodes (a checkpoint of the whole tree needs
+    # no consistency proof; nodes under its root or past it are read by no check): compare
+    # each one, what proofs and the next checkpoint are made of, with the leaves below it.
+    nodes = _NodeCheck(store, ws)
     for i in range(size):
         d, t = data.peek(), tree.peek()
         if _expired(gone, i, d, t, expired):  # its data was removed by retention; its leaf stays
-            append_leaf(frontier, i, t[1])
+            made = append_leaf(frontier, i, t[1])
             tree.pop()
-            continue
-        if d is None or t is None or d[1] != t[1]:
+        elif d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, size)
-        append_leaf(frontier, i, d[1])
-        gone.saw(i, d)
-        data.pop()
-        tree.pop()
+        else:
+            made = append_leaf(frontier, i, d[1])
+            gone.saw(i, d)
+            data.pop()
+            tree.pop()
+        nodes.add(made)
     if checkpoint is not None and frontier_root(frontier) != checkpoint.root:
         return VerifyReport(
             False,
@@ -120,13 +135,16 @@ def verify_store(
     for i in range(size, tree_size):
         d, t = data.peek(), tree.peek()
         if _expired(gone, i, d, t, [0, 0, 0]):
+            made = append_leaf(frontier, i, t[1])
             tree.pop()
-            continue
-        if d is None or t is None or d[1] != t[1]:
+        elif d is None or t is None or d[1] != t[1]:
             return _first_difference(store, ws, i, data, tree, tree_size)
-        gone.saw(i, d)
-        data.pop()
-        tree.pop()
+        else:
+            made = append_leaf(frontier, i, d[1])
+            gone.saw(i, d)
+            data.pop()
+            tree.pop()
+        nodes.add(made)
     unaccounted = gone.problem()
     if unaccounted is not None:
         leaf, why = unaccounted
@@ -142,9 +160,67 @@ def verify_store(
             f"store position {extra[0]} (uid {extra[2]}) is not in the tree: it was written behind "
             "auditbird's back (or with ?tree=off; an append through auditbird adds it)",
         )
+    # Last: a difference in the events themselves is named first, at its event.
+    if (forged := nodes.finish(log_or_store, tree_size, frontier_root(frontier))) is not None:
+        return forged
     return VerifyReport(
         True, size, size, expired=(expired[0], expired[1], expired[2]), expired_unsigned=gone.unsigned(size)
     )
+
+
+class _NodeCheck:
+    """The tree's stored nodes (every :data:`STRIDE`-th level above the leaves) compared with
+    the ones the leaves fold to, as the leaves stream by, :data:`_NODES` per read; then the
+    tree's root with the leaves' root. Keeps the first that disagrees (or is missing)."""
+
+    def __init__(self, store: Any, workspace: str) -> None:
+        self.store, self.workspace = store, workspace
+        self.pending: dict[tuple[int, int], bytes] = {}
+        self.first: tuple[int, int] | None = None
+
+    def add(self, made: list[tuple[int, int, bytes]]) -> None:
+        if self.first is not None:
+            return
+        for level, index, digest in made:
+            if level and level % STRIDE == 0:
+                self.pending[(level, index)] = digest
+        if len(self.pending) >= _NODES:
+            self._compare()
+
+    def _compare(self) -> None:
+        pending, self.pending = self.pending, {}
+        stored = self.store.tree_nodes(self.workspace, list(pending))
+        for node, digest in pending.items():  # in the order the leaves completed them
+            if stored.get(node) != digest:
+                self.first = node
+                return
+
+    def finish(self, log_or_store: Any, size: int, root: bytes) -> VerifyReport | None:
+        if self.first is None and self.pending:
+            self._compare()
+        if self.first is not None:
+            level, index = self.first
+            first, last = (index << level) + 1, (index + 1) << level
+            where = f"node (level {level}, index {index}), over events #{first}-#{last},"
+        else:
+            try:
+                stored_root = tree_root(log_or_store, size, workspace=self.workspace)[1]
+            except ProofError:
+                stored_root = b""
+            if stored_root == root:
+                return None
+            where = "the tree's root"
+        return VerifyReport(
+            False,
+            0,
+            size,
+            None,
+            "forged",
+            f"the tree's stored nodes disagree with its leaves: {where} is not the hash of the "
+            "leaves below it (a merkle_node row was overwritten or removed behind auditbird's back): "
+            "inclusion proofs and checkpoints made from this tree are wrong; check it against a "
+            "checkpoint signed before the change (auditbird verify --checkpoint FILE)",
+        )
 
 
 def _expired(gone: ExpiryCheck, i: int, d: Any, t: Any, seen: list[int]) -> bool:
@@ -196,6 +272,16 @@ def _first_difference(store: Any, ws: str, i: int, data: _Peek, tree: _Peek, siz
             n,
             "inserted",
             f"store position {d0[0]} (uid {d0[2]}) holds an event the tree never recorded",
+        )
+    if d0[1] == _TOO_DEEP:
+        return VerifyReport(
+            False,
+            i,
+            size,
+            n,
+            "changed",
+            f"store position {d0[0]} (uid {d0[2]}) holds JSON that nests too deep to parse: it is not "
+            "the event recorded for it (the row was edited behind auditbird's back)",
         )
     moved = _find_leaf(store, ws, d0[1], size)
     if moved is not None:
