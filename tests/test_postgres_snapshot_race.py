@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Annotated, ClassVar
+import uuid
+from typing import Annotated, Any, ClassVar
 
 import psycopg
+import pytest
 from pydantic import BaseModel, Field
 
 from auditbird import ActionRegistry, AsyncAuditLog, AuditLog, Event, Personal, Projection, action, on
 from auditbird.erasure import ERASED, erase_subject
 from auditbird.snapshots import Snapshot, read_erasure_generation
 from auditbird.stores.postgres import PostgresStore
+from auditbird.stores.postgres_schema import MIGRATIONS, SCHEMA_VERSION
+from auditbird.stores.postgres_snapshots import delete_snapshots, save_snapshot
 
 ADA_MAIL = "ada.lovelace@example.org"
 
@@ -120,17 +124,22 @@ def _wait_until_blocked(url: str, pid: int) -> None:
     raise AssertionError(f"the save (backend {pid}) never waited for the erasure's transaction")
 
 
-def test_a_save_racing_another_replicas_erasure_waits_and_stores_nothing(postgres_url: str) -> None:
+@pytest.mark.parametrize("erased_before", [False, True], ids=["first-erasure", "later-erasure"])
+def test_a_save_racing_another_replicas_erasure_waits_and_stores_nothing(
+    postgres_url: str, erased_before: bool
+) -> None:
     with PostgresStore(postgres_url, pool_size=1) as keeper:
-        keeper.delete_snapshots("acme")  # the workspace has a generation row: 1
+        if erased_before:
+            keeper.delete_snapshots("acme")  # the workspace has a generation row (1)
         generation = read_erasure_generation(keeper, "acme")
         with keeper._connection() as conn:  # the pool's only connection: the save will use it
             (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
-        # Another replica's erasure, midway: its transaction bumped the generation, not committed.
+        # Another replica's erasure, midway: the store's own deletion, inside a transaction this
+        # test holds open (its conn.transaction() is then a savepoint): generation bumped,
+        # snapshots deleted, nothing committed yet.
         with psycopg.connect(postgres_url) as erasing:
-            erasing.execute(
-                "UPDATE auditbird_snapshot_erasure SET generation = generation + 1 WHERE workspace = 'acme'"
-            )
+            erasing.execute("SELECT 1")  # opens the transaction
+            assert delete_snapshots(erasing, "acme") == 0
             errors: list[BaseException] = []
 
             def save() -> None:
@@ -147,3 +156,62 @@ def test_a_save_racing_another_replicas_erasure_waits_and_stores_nothing(postgre
         assert errors == []
         assert keeper.load_snapshot("acme", "m:1", "p", "v1") is None
         assert _snapshots(postgres_url) == []
+
+
+def test_a_schema_2_database_gains_the_generations_and_keeps_its_snapshots(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:  # what auditbird with schema 2 created
+        conn.execute("CREATE TABLE auditbird_meta (key text PRIMARY KEY, value text NOT NULL)")
+        for script in MIGRATIONS[:2]:
+            conn.execute(script)
+        conn.execute("INSERT INTO auditbird_meta VALUES ('schema_version', '2')")
+        conn.execute("INSERT INTO auditbird_snapshot VALUES ('acme', 'm:1', 'p', 'v1', 1, 1, 0, '{}', 0)")
+    with PostgresStore(postgres_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.load_snapshot("acme", "m:1", "p", "v1") is not None  # kept across the upgrade
+        assert read_erasure_generation(store, "acme") == 0
+        assert store.delete_snapshots("acme") == 1
+        assert read_erasure_generation(store, "acme") == 1
+
+
+def test_a_least_privilege_role_folds_saves_and_erases(postgres_server: Any, postgres_url: str) -> None:
+    PostgresStore(postgres_url).close()  # the owner creates the tables
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with postgres_server.admin() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')  # PostgreSQL 15+: no CREATE on public
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+    url = postgres_url.replace("postgresql://auditbird@", f"postgresql://{role}@", 1)
+    with PostgresStore(url) as store:
+        store.save_snapshot(_snap(read_erasure_generation(store, "acme")))  # creates the row at 0
+        assert store.load_snapshot("acme", "m:1", "p", "v1") is not None
+        assert store.delete_snapshots("acme") == 1
+        store.save_snapshot(_snap(0))  # from a fold begun before that erasure
+        assert store.load_snapshot("acme", "m:1", "p", "v1") is None
+
+
+def test_an_erasure_racing_a_save_in_flight_waits_and_deletes_its_snapshot(postgres_url: str) -> None:
+    with PostgresStore(postgres_url, pool_size=1) as eraser:
+        with eraser._connection() as conn:  # the pool's only connection: the erasure will use it
+            (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+        # Another replica's save, midway: the store's own statement, in a transaction this test
+        # holds open (stored, fence checked, not committed yet).
+        with psycopg.connect(postgres_url) as saving:
+            saving.execute("SELECT 1")  # opens the transaction
+            assert save_snapshot(saving, _snap(0)) is True
+            errors: list[BaseException] = []
+            deleted: list[int] = []
+
+            def erase() -> None:
+                try:
+                    deleted.append(eraser.delete_snapshots("acme"))
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            eraser_thread = threading.Thread(target=erase)
+            eraser_thread.start()
+            _wait_until_blocked(postgres_url, pid)
+            saving.commit()
+        eraser_thread.join()
+        assert errors == [] and deleted == [1]  # the erasure saw the save's row, and deleted it
+        assert _snapshots(postgres_url) == []
+        assert read_erasure_generation(eraser, "acme") == 1
