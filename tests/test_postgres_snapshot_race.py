@@ -15,7 +15,17 @@ import psycopg
 import pytest
 from pydantic import BaseModel, Field
 
-from auditbird import ActionRegistry, AsyncAuditLog, AuditLog, Event, Personal, Projection, action, on
+from auditbird import (
+    ActionRegistry,
+    AsyncAuditLog,
+    AuditLog,
+    Event,
+    Personal,
+    Projection,
+    StoreUnavailable,
+    action,
+    on,
+)
 from auditbird.erasure import ERASED, erase_subject
 from auditbird.snapshots import Snapshot, read_erasure_generation
 from auditbird.stores.postgres import PostgresStore
@@ -215,3 +225,26 @@ def test_an_erasure_racing_a_save_in_flight_waits_and_deletes_its_snapshot(postg
         assert errors == [] and deleted == [1]  # the erasure saw the save's row, and deleted it
         assert _snapshots(postgres_url) == []
         assert read_erasure_generation(eraser, "acme") == 1
+
+
+def test_a_role_without_rights_on_the_generations_is_told_to_grant_them(
+    postgres_server: Any, postgres_url: str
+) -> None:
+    """A role granted table by table before schema 3: a fold does not save unfenced."""
+    with AuditLog(postgres_url, workspace="acme", registry=_registry()) as log:  # the owner
+        log.publish_audit_log(_invite())
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with postgres_server.admin() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+        conn.execute(f'REVOKE ALL ON auditbird_snapshot_erasure FROM "{role}"')
+    url = postgres_url.replace("postgresql://auditbird@", f"postgresql://{role}@", 1)
+    with AuditLog(url, workspace="acme", registry=_registry()) as log:
+        with pytest.raises(StoreUnavailable) as info:
+            log.snapshot("org:1", ErasedMidFold)
+        grant = "GRANT SELECT, INSERT, UPDATE, DELETE ON auditbird_snapshot, auditbird_snapshot_erasure"
+        assert grant in str(info.value)
+        with pytest.raises(StoreUnavailable, match="nothing was saved or deleted"):
+            log.store.delete_snapshots("acme")
+    assert _snapshots(postgres_url) == []

@@ -35,7 +35,7 @@ from .capabilities import (
 from .postgres_follow import CommitListener, PostgresPositions
 from .postgres_query import COLUMNS_SQL, build_select, where_clause
 from .postgres_schema import SCHEMA_VERSION, ensure_text_index, has_text_index, migrate, schema_version
-from .postgres_snapshots import GENERATION_SQL, LOAD_SQL, delete_snapshots, save_snapshot
+from .postgres_snapshots import GENERATION_SQL, LOAD_SQL, delete_snapshots, granted, save_snapshot
 from .postgres_write import append_pipelined
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
@@ -305,13 +305,14 @@ class PostgresStore(
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot``, replacing the projection's previous one; nothing if an erasure
         bumped its workspace's generation since its fold began (stores/postgres_snapshots.py)."""
-        with self._connection() as conn:
+        with granted(self.where), self._connection() as conn:
             save_snapshot(conn, snapshot)
 
     def snapshot_erasure_generation(self, workspace: str) -> int:
         """The workspace's erasure generation (0: never erased): a fold reads it before any
         event and hands it to its snapshot, whose save then stores nothing if it changed."""
-        rows = self._fetch(GENERATION_SQL, (workspace,))
+        with granted(self.where):
+            rows = self._fetch(GENERATION_SQL, (workspace,))
         return int(rows[0][0]) if rows else 0
 
     def delete_snapshots(self, workspace: str) -> int:
@@ -319,7 +320,7 @@ class PostgresStore(
         values folded before it) and bump its erasure generation, in one transaction, so a fold
         begun before saves nothing; how many were deleted. The dead rows stay in the table's
         files until PostgreSQL reuses the space (docs/erasure.md)."""
-        with self._connection() as conn:
+        with granted(self.where), self._connection() as conn:
             return delete_snapshots(conn, workspace)
 
     def relay_positions(self, name: str) -> PostgresPositions:

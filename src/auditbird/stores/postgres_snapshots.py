@@ -20,12 +20,15 @@ the save's upsert creates the row, so the first erasure's insert conflicts with 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from .._errors import StoreUnavailable
 from ..event import now_ms
 from ..snapshots import Snapshot
 
-__all__ = ["GENERATION_SQL", "LOAD_SQL", "save_snapshot", "delete_snapshots"]
+__all__ = ["GENERATION_SQL", "LOAD_SQL", "save_snapshot", "delete_snapshots", "granted"]
 
 # Written out, not composed: every statement is a constant (parameters only).
 # A snapshot made by hand (no erasure_generation): not fenced.
@@ -80,3 +83,20 @@ def delete_snapshots(conn: Any, workspace: str) -> int:
     with conn.transaction():
         conn.execute(_BUMP, (workspace,))
         return int(conn.execute("DELETE FROM auditbird_snapshot WHERE workspace = %s", (workspace,)).rowcount)
+
+
+@contextmanager
+def granted(where: str) -> Iterator[None]:
+    """A role without rights on the snapshot tables gets what to do, not a bare server error.
+    Schema 3 added ``auditbird_snapshot_erasure``: a role granted its rights table by table
+    before the upgrade has none on it yet (and a fold must not save unfenced)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StoreUnavailable(
+            f"{where}: this role may not use the projection snapshot tables ({exc.diag.message_primary}); "
+            "nothing was saved or deleted: as their owner, GRANT SELECT, INSERT, UPDATE, DELETE ON "
+            "auditbird_snapshot, auditbird_snapshot_erasure TO this role"
+        ) from exc
