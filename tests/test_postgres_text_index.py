@@ -89,7 +89,7 @@ def test_a_schema_1_database_drops_the_trigram_index_on_upgrade(postgres_url: st
         conn.execute("INSERT INTO auditbird_meta VALUES ('schema_version', '1')")
     assert "audit_log_text" in _index_names(postgres_url)
     with PostgresStore(postgres_url) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         store.append(ROWS[:5])
         assert [r.uid for r in store.query(Query(text="needle3"))] == ["u00003"]
     assert "audit_log_text" not in _index_names(postgres_url)

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .._errors import StoreUnavailable
-from ..event import now_ms
 from ..query import Query
 from ..row import Row
 from ..snapshots import Snapshot
@@ -36,6 +35,7 @@ from .capabilities import (
 from .postgres_follow import CommitListener, PostgresPositions
 from .postgres_query import COLUMNS_SQL, build_select, where_clause
 from .postgres_schema import SCHEMA_VERSION, ensure_text_index, has_text_index, migrate, schema_version
+from .postgres_snapshots import GENERATION_SQL, LOAD_SQL, delete_snapshots, granted, save_snapshot
 from .postgres_write import append_pipelined
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "connect_error"]
@@ -297,34 +297,31 @@ class PostgresStore(
     def load_snapshot(
         self, workspace: str, event_id: str, projection: str, code_version: str
     ) -> Snapshot | None:
-        rows = self._fetch(
-            "SELECT position, revision, max_timestamp, state FROM auditbird_snapshot WHERE "
-            "workspace = %s AND stream = %s AND projection = %s AND code_version = %s",
-            (workspace, event_id, projection, code_version),
-        )
+        rows = self._fetch(LOAD_SQL, (workspace, event_id, projection, code_version))
         if not rows:
             return None
         return Snapshot(workspace, event_id, projection, code_version, *rows[0])
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        with self._connection() as conn:
-            conn.execute(
-                "INSERT INTO auditbird_snapshot (workspace, stream, projection, code_version, position, "
-                "revision, max_timestamp, state, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (workspace, stream, projection) DO UPDATE SET code_version = "
-                "excluded.code_version, position = excluded.position, revision = excluded.revision, "
-                "max_timestamp = excluded.max_timestamp, state = excluded.state, "
-                "created_at = excluded.created_at",
-                snapshot.row(now_ms()),
-            )
+        """Keep ``snapshot``, replacing the projection's previous one; nothing if an erasure
+        bumped its workspace's generation since its fold began (stores/postgres_snapshots.py)."""
+        with granted(self.where), self._connection() as conn:
+            save_snapshot(conn, snapshot)
+
+    def snapshot_erasure_generation(self, workspace: str) -> int:
+        """The workspace's erasure generation (0: never erased): a fold reads it before any
+        event and hands it to its snapshot, whose save then stores nothing if it changed."""
+        with granted(self.where):
+            rows = self._fetch(GENERATION_SQL, (workspace,))
+        return int(rows[0][0]) if rows else 0
 
     def delete_snapshots(self, workspace: str) -> int:
         """Forget every snapshot of ``workspace`` (an erasure: snapshots may hold personal
-        values folded before it); how many were deleted. The dead rows stay in the table's
+        values folded before it) and bump its erasure generation, in one transaction, so a fold
+        begun before saves nothing; how many were deleted. The dead rows stay in the table's
         files until PostgreSQL reuses the space (docs/erasure.md)."""
-        with self._connection() as conn:
-            cur = conn.execute("DELETE FROM auditbird_snapshot WHERE workspace = %s", (workspace,))
-            return int(cur.rowcount)
+        with granted(self.where), self._connection() as conn:
+            return delete_snapshots(conn, workspace)
 
     def relay_positions(self, name: str) -> PostgresPositions:
         """Where ``auditbird relay`` keeps its position when it reads from this database."""

@@ -151,6 +151,16 @@ MIGRATIONS: list[str] = [
     END
     $migration$;
     """,
+    # 3: each workspace's erasure generation, as the SQLite snapshot file keeps it
+    # (snapshots.py): an erasure bumps it in its deletion's transaction, and a snapshot's save
+    # stores nothing unless it is still the one its fold read before any event
+    # (PostgresStore.save_snapshot). No row: generation 0.
+    """
+    CREATE TABLE auditbird_snapshot_erasure (
+        workspace  text   PRIMARY KEY,
+        generation bigint NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -8,13 +8,11 @@ keeps them in a dict.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import threading
 import weakref
 from typing import Any
 
-from ..snapshots import Snapshot, SnapshotStore
+from ..snapshots import Snapshot, SnapshotStore, fence_holds, read_erasure_generation
 from .capabilities import SnapshotStoreTier
 
 __all__ = ["FileSnapshots", "read_erasure_generation"]
@@ -40,8 +38,7 @@ class _MemorySnapshots:
     def save(self, snapshot: Snapshot) -> bool:
         """Keep ``snapshot``, unless an erasure came since its fold began (see snapshots.py)."""
         with self._lock:
-            fence = snapshot.erasure_generation
-            if fence is not None and self._generations.get(snapshot.workspace, 0) != fence:
+            if not fence_holds(snapshot, self._generations.get(snapshot.workspace, 0)):
                 return False
             self._data[(snapshot.workspace, snapshot.event_id, snapshot.projection)] = snapshot
             return True
@@ -101,19 +98,3 @@ class FileSnapshots(SnapshotStoreTier):
         """Forget every snapshot of ``workspace`` (an erasure: snapshots may hold personal
         values folded before it); how many were deleted."""
         return self._snapshots().delete_workspace(workspace)
-
-
-def read_erasure_generation(store: Any, workspace: str) -> Any:
-    """A fold's first read: the erasure generation of ``workspace`` in ``store`` (a snapshot
-    store of this file, or the async wrapper around one, which keeps it in ``.sync``), or None
-    for stores that keep no generation. An awaitable when ``store`` is async, as a fold's
-    steps are there."""
-    inner = store if isinstance(store, FileSnapshots) else getattr(store, "__dict__", {}).get("sync")
-    value = inner.snapshot_erasure_generation if isinstance(inner, FileSnapshots) else None
-    if not inspect.iscoroutinefunction(store.load_snapshot):
-        return None if value is None else value(workspace)
-
-    async def read() -> int | None:
-        return None if value is None else await asyncio.to_thread(value, workspace)
-
-    return read()
