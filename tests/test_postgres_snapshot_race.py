@@ -27,7 +27,8 @@ from auditbird import (
     on,
 )
 from auditbird.erasure import ERASED, erase_subject
-from auditbird.snapshots import Snapshot, read_erasure_generation
+from auditbird.snapshots import Snapshot
+from auditbird.stores.capabilities import read_erasure_generation
 from auditbird.stores.postgres import PostgresStore
 from auditbird.stores.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from auditbird.stores.postgres_snapshots import delete_snapshots, save_snapshot

@@ -33,8 +33,8 @@ from .codec import decode
 from .event import Event
 from .history import PAGE_SIZE, StreamWalk
 from .row import Row
-from .snapshots import Snapshot, read_erasure_generation
-from .stores.capabilities import SnapshotStoreTier
+from .snapshots import Snapshot
+from .stores.capabilities import SnapshotStoreTier, read_erasure_generation
 
 __all__ = ["Projection", "on", "ProjectionError", "project_op", "fold_rows"]
 

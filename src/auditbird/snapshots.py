@@ -15,22 +15,19 @@ transaction; a fold reads the generation before it reads any event, and its save
 the save's transaction: a save from a fold that started before an erasure stores nothing
 (:func:`fence_holds`; PostgreSQL checks the same in its save's statement, stores/postgres.py).
 A store keeps the generation if it has ``snapshot_erasure_generation(workspace)``; a fold reads
-it with :func:`read_erasure_generation`.
+it with :func:`auditbird.stores.capabilities.read_erasure_generation`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from .event import now_ms
 
-__all__ = ["Snapshot", "SnapshotStore", "fence_holds", "read_erasure_generation"]
+__all__ = ["Snapshot", "SnapshotStore", "fence_holds"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS auditbird_snapshot (
@@ -207,24 +204,3 @@ def fence_holds(snapshot: Snapshot, generation: int) -> bool:
     """Whether ``snapshot`` may be stored now that its workspace's erasure generation is
     ``generation``: no erasure since its fold began (or a snapshot made by hand, not fenced)."""
     return snapshot.erasure_generation is None or snapshot.erasure_generation == generation
-
-
-def _keeps_generation(store: object) -> bool:
-    # Looked up on the class: a wrapper delegating every attribute must not pass for a store.
-    return callable(getattr(type(store), "snapshot_erasure_generation", None))
-
-
-def read_erasure_generation(store: Any, workspace: str) -> Any:
-    """A fold's first read: the erasure generation of ``workspace`` in ``store`` (a store with
-    ``snapshot_erasure_generation``, or the async wrapper around one, which keeps it in
-    ``.sync``), or None for stores that keep no generation. An awaitable when ``store`` is
-    async, as a fold's steps are there."""
-    inner: Any = store if _keeps_generation(store) else getattr(store, "__dict__", {}).get("sync")
-    value = inner.snapshot_erasure_generation if _keeps_generation(inner) else None
-    if not inspect.iscoroutinefunction(store.load_snapshot):
-        return None if value is None else value(workspace)
-
-    async def read() -> int | None:
-        return None if value is None else await asyncio.to_thread(value, workspace)
-
-    return read()

@@ -37,6 +37,8 @@ auditbird._errors.UnsupportedOperation: AppendOnly does not support stream revis
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -184,6 +186,27 @@ def async_commit_waiter(store: Any) -> AsyncCommitWaiter | None:
             found: AsyncCommitWaiter = candidate
             return found
     return None
+
+
+def read_erasure_generation(store: Any, workspace: str) -> Any:
+    """A fold's first read: the erasure generation of ``workspace`` in ``store`` (a store with
+    ``snapshot_erasure_generation``, or the async wrapper around one, which keeps it in
+    ``.sync``), or None for stores that keep no generation. An awaitable when ``store`` is
+    async, as a fold's steps are there."""
+    value = None
+    # Looked up on the class, so a wrapper that delegates every attribute does not pass for a
+    # store that keeps a generation; an async wrapper (ThreadedStore) keeps its store as `sync`.
+    for candidate in (store, getattr(store, "__dict__", {}).get("sync")):
+        if candidate is not None and callable(getattr(type(candidate), "snapshot_erasure_generation", None)):
+            value = candidate.snapshot_erasure_generation
+            break
+    if not inspect.iscoroutinefunction(store.load_snapshot):
+        return None if value is None else value(workspace)
+
+    async def read() -> int | None:
+        return None if value is None else await asyncio.to_thread(value, workspace)
+
+    return read()
 
 
 # -- the async twins -------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import threading
 import weakref
 from typing import Any
 
-from ..snapshots import Snapshot, SnapshotStore, fence_holds, read_erasure_generation
-from .capabilities import SnapshotStoreTier
+from ..snapshots import Snapshot, SnapshotStore, fence_holds
+from .capabilities import SnapshotStoreTier, read_erasure_generation
 
 __all__ = ["FileSnapshots", "read_erasure_generation"]
 
