@@ -45,27 +45,6 @@ def _items(size: int) -> list[dict[str, Any]]:
     return [seed_event(next(_serial)) for _ in range(size)]
 
 
-def _cpu_per_event(rounds: int, size: int, step: Callable[[list[dict[str, Any]]], object]) -> float:
-    """Median CPU µs per event of ``step`` over ``rounds`` fresh batches of ``size``."""
-    samples = []
-    for _ in range(rounds):
-        items = _items(size)
-        start = time.process_time()
-        step(items)
-        samples.append((time.process_time() - start) / size * 1e6)
-    return median(samples)
-
-
-def _wall_per_event(rounds: int, size: int, step: Callable[[list[dict[str, Any]]], object]) -> float:
-    samples = []
-    for _ in range(rounds):
-        items = _items(size)
-        start = time.perf_counter()
-        step(items)
-        samples.append((time.perf_counter() - start) / size * 1e6)
-    return median(samples)
-
-
 def _log(d: Path, name: str, options: str, *, text_index: bool = True) -> AuditLog:
     path = d / f"{name}.db"
     log = AuditLog(f"sqlite:///{path}?{options}")
@@ -77,58 +56,53 @@ def _log(d: Path, name: str, options: str, *, text_index: bool = True) -> AuditL
 
 
 def measure(d: Path, size: int, rounds: int) -> dict[str, float]:
-    """CPU µs per event of each stage (and the fsync's wall µs per event) for one batch size."""
+    """CPU µs per event of each stage (and the fsync's wall µs per event) for one batch size:
+    every stage runs once per round, the rounds interleave the stages so each sees the same
+    machine, and each figure is the median over rounds."""
     prep = _log(d, f"prep-{size}", "synchronous=OFF&tree=off")
-    bare = _log(d, f"bare-{size}", "synchronous=OFF&tree=off", text_index=False)
-    texted = _log(d, f"text-{size}", "synchronous=OFF&tree=off")
-    treed = _log(d, f"tree-{size}", "synchronous=OFF")
-    durable = _log(d, f"durable-{size}", "")
-    loose = _log(d, f"loose-{size}", "synchronous=OFF")
+    stores = {
+        "insert": _log(d, f"bare-{size}", "synchronous=OFF&tree=off", text_index=False),
+        "+ text index": _log(d, f"text-{size}", "synchronous=OFF&tree=off"),
+        "+ Merkle tree": _log(d, f"tree-{size}", "synchronous=OFF"),
+    }
+    durable, loose = _log(d, f"durable-{size}", ""), _log(d, f"loose-{size}", "synchronous=OFF")
+    prepare = (lambda items: prep._prepare_one(items[0])) if size == 1 else prep._prepare_many
 
-    def body(items: list[dict[str, Any]]) -> bytes:
-        return b"\n".join(json.dumps(i).encode() for i in items)
+    def publish(log: AuditLog, items: list[dict[str, Any]]) -> object:
+        return log.publish_audit_log(items[0]) if size == 1 else log.publish_many(items)
 
-    def appended(log: AuditLog) -> Callable[[list[dict[str, Any]]], object]:
-        def step(items: list[dict[str, Any]]) -> object:
-            rows = prep._prepare_many(items)[1]  # prepared outside the clock: the store alone
-            start = time.process_time()
-            log.store.append(rows)
-            step.cpu += time.process_time() - start  # type: ignore[attr-defined]
-            return None
+    samples: dict[str, list[float]] = {}
 
-        step.cpu = 0.0  # type: ignore[attr-defined]
-        return step
+    def timed(name: str, clock: Callable[[], float], step: Callable[..., object], *args: Any) -> None:
+        start = clock()
+        step(*args)
+        samples.setdefault(name, []).append((clock() - start) / size * 1e6)
 
-    figures: dict[str, float] = {}
-    bodies = [body(_items(size)) for _ in range(rounds)]
-    samples = []
-    for b in bodies:
-        start = time.process_time()
-        parse_events(b, "application/x-ndjson", max(size, 1))
-        samples.append((time.process_time() - start) / size * 1e6)
-    figures["parse (NDJSON)"] = median(samples)
-    figures["validate + encode"] = _cpu_per_event(rounds, size, prep._prepare_many)
-    # Each store stage in turn, interleaved round by round so the load is shared fairly.
-    steps = {"insert": appended(bare), "+ text index": appended(texted), "+ Merkle tree": appended(treed)}
     for _ in range(rounds):
-        for step in steps.values():
-            step(_items(size))
-    cpu = {name: step.cpu / (rounds * size) * 1e6 for name, step in steps.items()}  # type: ignore[attr-defined]
-    figures["insert"] = cpu["insert"]
-    figures["+ text index"] = cpu["+ text index"] - cpu["insert"]
-    figures["+ Merkle tree"] = cpu["+ Merkle tree"] - cpu["+ text index"]
-
-    def publish(log: AuditLog) -> Callable[[list[dict[str, Any]]], object]:
-        return log.publish_audit_log if size == 1 else log.publish_many  # type: ignore[return-value]
-
-    figures["publish, all of it (CPU)"] = _cpu_per_event(
-        rounds, size, lambda items: publish(loose)(items[0] if size == 1 else items)
+        items = _items(size)
+        body = b"\n".join(json.dumps(i).encode() for i in items)
+        timed("parse (NDJSON)", time.process_time, parse_events, body, "application/x-ndjson", size)
+        timed("validate + encode", time.process_time, prepare, _items(size))
+        for name, log in stores.items():
+            rows = prep._prepare_many(_items(size))[1]  # prepared outside the clock: the store alone
+            timed(name, time.process_time, log.store.append, rows)
+        timed("publish, all of it (CPU)", time.process_time, publish, loose, _items(size))
+        timed("publish, durable (wall)", time.perf_counter, publish, durable, _items(size))
+        timed("publish, unsynced (wall)", time.perf_counter, publish, loose, _items(size))
+    figures = {name: median(values) for name, values in samples.items()}
+    # The store stages as differences: each store adds one thing to the one before it.
+    figures["+ Merkle tree"] -= figures["+ text index"]
+    figures["+ text index"] -= figures["insert"]
+    figures["durable commit (wall: FULL - OFF)"] = median(
+        [
+            f - o
+            for f, o in zip(
+                samples["publish, durable (wall)"], samples["publish, unsynced (wall)"], strict=True
+            )
+        ]
     )
-    full = _wall_per_event(rounds, size, lambda items: publish(durable)(items[0] if size == 1 else items))
-    off = _wall_per_event(rounds, size, lambda items: publish(loose)(items[0] if size == 1 else items))
-    figures["durable commit (wall: FULL - OFF)"] = full - off
-    figures["publish, durable (wall)"] = full
-    for log in (prep, bare, texted, treed, durable, loose):
+    del figures["publish, unsynced (wall)"]
+    for log in (prep, *stores.values(), durable, loose):
         log.close()
     return figures
 
@@ -136,12 +110,12 @@ def measure(d: Path, size: int, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000, help="events per batch")
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
     print(describe())
     with tempfile.TemporaryDirectory(prefix="auditbird-breakdown-") as tmp:
         batch = measure(Path(tmp), args.size, args.rounds)
-        single = measure(Path(tmp), 1, args.rounds * 20)
+        single = measure(Path(tmp), 1, args.rounds * 10)
     print(f"{'stage (µs per event)':<36} {'batch of ' + format(args.size, ','):>14} {'single':>10}")
     for stage in batch:
         print(f"{stage:<36} {batch[stage]:>14.1f} {single[stage]:>10.1f}")

@@ -12,6 +12,8 @@ read with its load), how long it took, and the module's own output, unedited.
 
 The ratios inside each module are taken with its contenders interleaved in that module's run;
 this adds the frame that makes the set of them one run.
+A module's exit status is shown as it is: ``bench.text_search`` exits 1 when a shape misses its
+goal, which is a figure, not a crash.
 """
 
 from __future__ import annotations
