@@ -8,23 +8,13 @@ import gc
 import socket
 import weakref
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel
-
-from auditbird import ActionRegistry, AuditLog, Personal, action
+from auditbird import AuditLog
 from auditbird.erasure import ERASED, UNREADABLE, erase_subject
 from auditbird.erasure.keys import register_postgres
 
-
-def _registry() -> ActionRegistry:
-    reg = ActionRegistry()
-
-    @action("user.invited", registry=reg)
-    class UserInvited(BaseModel):
-        email: Annotated[str, Personal()]
-
-    return reg
+from .erasure_support import invited_registry as _registry
 
 
 class _Counting:

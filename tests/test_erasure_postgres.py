@@ -7,31 +7,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
 
 import httpx
 import psycopg
 import pytest
-from pydantic import BaseModel
 
-from auditbird import ActionRegistry, AuditLog, NotFound, Personal, action
+from auditbird import AuditLog, NotFound
 from auditbird.erasure import ERASED, ERASED_ACTION, erase_subject
 from auditbird.erasure.keys_postgres import PostgresSubjectKeys
 from auditbird.service.keys import KeyStore
 
+from .erasure_support import invited_registry as _registry
 from .live_server import serving
 
 ADA, ADA_MAIL, BOB = "Ada Lovelace", "ada@example.org", "Bob Babbage"
-
-
-def _registry() -> ActionRegistry:
-    reg = ActionRegistry()
-
-    @action("user.invited", registry=reg)
-    class UserInvited(BaseModel):
-        email: Annotated[str, Personal()]
-
-    return reg
 
 
 def test_postgres_keeps_subject_keys_and_erases(postgres_url: str) -> None:

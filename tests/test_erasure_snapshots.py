@@ -7,25 +7,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Annotated
 
 import psycopg
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from auditbird import ActionRegistry, AsyncAuditLog, AuditLog, Event, Personal, Projection, action, on
+from auditbird import AsyncAuditLog, AuditLog, Event, Projection, on
 from auditbird.erasure import ERASED, erase_subject, erase_subject_async
 
+from .erasure_support import invited_registry as _registry
+
 ADA, ADA_MAIL = "Ada Lovelace", "ada.lovelace@example.org"
-
-
-def _registry() -> ActionRegistry:
-    reg = ActionRegistry()
-
-    @action("user.invited", registry=reg)
-    class UserInvited(BaseModel):
-        email: Annotated[str, Personal()]
-
-    return reg
 
 
 class Invites(Projection):

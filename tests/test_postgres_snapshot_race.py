@@ -9,59 +9,26 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from typing import Annotated, Any, ClassVar
+from typing import Any
 
 import psycopg
 import pytest
-from pydantic import BaseModel, Field
 
 from auditbird import (
-    ActionRegistry,
     AsyncAuditLog,
     AuditLog,
-    Event,
-    Personal,
-    Projection,
     StoreUnavailable,
-    action,
-    on,
 )
-from auditbird.erasure import ERASED, erase_subject
+from auditbird.erasure import ERASED
 from auditbird.snapshots import Snapshot
 from auditbird.stores.capabilities import read_erasure_generation
 from auditbird.stores.postgres import PostgresStore
 from auditbird.stores.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from auditbird.stores.postgres_snapshots import delete_snapshots, save_snapshot
 
-ADA_MAIL = "ada.lovelace@example.org"
-
-
-def _registry() -> ActionRegistry:
-    reg = ActionRegistry()
-
-    @action("user.invited", registry=reg)
-    class UserInvited(BaseModel):
-        email: Annotated[str, Personal()]
-
-    return reg
-
-
-class ErasedMidFold(Projection):
-    """Erases ``user:42`` while folding its event: the state already holds the plaintext."""
-
-    erase_from: ClassVar[str] = ""  # the store URL the erasing log opens
-    emails: list[str] = Field(default_factory=list)
-
-    @on("user.invited")
-    def _invited(self, event: Event) -> None:
-        self.emails.append(event.metadata.email)
-        if self.erase_from:
-            with AuditLog(self.erase_from, workspace="acme", registry=_registry()) as other:
-                erase_subject(other, "user:42")
-
-
-def _invite() -> dict[str, object]:
-    return {"id": "org:1", "action": "user.invited", "actor": {"id": "42"}, "metadata": {"email": ADA_MAIL}}
+from .erasure_support import ADA_MAIL, ErasedMidFold
+from .erasure_support import invite as _invite
+from .erasure_support import invited_registry as _registry
 
 
 def _snapshots(url: str) -> list[str]:

@@ -7,43 +7,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, Field
-
-from auditbird import ActionRegistry, AsyncAuditLog, AuditLog, Event, Personal, Projection, action, on
-from auditbird.erasure import ERASED, erase_subject
+from auditbird import AsyncAuditLog, AuditLog
+from auditbird.erasure import ERASED
 from auditbird.snapshots import Snapshot, SnapshotStore
 
-ADA, ADA_MAIL = "Ada Lovelace", "ada.lovelace@example.org"
+from .erasure_support import ADA_MAIL, ErasedMidFold
+from .erasure_support import invite as _invite
+from .erasure_support import invited_registry as _registry
 
-
-def _registry() -> ActionRegistry:
-    reg = ActionRegistry()
-
-    @action("user.invited", registry=reg)
-    class UserInvited(BaseModel):
-        email: Annotated[str, Personal()]
-
-    return reg
-
-
-class ErasedMidFold(Projection):
-    """Erases ``user:42`` while folding its event: the state already holds the plaintext."""
-
-    erase_from: ClassVar[str] = ""  # the store URL the erasing log opens
-    emails: list[str] = Field(default_factory=list)
-
-    @on("user.invited")
-    def _invited(self, event: Event) -> None:
-        self.emails.append(event.metadata.email)
-        if self.erase_from:
-            with AuditLog(self.erase_from, workspace="acme", registry=_registry()) as other:
-                erase_subject(other, "user:42")
-
-
-def _invite() -> dict[str, object]:
-    return {"id": "org:1", "action": "user.invited", "actor": {"id": "42"}, "metadata": {"email": ADA_MAIL}}
+ADA = "Ada Lovelace"
 
 
 def _snapshots(db: Path) -> list[str]:

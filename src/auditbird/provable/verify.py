@@ -83,6 +83,42 @@ def _data_leaves(store: Any, workspace: str) -> Iterator[tuple[int, bytes, str, 
         yield int(row.position), leaf, row.uid, run
 
 
+class _Walk:
+    """One pass over the events and the stored leaves side by side, in tree order: each leaf
+    folded into ``frontier`` and handed to the node check, an expired one on its stored hash."""
+
+    def __init__(
+        self,
+        store: Any,
+        ws: str,
+        data: _Peek,
+        tree: _Peek,
+        frontier: list[bytes],
+        gone: ExpiryCheck,
+        nodes: _NodeCheck,
+    ) -> None:
+        self.store, self.ws, self.data, self.tree = store, ws, data, tree
+        self.frontier, self.gone, self.nodes = frontier, gone, nodes
+
+    def run(self, start: int, stop: int, expired: list[int], size: int) -> VerifyReport | None:
+        """Leaves ``start`` to ``stop``; the first difference as a report (against ``size``)."""
+        data, tree, gone = self.data, self.tree, self.gone
+        for i in range(start, stop):
+            d, t = data.peek(), tree.peek()
+            if _expired(gone, i, d, t, expired):  # its data was removed by retention; its leaf stays
+                made = append_leaf(self.frontier, i, t[1])
+                tree.pop()
+            elif d is None or t is None or d[1] != t[1]:
+                return _first_difference(self.store, self.ws, i, data, tree, size)
+            else:
+                made = append_leaf(self.frontier, i, d[1])
+                gone.saw(i, d)
+                data.pop()
+                tree.pop()
+            self.nodes.add(made)
+        return None
+
+
 def verify_store(
     log_or_store: Any, checkpoint: Checkpoint | None = None, *, workspace: str | None = None
 ) -> VerifyReport:
@@ -108,19 +144,10 @@ def verify_store(
     # no consistency proof; nodes under its root or past it are read by no check): compare
     # each one, what proofs and the next checkpoint are made of, with the leaves below it.
     nodes = _NodeCheck(store, ws)
-    for i in range(size):
-        d, t = data.peek(), tree.peek()
-        if _expired(gone, i, d, t, expired):  # its data was removed by retention; its leaf stays
-            made = append_leaf(frontier, i, t[1])
-            tree.pop()
-        elif d is None or t is None or d[1] != t[1]:
-            return _first_difference(store, ws, i, data, tree, size)
-        else:
-            made = append_leaf(frontier, i, d[1])
-            gone.saw(i, d)
-            data.pop()
-            tree.pop()
-        nodes.add(made)
+    walk = _Walk(store, ws, data, tree, frontier, gone, nodes)
+    bad = walk.run(0, size, expired, size)
+    if bad is not None:
+        return bad
     if checkpoint is not None and frontier_root(frontier) != checkpoint.root:
         return VerifyReport(
             False,
@@ -132,19 +159,9 @@ def verify_store(
             "root: history (tree included) was rewritten since it was signed",
         )
     # The rest of the tree, past the checkpoint, must still hold the events as recorded.
-    for i in range(size, tree_size):
-        d, t = data.peek(), tree.peek()
-        if _expired(gone, i, d, t, [0, 0, 0]):
-            made = append_leaf(frontier, i, t[1])
-            tree.pop()
-        elif d is None or t is None or d[1] != t[1]:
-            return _first_difference(store, ws, i, data, tree, tree_size)
-        else:
-            made = append_leaf(frontier, i, d[1])
-            gone.saw(i, d)
-            data.pop()
-            tree.pop()
-        nodes.add(made)
+    bad = walk.run(size, tree_size, [0, 0, 0], tree_size)
+    if bad is not None:
+        return bad
     unaccounted = gone.problem()
     if unaccounted is not None:
         leaf, why = unaccounted
