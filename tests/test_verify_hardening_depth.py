@@ -102,3 +102,34 @@ def test_a_stored_row_edited_to_a_deep_nest_is_named_by_the_store_check(tmp_path
     )
     assert done.returncode == 1, (done.stdout, done.stderr[-2000:])
     assert done.stdout.startswith("FAILED event #3: changed: ") and "Traceback" not in done.stderr
+
+
+def test_a_row_edited_to_a_deep_nest_is_exported_as_it_stands(tmp_path: Path) -> None:
+    """`checkpoint --export` writes such a row as it stands, like any other altered row (it
+    raised a RecursionError traceback), and `verify --export` names its line."""
+    db, export, cp, key = (tmp_path / n for n in ("a.db", "e.ndjson", "cp.txt", "key.txt"))
+    log = AuditLog(f"sqlite:///{db}")
+    for n in range(1, 6):
+        log.publish_audit_log({"id": "m:1", "action": "monitor.down", "metadata": {"n": n}})
+    log.close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE audit_log SET metadata = ? WHERE position = "
+            "(SELECT position FROM audit_log ORDER BY position LIMIT 1 OFFSET 2)",
+            ("[" * DEEP + "]" * DEEP,),
+        )
+    conn.close()
+    cli = [sys.executable, "-m", "auditbird", "--store", f"sqlite:///{db}"]
+    run = {"capture_output": True, "text": True, "env": os.environ.copy(), "timeout": 120}
+    made = subprocess.run([*cli, "checkpoint", "--export", str(export)], **run)  # type: ignore[call-overload]
+    assert made.returncode == 0, made.stderr[-2000:]
+    cp.write_text(made.stdout)
+    key.write_text(subprocess.run([*cli, "checkpoint", "--public-key"], check=True, **run).stdout)  # type: ignore[call-overload]
+    lines = export.read_bytes().splitlines()
+    assert len(lines) == 6 and lines[0].startswith(b'{"tree_leaves":')  # the record, then 5 events
+    assert lines[3].startswith(b'{"uid":') and b'"metadata":' + b"[" * DEEP in lines[3]
+    verify = [sys.executable, "-m", "auditbird", "verify", "--export", str(export)]
+    done = subprocess.run([*verify, "--checkpoint", str(cp), "--public-key", str(key)], **run)  # type: ignore[call-overload]
+    assert done.returncode == 2, (done.stdout, done.stderr[-2000:])
+    assert "line 4 nests too deep" in done.stderr and "Traceback" not in done.stderr
