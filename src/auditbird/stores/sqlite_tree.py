@@ -38,8 +38,8 @@ from typing import Any
 
 from .._errors import StoreUnavailable
 from .jcs import canonical_json_text
-from .merkle import STRIDE, Node, fold, stored_base
-from .sqlite_tree_read import COLUMNS, SQLiteTree, leaves_between, leaves_to_expire
+from .merkle import STRIDE, Node
+from .sqlite_tree_read import COLUMNS, SQLiteTree, leaves_between, leaves_to_expire, node_hashes
 
 __all__ = [
     "create_tree_tables",
@@ -297,34 +297,3 @@ def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
             f"(size {size}): the file was modified outside auditbird; run `auditbird verify` on it"
         )
     return size, [hashes[p] for p in peaks]
-
-
-def node_hashes(conn: sqlite3.Connection, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
-    """Each complete node's hash (stored, or folded from the stored ones below it), in one
-    statement; a node missing any stored hash is left out."""
-    parts: list[str] = []
-    params: list[object] = []
-    spans: list[tuple[Node, int]] = []
-    for k, (level, idx) in enumerate(nodes):
-        base, first, count = stored_base(level, idx)
-        if base == 0:
-            parts.append("SELECT ?, idx, hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? AND idx < ?")
-            params += (k, workspace, first, first + count)
-        else:
-            parts.append(
-                "SELECT ?, idx, hash FROM merkle_node WHERE workspace = ? AND level = ? "
-                "AND idx >= ? AND idx < ?"
-            )
-            params += (k, workspace, base, first, first + count)
-        spans.append(((level, idx), count))
-    if not parts:
-        return {}
-    found: dict[int, list[tuple[int, bytes]]] = {}
-    for k, i, h in conn.execute(" UNION ALL ".join(parts), params):
-        found.setdefault(int(k), []).append((int(i), bytes(h)))
-    out: dict[Node, bytes] = {}
-    for k, (node, count) in enumerate(spans):
-        got = sorted(found.get(k, ()))
-        if len(got) == count:  # fewer: the subtree is not complete, or the tree is damaged
-            out[node] = fold([h for _, h in got])
-    return out

@@ -13,7 +13,7 @@ from ..row import Row
 from .capabilities import ProvableStore
 from .merkle import Node, fold, stored_base
 
-__all__ = ["COLUMNS", "SQLiteTree", "leaves_between", "leaves_to_expire"]
+__all__ = ["COLUMNS", "SQLiteTree", "leaves_between", "leaves_to_expire", "node_hashes"]
 
 COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 
@@ -65,27 +65,14 @@ class SQLiteTree(ProvableStore):
 
     def tree_nodes(self, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
         """Each node's stored hash, or the fold of the (at most ``2**(STRIDE-1)``) stored ones
-        below it: one indexed range read per node."""
-        out: dict[Node, bytes] = {}
+        below it (:func:`node_hashes`)."""
         with self._reading() as conn:
-            for level, idx in nodes:
-                base, first, count = stored_base(level, idx)
-                if base == 0:
-                    sql = (
-                        "SELECT hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? AND idx < ? "
-                        "ORDER BY idx"
-                    )
-                    params: tuple[object, ...] = (workspace, first, first + count)
-                else:
-                    sql = (
-                        "SELECT hash FROM merkle_node WHERE workspace = ? AND level = ? AND idx >= ? "
-                        "AND idx < ? ORDER BY idx"
-                    )
-                    params = (workspace, base, first, first + count)
-                found = _read(conn, sql, params)
-                if len(found) == count:  # fewer: the subtree is not complete, or the tree is damaged
-                    out[(level, idx)] = fold([bytes(h) for (h,) in found])
-        return out
+            try:
+                return node_hashes(conn, workspace, nodes)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # a log written before the tree existed
+                    return {}
+                raise
 
     def tree_index(self, workspace: str, uid: str) -> int | None:
         with self._reading() as conn:
@@ -133,3 +120,46 @@ def _read(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> lis
         if "no such table" in str(exc):  # a log written before the tree existed, not yet opened to write
             return []
         raise
+
+
+def node_hashes(conn: sqlite3.Connection, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
+    """Each complete node's hash (stored, or folded from the stored ones below it), one
+    statement per :data:`_NODES_PER_READ` nodes; a node missing any stored hash is left out.
+    The writer reloads its frontier with it, and proofs and verify read their nodes with it."""
+    out: dict[Node, bytes] = {}
+    for start in range(0, len(nodes), _NODES_PER_READ):
+        out.update(_node_hashes(conn, workspace, nodes[start : start + _NODES_PER_READ]))
+    return out
+
+
+# SQLite caps a compound SELECT at 500 terms (SQLITE_MAX_COMPOUND_SELECT); verify asks for 512.
+_NODES_PER_READ = 200
+
+
+def _node_hashes(conn: sqlite3.Connection, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
+    parts: list[str] = []
+    params: list[object] = []
+    spans: list[tuple[Node, int]] = []
+    for k, (level, idx) in enumerate(nodes):
+        base, first, count = stored_base(level, idx)
+        if base == 0:
+            parts.append("SELECT ?, idx, hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? AND idx < ?")
+            params += (k, workspace, first, first + count)
+        else:
+            parts.append(
+                "SELECT ?, idx, hash FROM merkle_node WHERE workspace = ? AND level = ? "
+                "AND idx >= ? AND idx < ?"
+            )
+            params += (k, workspace, base, first, first + count)
+        spans.append(((level, idx), count))
+    if not parts:
+        return {}
+    found: dict[int, list[tuple[int, bytes]]] = {}
+    for k, i, h in conn.execute(" UNION ALL ".join(parts), params):
+        found.setdefault(int(k), []).append((int(i), bytes(h)))
+    out: dict[Node, bytes] = {}
+    for k, (node, count) in enumerate(spans):
+        got = sorted(found.get(k, ()))
+        if len(got) == count:  # fewer: the subtree is not complete, or the tree is damaged
+            out[node] = fold([h for _, h in got])
+    return out
