@@ -38,7 +38,7 @@ from typing import Any
 
 from .._errors import StoreUnavailable
 from .jcs import canonical_json_text
-from .merkle import STRIDE, Node
+from .merkle import STRIDE, aligned_nodes
 from .sqlite_tree_read import COLUMNS, SQLiteTree, leaves_between, leaves_to_expire, node_hashes
 
 __all__ = [
@@ -271,17 +271,6 @@ def _wire(raw: Any) -> str:
     )
 
 
-def _peaks(size: int) -> list[Node]:
-    """The complete subtrees that make up a tree of ``size`` leaves, largest first."""
-    out: list[Node] = []
-    lo = 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            out.append((level, lo >> level))
-            lo += 1 << level
-    return out
-
-
 def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
     """A workspace's size and frontier from the stored tree: its size is its highest leaf idx
     + 1, each peak one stored node or the fold of at most ``2**(STRIDE-1)`` (one read)."""
@@ -289,7 +278,7 @@ def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
     if top is None:
         return 0, []
     size = int(top) + 1
-    peaks = _peaks(size)
+    peaks = aligned_nodes(0, size)  # the frontier's complete subtrees, largest first
     hashes = node_hashes(conn, workspace, peaks)
     if len(hashes) != len(peaks):
         raise StoreUnavailable(
