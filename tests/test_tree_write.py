@@ -306,3 +306,92 @@ def test_a_long_lived_logs_publish_reads_no_leaf_and_stages_nothing(tmp_path: Pa
         )
         assert [s for s in ran if "data_version" in s] == ["PRAGMA data_version"]
         assert _assert_tree_covers_every_row(db, log, "acme") == 42
+
+
+def _to_the_rowid_layout(db: Path) -> None:
+    """What 0.2.0 development builds wrote until 2026-12-02: merkle_leaf keyed by position,
+    with a unique (workspace, idx) index (two B-trees, two pages a commit)."""
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE merkle_leaf_old (position INTEGER PRIMARY KEY, workspace TEXT NOT NULL,
+                idx INTEGER NOT NULL, hash BLOB NOT NULL);
+            INSERT INTO merkle_leaf_old SELECT position, workspace, idx, hash FROM merkle_leaf;
+            DROP TABLE merkle_leaf;
+            ALTER TABLE merkle_leaf_old RENAME TO merkle_leaf;
+            CREATE UNIQUE INDEX merkle_leaf_idx ON merkle_leaf (workspace, idx);
+            """
+        )
+
+
+def test_a_file_of_the_two_btree_layout_is_brought_to_one_and_keeps_its_tree(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    with (
+        AuditLog(f"sqlite:///{db}", workspace="acme") as log,
+        AuditLog(f"sqlite:///{db}", workspace="other") as other,
+    ):
+        for i in range(30):
+            (log if i % 3 else other).publish_audit_log(_event(i))
+        old_uid = log.list(limit=1).events[0].uid
+        before = tree_root(log)
+    _to_the_rowid_layout(db)
+    with sqlite3.connect(db) as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'merkle_leaf'").fetchone()
+        assert "WITHOUT ROWID" not in sql
+    with AuditLog(f"sqlite:///{db}", workspace="acme") as log:
+        assert tree_root(log) == before
+        prove(log, old_uid).verify()
+        log.publish_many(_events(20, 30))
+        assert _assert_tree_covers_every_row(db, log, "acme") == 20 + 20
+        consistency(log, before[0]).verify()
+    with sqlite3.connect(db) as conn:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'merkle_leaf'").fetchone()
+        assert "WITHOUT ROWID" in sql.upper()
+        assert (
+            conn.execute("SELECT name FROM sqlite_master WHERE name = 'merkle_leaf_idx'").fetchone() is None
+        )
+
+
+def test_every_event_of_interleaved_workspaces_finds_its_leaf(tmp_path: Path) -> None:
+    """Store position -> leaf goes through a search of the workspace's leaves (one B-tree keyed
+    by (workspace, idx)): with three workspaces interleaved unevenly, rows written with the
+    tree off between, every uid's index is its rank in its workspace and its proof verifies,
+    and the relay's leaves of a span of positions are exactly the rows' own."""
+    import random
+
+    from auditbird.stores.sqlite_tree import leaves_between
+
+    db = tmp_path / "a.db"
+    rng = random.Random(7)
+    logs = {w: AuditLog(f"sqlite:///{db}", workspace=w) for w in ("a", "b", "c")}
+    untreed = AuditLog(f"sqlite:///{db}?tree=off", workspace="b")
+    for i in range(400):
+        w = rng.choice("aaaaabbc")
+        if i % 50 == 25:
+            untreed.publish_audit_log(_event(i))
+        elif i % 7 == 0:
+            logs[w].publish_many(_events(rng.randint(2, 9), i))
+        else:
+            logs[w].publish_audit_log(_event(i))
+    logs["a"].publish_audit_log(_event(999))  # covers the last rows written with the tree off
+    store = logs["a"].store
+    for w, log in logs.items():
+        expected, positions = _expected(db, w)
+        uids = [e.uid for e in reversed(list(log.list(limit=1000).events))]
+        assert len(uids) == len(expected)
+        for rank in range(0, len(uids), 3):
+            assert store.tree_index(w, uids[rank]) == rank
+        for uid in uids[-5:] + uids[:5]:
+            prove(log, uid).verify()
+    with sqlite3.connect(db) as conn:
+        for lo, hi in ((1, 40), (37, 38), (100, 260), (300, 10_000)):
+            rows = conn.execute(
+                "SELECT position, workspace FROM audit_log WHERE position BETWEEN ? AND ?", (lo, hi)
+            ).fetchall()
+            got = {(p, w): i for p, w, i, _ in leaves_between(conn, lo, hi)}
+            for p, w in rows:
+                _, positions = _expected(db, w)
+                assert got[(p, w)] == positions.index(p)
+            assert len(got) == len(rows)
+    for log in (*logs.values(), untreed):
+        log.close()

@@ -2,9 +2,11 @@
 
 Tables (created beside the store's, ``CREATE ... IF NOT EXISTS``):
 
-- ``merkle_leaf``: ``position -> (workspace, idx, hash)``: which store position is which leaf,
-  and the leaf's hash. Its highest position is the last store position the tree covers; a
-  workspace's highest ``idx`` + 1 is its tree size.
+- ``merkle_leaf``: ``(workspace, idx) -> (position, hash)``: each leaf's hash and the store
+  position of its row, in one B-tree (``WITHOUT ROWID``). A workspace's highest ``idx`` + 1 is
+  its tree size; within a workspace positions grow with idx, so a position's leaf is found by
+  a search (:func:`~.sqlite_tree_read.leaf_from`). Rows the tree does not cover yet are the
+  newest ones (written with the tree off).
 - ``merkle_node``: the complete subtrees on levels :data:`~.merkle.STRIDE`, 2 * STRIDE, ...:
   ``(workspace, level, idx) -> hash``. One row per 15 leaves; the levels between are folded
   from at most 8 stored hashes when a proof needs them (O(log n) reads per proof).
@@ -15,12 +17,15 @@ connection has committed to the file since its own last append (SQLite's ``PRAGM
 data_version``, read under the write lock) and its new rows directly follow the last leaf it
 knows: a leaf added by anyone else (another process, ``serve --workers 2``,
 ``auditbird.emit``, a hand edit) fails the first, rows added on its own connection outside
-the cursor (retention's record) the second. Otherwise it reads the last leaf, and reloads the
-frontier from the stored peaks (one read) unless that leaf is the one it knows. The writer
-also hands over the rows it just wrote (:data:`Written`), so they are not read back. So a
-single durable publish runs two cheap statements more than with the tree off (the version
-and the leaf's insert) and writes two pages more (the leaf row and its index entry); a batch
-~1.07 rows per event.
+the cursor (retention's record) the second. Otherwise it finds the last row the tree covers,
+and keeps a cached frontier only where its workspace's tree still has the size it knows
+(else one read of the stored peaks). The writer also hands over the rows it just wrote
+(:data:`Written`), so they are not read back. So a single durable publish runs two cheap
+statements more than with the tree off (the version and the leaf's insert) and writes one
+page more (the leaf's); a batch ~1.07 rows per event.
+
+Earlier 0.2.0 development builds kept the leaves keyed by position with a ``(workspace, idx)``
+index beside (two B-trees, two pages a commit): copied into the one B-tree on open.
 
 :func:`extend_tree` runs inside the append's transaction, so a crash at any point leaves the
 tree and the events in agreement: both committed, or neither. Rows written while the tree was
@@ -42,7 +47,7 @@ from typing import Any
 from .._errors import StoreUnavailable
 from .jcs import canonical_json_text
 from .merkle import STRIDE, aligned_nodes
-from .sqlite_tree_read import COLUMNS, SQLiteTree, leaves_between, leaves_to_expire, node_hashes
+from .sqlite_tree_read import COLUMNS, TOP_LEAF, SQLiteTree, leaves_between, leaves_to_expire, node_hashes
 
 __all__ = [
     "create_tree_tables",
@@ -54,12 +59,18 @@ __all__ = [
     "Written",
 ]
 
+# One B-tree, keyed as proofs and the writer read it: a leaf costs a commit one page, not two
+# (a rowid table keyed by position and a (workspace, idx) index). Store position -> leaf goes
+# through the audit_log row's workspace and a search (:func:`.sqlite_tree_read.leaf_from`):
+# within a workspace, positions grow with idx.
+_LEAF_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {name} (workspace TEXT NOT NULL, idx INTEGER NOT NULL, "
+    "position INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (workspace, idx)) WITHOUT ROWID"
+)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS merkle_node (workspace TEXT NOT NULL, level INTEGER NOT NULL, "
     "idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (workspace, level, idx)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS merkle_leaf (position INTEGER PRIMARY KEY, workspace TEXT NOT NULL, "
-    "idx INTEGER NOT NULL, hash BLOB NOT NULL)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS merkle_leaf_idx ON merkle_leaf (workspace, idx)",
+    _LEAF_TABLE.format(name="merkle_leaf"),
     # The previous layout's per-workspace (size, frontier), rewritten by every commit: kept,
     # always empty (see _retire_tree_rows), so a previous release never reads a stale one.
     "CREATE TABLE IF NOT EXISTS merkle_tree (workspace TEXT PRIMARY KEY, size INTEGER NOT NULL, "
@@ -74,9 +85,19 @@ _UPGRADE = (
     f"DELETE FROM merkle_node WHERE level = 0 OR level % {int(STRIDE)} != 0",  # noqa: S608 (a constant)
     "DROP TABLE IF EXISTS merkle_cursor",
 )
+# The second (0.2.0 development builds until 2026-12-02): a rowid table keyed by position, with
+# a unique (workspace, idx) index: copied into the one B-tree (one pass, once).
+_TO_ONE_BTREE = (
+    _LEAF_TABLE.format(name="merkle_leaf_one"),
+    "INSERT INTO merkle_leaf_one (workspace, idx, position, hash) "
+    "SELECT workspace, idx, position, hash FROM merkle_leaf",
+    "DROP TABLE merkle_leaf",
+    "ALTER TABLE merkle_leaf_one RENAME TO merkle_leaf",
+)
 _CATCH_UP = 10_000  # rows per read when the tree catches up on a long stretch (bounded memory)
 _AFTER_POSITION = f"SELECT {COLUMNS} FROM audit_log WHERE position > ? ORDER BY position LIMIT ?"  # noqa: S608
-_LAST_LEAF = "SELECT position, hash FROM merkle_leaf ORDER BY position DESC LIMIT 1"
+_NEWEST_ROWS = "SELECT position, workspace FROM audit_log WHERE position < ? ORDER BY position DESC LIMIT ?"
+_MAX_POSITION = 2**63 - 1
 _INSERT_NODE = "INSERT INTO merkle_node (workspace, level, idx, hash) VALUES (?, ?, ?, ?)"
 _INSERT_LEAF = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (?, ?, ?, ?)"
 _INSERT_LEAVES = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES "
@@ -86,7 +107,6 @@ _sha256 = hashlib.sha256
 # segments, each row a :class:`Row` (or a tuple of its first nine fields), position after position.
 Written = list[tuple[int, Sequence[Any]]]
 _Tree = tuple[int, list[bytes]]  # (size, frontier: the peaks' hashes, largest first)
-_LeafKey = tuple[int, bytes]  # the last leaf's (position, hash): what the cursor is checked by
 
 
 def create_tree_tables(conn: sqlite3.Connection) -> None:
@@ -95,6 +115,11 @@ def create_tree_tables(conn: sqlite3.Connection) -> None:
     if columns and "hash" not in columns:
         for statement in _UPGRADE:
             conn.execute(statement)
+    if columns:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'merkle_leaf'").fetchone()
+        if "WITHOUT ROWID" not in str(sql).upper():
+            for statement in _TO_ONE_BTREE:
+                conn.execute(statement)
     for statement in _SCHEMA:
         conn.execute(statement)
     _retire_tree_rows(conn)
@@ -119,13 +144,13 @@ class TreeCursor:
     __slots__ = ("last", "version", "trees", "limit", "_pending")
 
     def __init__(self, limit: int = 4_096) -> None:
-        self.last: _LeafKey | None = None
+        self.last: int | None = None  # the last store position the tree covers
         self.version: int | None = None  # the file's data_version in the last append's transaction
         self.trees: dict[str, _Tree] = {}
         # Bounded memory with any number of workspaces: the least recently appended-to are
         # dropped (reloaded from the file, one read, when next appended to).
         self.limit = limit
-        self._pending: tuple[_LeafKey, dict[str, _Tree], int] | None = None
+        self._pending: tuple[int, dict[str, _Tree], int] | None = None
 
     def committed(self) -> None:
         if self._pending is not None:
@@ -161,7 +186,7 @@ def extend_tree(
         cursor is not None
         and cursor.last is not None
         and cursor.version == version
-        and _follows(written, cursor.last[0])
+        and _follows(written, cursor.last)
     ):
         # The usual append: no other connection committed since this writer's last append
         # (SQLite's data_version, read under the write lock), and its rows follow the last
@@ -170,33 +195,61 @@ def extend_tree(
         # a ~0.6 ms durable publish; reading it first, ~6 us.)
         changed, nodes, leaves = _hash_rows(conn, _each(written or []), cursor.trees)
         _store(conn, leaves, nodes)
-        cursor._pending = ((leaves[-1][0], leaves[-1][3]), changed, version)
+        cursor._pending = (leaves[-1][0], changed, version)
         return
-    found = conn.execute(_LAST_LEAF).fetchone()
-    last: _LeafKey = (int(found[0]), bytes(found[1])) if found else (0, b"")
+    last = _last_covered(conn)
     trees: dict[str, _Tree] = {}
     if cursor is not None:
-        if cursor.last == last:
-            trees = cursor.trees
-        else:  # someone else appended (or a transaction of ours rolled back): reload
-            cursor.trees = {}
-    rows = _each(written) if written and _follows(written, last[0]) else _read_after(conn, last[0])
-    changed, nodes, leaves = _hash_rows(conn, rows, trees)
+        # Someone else wrote: a cached frontier is used only for a workspace whose tree still
+        # has the size it knows (leaves are only ever added); the others are forgotten.
+        trees, cursor.trees = cursor.trees, {}
+    rows = _each(written) if written and _follows(written, last) else _read_after(conn, last)
+    changed, nodes, leaves = _hash_rows(conn, rows, trees, check=bool(trees))
     _store(conn, leaves, nodes)
     if leaves:
-        last = (leaves[-1][0], leaves[-1][3])
+        last = leaves[-1][0]
     if cursor is not None:
         cursor._pending = (last, changed, version)
+
+
+def _last_covered(conn: sqlite3.Connection) -> int:
+    """The highest store position the tree covers (0: none). Rows the tree does not cover are
+    the newest ones (written with the tree off, or by a release without it), so this walks
+    back from the newest row, in pages, while its workspace's last leaf is older than it."""
+    tops: dict[str, int] = {}
+    before = _MAX_POSITION
+    while True:
+        rows = conn.execute(_NEWEST_ROWS, (before, _CATCH_UP)).fetchall()
+        for position, workspace in rows:
+            top = tops.get(workspace)
+            if top is None:
+                found = conn.execute(TOP_LEAF, (workspace,)).fetchone()
+                top = tops[workspace] = int(found[1]) if found is not None else 0
+            if top >= position:
+                return int(position)
+        if len(rows) < _CATCH_UP:
+            return 0
+        before = rows[-1][0]
+
+
+def _size(conn: sqlite3.Connection, workspace: str) -> int:
+    top = conn.execute(TOP_LEAF, (workspace,)).fetchone()
+    return int(top[0]) + 1 if top is not None else 0
 
 
 _Leaf = tuple[int, str, int, bytes]  # (position, workspace, idx, hash)
 
 
 def _hash_rows(
-    conn: sqlite3.Connection, rows: Iterable[tuple[int, Any]], known: dict[str, _Tree]
+    conn: sqlite3.Connection,
+    rows: Iterable[tuple[int, Any]],
+    known: dict[str, _Tree],
+    *,
+    check: bool = False,
 ) -> tuple[dict[str, _Tree], list[tuple[str, int, int, bytes]], list[_Leaf]]:
     """The leaves of ``(position, raw row)``, the stored nodes they complete, and the new
-    trees of their workspaces (from ``known``'s, copied, or else the file's)."""
+    trees of their workspaces (from ``known``'s, copied, or else the file's; with ``check``,
+    ``known``'s only where the file's tree has its size)."""
     changed: dict[str, _Tree] = {}
     nodes: list[tuple[str, int, int, bytes]] = []
     leaves: list[_Leaf] = []
@@ -205,6 +258,8 @@ def _hash_rows(
         tree = changed.get(workspace)
         if tree is None:
             base = known.get(workspace)
+            if base is not None and check and _size(conn, workspace) != base[0]:
+                base = None
             tree = (base[0], list(base[1])) if base is not None else _load(conn, workspace)
         size, frontier = tree
         digest = _sha256(b"\x00" + canonical_json_text(_wire(raw))).digest()
@@ -280,10 +335,9 @@ def _wire(raw: Any) -> str:
 def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
     """A workspace's size and frontier from the stored tree: its size is its highest leaf idx
     + 1, each peak one stored node or the fold of at most ``2**(STRIDE-1)`` (one read)."""
-    (top,) = conn.execute("SELECT max(idx) FROM merkle_leaf WHERE workspace = ?", (workspace,)).fetchone()
-    if top is None:
+    size = _size(conn, workspace)
+    if not size:
         return 0, []
-    size = int(top) + 1
     peaks = aligned_nodes(0, size)  # the frontier's complete subtrees, largest first
     hashes = node_hashes(conn, workspace, peaks)
     if len(hashes) != len(peaks):

@@ -13,19 +13,81 @@ from ..row import Row
 from .capabilities import ProvableStore
 from .merkle import Node, fold, stored_base
 
-__all__ = ["COLUMNS", "SQLiteTree", "leaves_between", "leaves_to_expire", "node_hashes"]
+__all__ = [
+    "COLUMNS",
+    "TOP_LEAF",
+    "SQLiteTree",
+    "leaf_from",
+    "leaves_between",
+    "leaves_to_expire",
+    "node_hashes",
+]
 
 COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 
 
+def leaf_from(conn: sqlite3.Connection, workspace: str, position: int) -> tuple[int, int] | None:
+    """``(idx, position)`` of ``workspace``'s first leaf at store position ``position`` or
+    after (None: none). The leaves are keyed by ``(workspace, idx)``, and within a workspace
+    positions grow with idx by at least 1 a leaf, so the answer lies in ``[top idx - (top
+    position - position), position - 1]``; the low end is tried first (exact when nobody else
+    wrote in between: one workspace per file, the common case), then a binary search (at most
+    ~log2(size) point reads)."""
+    top = conn.execute(TOP_LEAF, (workspace,)).fetchone()
+    if top is None or int(top[1]) < position:
+        return None
+    top_idx, top_position = int(top[0]), int(top[1])
+    lo, hi = max(0, top_idx - (top_position - position)), min(top_idx, max(position - 1, 0))
+    first = True
+    while lo < hi:
+        mid = lo if first else (lo + hi) // 2
+        first = False
+        found = conn.execute(_AT, (workspace, mid)).fetchone()
+        if found is None:  # a hole: the file was edited outside auditbird (verify names it)
+            return None
+        if int(found[0]) >= position:
+            hi = mid
+        else:
+            lo = mid + 1
+    found = conn.execute(_AT, (workspace, lo)).fetchone()
+    return (lo, int(found[0])) if found is not None and int(found[0]) >= position else None
+
+
+TOP_LEAF = "SELECT idx, position FROM merkle_leaf WHERE workspace = ? ORDER BY idx DESC LIMIT 1"
+_AT = "SELECT position FROM merkle_leaf WHERE workspace = ? AND idx = ?"
+
+
 def leaves_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[tuple[int, str, int, bytes]]:
-    """``(position, workspace, idx, hash)`` of the leaves of store positions ``lo`` to ``hi``."""
-    found = _read(
-        conn,
-        "SELECT position, workspace, idx, hash FROM merkle_leaf WHERE position BETWEEN ? AND ?",
-        (lo, hi),
-    )
-    return [(int(p), str(w), int(i), bytes(h)) for p, w, i, h in found]
+    """``(position, workspace, idx, hash)`` of the leaves of the stored rows at positions
+    ``lo`` to ``hi``: per workspace among those rows, its leaves from the first at ``lo`` or
+    after, in idx order, up to ``hi``."""
+    workspaces = [w for (w,) in _read(conn, _WORKSPACES_BETWEEN, (lo, hi))]
+    out: list[tuple[int, str, int, bytes]] = []
+    for workspace in workspaces:
+        start = leaf_from(conn, workspace, lo)
+        if start is None:
+            continue
+        idx = start[0]
+        while True:
+            found = conn.execute(_LEAVES_FROM, (workspace, idx, _PAGE)).fetchall()
+            for i, p, h in found:
+                if int(p) > hi:
+                    break
+                out.append((int(p), str(workspace), int(i), bytes(h)))
+            else:
+                if len(found) == _PAGE:
+                    idx = int(found[-1][0]) + 1
+                    continue
+            break
+    return out
+
+
+_POSITION_OF = "SELECT position FROM audit_log WHERE workspace = ? AND uid = ?"
+_WORKSPACES_BETWEEN = "SELECT DISTINCT workspace FROM audit_log WHERE position BETWEEN ? AND ?"
+_LEAVES_FROM = (
+    "SELECT idx, position, hash FROM merkle_leaf WHERE workspace = ? AND idx >= ? ORDER BY idx LIMIT ?"
+)
+_PAGE = 1_000
 
 
 def leaves_to_expire(
@@ -41,13 +103,29 @@ def leaves_to_expire(
     ``keep_actor_id`` (retention's own records). Rows the tree does not cover yet are left out:
     call :func:`extend_tree` first."""
     found = conn.execute(
-        "SELECT a.position, a.timestamp, l.idx FROM audit_log AS a "
-        "JOIN merkle_leaf AS l ON l.position = a.position "
-        "WHERE a.workspace = ? AND a.timestamp < ? "
-        "AND NOT (a.action = ? AND a.actor_id IS ?) ORDER BY a.timestamp LIMIT ?",
+        "SELECT position, timestamp FROM audit_log "
+        "WHERE workspace = ? AND timestamp < ? "
+        "AND NOT (action = ? AND actor_id IS ?) ORDER BY timestamp LIMIT ?",
         (workspace, cutoff, keep_action, keep_actor_id, limit),
     ).fetchall()
-    return [(int(p), int(t), int(i)) for p, t, i in found]
+    if not found:
+        return []
+    # The leaves of these rows, by one walk of the workspace's leaves over their span of
+    # positions (positions grow with idx), not a search each.
+    wanted = {int(p) for p, _ in found}
+    start = leaf_from(conn, workspace, min(wanted))
+    idx_of: dict[int, int] = {}
+    if start is not None:
+        last, idx = max(wanted), start[0]
+        while len(idx_of) < len(wanted):
+            page = conn.execute(_LEAVES_FROM, (workspace, idx, _PAGE)).fetchall()
+            for i, p, _ in page:
+                if int(p) in wanted:
+                    idx_of[int(p)] = int(i)
+            if len(page) < _PAGE or int(page[-1][1]) >= last:
+                break
+            idx = int(page[-1][0]) + 1
+    return [(int(p), int(t), idx_of[int(p)]) for p, t in found if int(p) in idx_of]
 
 
 class SQLiteTree(ProvableStore):
@@ -76,13 +154,16 @@ class SQLiteTree(ProvableStore):
 
     def tree_index(self, workspace: str, uid: str) -> int | None:
         with self._reading() as conn:
-            found = _read(
-                conn,
-                "SELECT l.idx FROM audit_log AS a JOIN merkle_leaf AS l ON l.position = a.position "
-                "WHERE a.workspace = ? AND a.uid = ?",
-                (workspace, uid),
-            )
-        return int(found[0][0]) if found else None
+            row = _read(conn, _POSITION_OF, (workspace, uid))
+            if not row:
+                return None
+            try:
+                found = leaf_from(conn, workspace, int(row[0][0]))
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # a log written before the tree existed
+                    return None
+                raise
+        return found[0] if found is not None and found[1] == int(row[0][0]) else None
 
     def tree_leaves(self, workspace: str, start: int, limit: int) -> list[tuple[int, int, bytes]]:
         """``(idx, position, leaf_hash)`` of leaves ``start`` onwards, in tree order."""
