@@ -305,6 +305,10 @@ def test_a_long_lived_logs_publish_reads_no_leaf_and_stages_nothing(tmp_path: Pa
             "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (42, 'acme', 41, "
         )
         assert [s for s in ran if "data_version" in s] == ["PRAGMA data_version"]
+        with sqlite3.connect(db) as reader:
+            reader.text_factory = bytes  # the plan's operands hold the hash's bytes
+            plan = [bytes(r[1]).decode() for r in reader.execute("EXPLAIN " + tree[0])]
+        assert "OpenWrite" in plan and "OpenEphemeral" not in plan
         assert _assert_tree_covers_every_row(db, log, "acme") == 42
 
 
