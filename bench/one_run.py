@@ -32,7 +32,14 @@ from bench.machine import describe
 
 # What each issue's benchmark section asks for, as module invocations (module, arguments).
 PRESETS: dict[str, list[tuple[str, list[str]]]] = {
-    "14": [("bench.merkle", [])],
+    "14": [
+        # tree on vs off (single, batches of 1,000), proofs and verify on 1,000,000 events.
+        ("bench.merkle", []),
+        # what the tree adds: the leaf layouts side by side (p50, WAL pages per commit), and
+        # CPU per publish without the fsync wait.
+        ("bench.tree_pages", []),
+        ("bench.tree_write", []),
+    ],
     "15": [
         # 16 threads and tasks, single publish, batches of 1,000 (same-schema and lean floors,
         # eventsourcing), and get_audit_log on a 1,000,000-event file.
