@@ -22,7 +22,10 @@ from auditbird import AuditLog
 
 from .machine import describe
 
-_TWO_BTREES = """
+# The leaves as 0.2.0 development builds laid them out until 2026-12-02: keyed by position,
+# with a unique (workspace, idx) index (two B-trees, two pages a commit). The tests build a
+# file of that layout with it too (tests/test_tree_write.py).
+TWO_BTREES = """
 CREATE TABLE merkle_leaf_two (position INTEGER PRIMARY KEY, workspace TEXT NOT NULL,
     idx INTEGER NOT NULL, hash BLOB NOT NULL);
 INSERT INTO merkle_leaf_two SELECT position, workspace, idx, hash FROM merkle_leaf;
@@ -56,7 +59,7 @@ def main() -> None:
         for log in sides.values():
             log.publish_many([_event(i) for i in range(2_000)])  # tables, caches, frontier
         two = sides["tree on, two leaf B-trees (before)"].store._conn  # type: ignore[attr-defined]
-        two.executescript(_TWO_BTREES)  # under the open writer: it inserts by column name
+        two.executescript(TWO_BTREES)  # under the open writer: it inserts by column name
         times: dict[str, list[float]] = {name: [] for name in sides}
         for i in range(args.singles):
             for name, log in sides.items():

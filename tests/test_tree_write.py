@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.tree_pages import TWO_BTREES
 
 import auditbird
 from auditbird import AuditLog
@@ -316,16 +317,7 @@ def _to_the_rowid_layout(db: Path) -> None:
     """What 0.2.0 development builds wrote until 2026-12-02: merkle_leaf keyed by position,
     with a unique (workspace, idx) index (two B-trees, two pages a commit)."""
     with sqlite3.connect(db) as conn:
-        conn.executescript(
-            """
-            CREATE TABLE merkle_leaf_old (position INTEGER PRIMARY KEY, workspace TEXT NOT NULL,
-                idx INTEGER NOT NULL, hash BLOB NOT NULL);
-            INSERT INTO merkle_leaf_old SELECT position, workspace, idx, hash FROM merkle_leaf;
-            DROP TABLE merkle_leaf;
-            ALTER TABLE merkle_leaf_old RENAME TO merkle_leaf;
-            CREATE UNIQUE INDEX merkle_leaf_idx ON merkle_leaf (workspace, idx);
-            """
-        )
+        conn.executescript(TWO_BTREES)
 
 
 def test_a_file_of_the_two_btree_layout_is_brought_to_one_and_keeps_its_tree(tmp_path: Path) -> None:
