@@ -176,8 +176,8 @@ def extend_tree(
     ``written``: the rows the caller just inserted; used as they are when they directly follow
     the last leaf (else some rows were written without the tree, and every row after the last
     leaf is read). ``cursor``: the caller's frontiers, used as they are while nobody else
-    wrote to the file, or the last leaf is the one it last saw (else reloaded from the
-    stored peaks)."""
+    wrote to the file; else each only if its workspace's tree still has the size it knows
+    (else reloaded from the stored peaks)."""
     if cursor is None:
         version = 0
     else:

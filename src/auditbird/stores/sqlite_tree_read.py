@@ -61,6 +61,8 @@ def leaves_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[tuple[int
     """``(position, workspace, idx, hash)`` of the leaves of the stored rows at positions
     ``lo`` to ``hi``: per workspace among those rows, its leaves from the first at ``lo`` or
     after, in idx order, up to ``hi``."""
+    if not _read(conn, _ANY_LEAF, ()):  # no leaves, or a log written before the tree existed
+        return []
     workspaces = [w for (w,) in _read(conn, _WORKSPACES_BETWEEN, (lo, hi))]
     out: list[tuple[int, str, int, bytes]] = []
     for workspace in workspaces:
@@ -82,6 +84,7 @@ def leaves_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[tuple[int
     return out
 
 
+_ANY_LEAF = "SELECT 1 FROM merkle_leaf LIMIT 1"
 _POSITION_OF = "SELECT position FROM audit_log WHERE workspace = ? AND uid = ?"
 _WORKSPACES_BETWEEN = "SELECT DISTINCT workspace FROM audit_log WHERE position BETWEEN ? AND ?"
 _LEAVES_FROM = (
