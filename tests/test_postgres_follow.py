@@ -30,6 +30,22 @@ def _waiting_on_audit_log(url: str) -> int:
     return int(count)
 
 
+def _settled(url: str, deadline: float) -> None:
+    """Wait (until ``deadline``) for every other client of the database to have sent nothing
+    for 0.3 s: the follower past its last read and into its LISTEN wait. A follower that polled
+    every 10 ms never settles, and the lock below then finds its query."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            (busy,) = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND (state <> 'idle' OR state_change > now() - interval '300 milliseconds')"
+            ).fetchone()
+            if busy == 0:
+                return
+            time.sleep(0.05)
+
+
 def test_an_idle_follower_sends_no_query_and_wakes_on_a_commit(postgres_url: str) -> None:
     log = AuditLog(postgres_url)
     log.publish_audit_log({"id": "m:1", "action": "a.early"})
@@ -42,25 +58,29 @@ def test_an_idle_follower_sends_no_query_and_wakes_on_a_commit(postgres_url: str
 
     thread = threading.Thread(target=consume)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert got == ["a.early"]
-    # Hold an ACCESS EXCLUSIVE lock for a second: any query the follower sent meanwhile (a poll
-    # every 10 ms would send ~100) would queue behind it and show in pg_locks.
-    with psycopg.connect(postgres_url) as blocker:
-        blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
-        time.sleep(1.0)
-        waiting = _waiting_on_audit_log(postgres_url)
-        blocker.rollback()
-    assert waiting == 0, "the idle follower queried the table"
-    log.publish_audit_log({"id": "m:2", "action": "a.late"})
-    while len(got) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    thread.join(timeout=10)
+    try:  # the follower stops whatever happens: a live one would outlast its dropped database
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got == ["a.early"]
+        # Its read after that event, then its wait (a slow machine may still be reading).
+        _settled(postgres_url, deadline)
+        # Hold an ACCESS EXCLUSIVE lock for a second: any query the follower sent meanwhile (a
+        # poll every 10 ms would send ~100) would queue behind it and show in pg_locks.
+        with psycopg.connect(postgres_url) as blocker:
+            blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
+            time.sleep(1.0)
+            waiting = _waiting_on_audit_log(postgres_url)
+            blocker.rollback()
+        assert waiting == 0, "the idle follower queried the table"
+        log.publish_audit_log({"id": "m:2", "action": "a.late"})
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        log.close()
     assert got == ["a.early", "a.late"]
-    log.close()
 
 
 def test_follow_misses_nothing_committed_between_its_read_and_its_wait(postgres_url: str) -> None:
