@@ -73,8 +73,9 @@ def test_the_cli_exits_2_without_a_traceback(tmp_path: Path) -> None:
     assert "line 3 nests too deep" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_stored_row_edited_to_a_deep_nest_is_named_by_the_store_check(tmp_path: Path) -> None:
-    db = tmp_path / "a.db"
+def _five_events_the_third_edited_to_a_deep_nest(db: Path) -> int:
+    """A log of five events whose third row's metadata was edited in the file to nest too
+    deep to canonicalise; that row's store position."""
     log = AuditLog(f"sqlite:///{db}")
     for n in range(1, 6):
         log.publish_audit_log({"id": "m:1", "action": "monitor.down", "metadata": {"n": n}})
@@ -88,6 +89,12 @@ def test_a_stored_row_edited_to_a_deep_nest_is_named_by_the_store_check(tmp_path
             "UPDATE audit_log SET metadata = ? WHERE position = ?", ("[" * DEEP + "]" * DEEP, position)
         )
     conn.close()
+    return int(position)
+
+
+def test_a_stored_row_edited_to_a_deep_nest_is_named_by_the_store_check(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    position = _five_events_the_third_edited_to_a_deep_nest(db)
     log = AuditLog(f"sqlite:///{db}")
     report = verify_store(log)
     log.close()
@@ -108,18 +115,7 @@ def test_a_row_edited_to_a_deep_nest_is_exported_as_it_stands(tmp_path: Path) ->
     """`checkpoint --export` writes such a row as it stands, like any other altered row (it
     raised a RecursionError traceback), and `verify --export` names its line."""
     db, export, cp, key = (tmp_path / n for n in ("a.db", "e.ndjson", "cp.txt", "key.txt"))
-    log = AuditLog(f"sqlite:///{db}")
-    for n in range(1, 6):
-        log.publish_audit_log({"id": "m:1", "action": "monitor.down", "metadata": {"n": n}})
-    log.close()
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute(
-            "UPDATE audit_log SET metadata = ? WHERE position = "
-            "(SELECT position FROM audit_log ORDER BY position LIMIT 1 OFFSET 2)",
-            ("[" * DEEP + "]" * DEEP,),
-        )
-    conn.close()
+    _five_events_the_third_edited_to_a_deep_nest(db)
     cli = [sys.executable, "-m", "auditbird", "--store", f"sqlite:///{db}"]
     run = {"capture_output": True, "text": True, "env": os.environ.copy(), "timeout": 120}
     made = subprocess.run([*cli, "checkpoint", "--export", str(export)], **run)  # type: ignore[call-overload]
