@@ -47,7 +47,15 @@ from typing import Any
 from .._errors import StoreUnavailable
 from .jcs import canonical_json_text
 from .merkle import STRIDE, aligned_nodes
-from .sqlite_tree_read import COLUMNS, TOP_LEAF, SQLiteTree, leaves_between, leaves_to_expire, node_hashes
+from .sqlite_tree_read import (
+    COLUMNS,
+    TOP_LEAF,
+    SQLiteTree,
+    leaves_between,
+    leaves_to_expire,
+    node_hashes,
+    size_of,
+)
 
 __all__ = [
     "create_tree_tables",
@@ -232,11 +240,6 @@ def _last_covered(conn: sqlite3.Connection) -> int:
         before = rows[-1][0]
 
 
-def _size(conn: sqlite3.Connection, workspace: str) -> int:
-    top = conn.execute(TOP_LEAF, (workspace,)).fetchone()
-    return int(top[0]) + 1 if top is not None else 0
-
-
 _Leaf = tuple[int, str, int, bytes]  # (position, workspace, idx, hash)
 
 
@@ -258,7 +261,7 @@ def _hash_rows(
         tree = changed.get(workspace)
         if tree is None:
             base = known.get(workspace)
-            if base is not None and check and _size(conn, workspace) != base[0]:
+            if base is not None and check and size_of(conn, workspace) != base[0]:
                 base = None
             tree = (base[0], list(base[1])) if base is not None else _load(conn, workspace)
         size, frontier = tree
@@ -335,7 +338,7 @@ def _wire(raw: Any) -> str:
 def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
     """A workspace's size and frontier from the stored tree: its size is its highest leaf idx
     + 1, each peak one stored node or the fold of at most ``2**(STRIDE-1)`` (one read)."""
-    size = _size(conn, workspace)
+    size = size_of(conn, workspace)
     if not size:
         return 0, []
     peaks = aligned_nodes(0, size)  # the frontier's complete subtrees, largest first

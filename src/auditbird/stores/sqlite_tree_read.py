@@ -21,6 +21,7 @@ __all__ = [
     "leaves_between",
     "leaves_to_expire",
     "node_hashes",
+    "size_of",
 ]
 
 COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
@@ -54,6 +55,14 @@ def leaf_from(conn: sqlite3.Connection, workspace: str, position: int) -> tuple[
 
 
 TOP_LEAF = "SELECT idx, position FROM merkle_leaf WHERE workspace = ? ORDER BY idx DESC LIMIT 1"
+
+
+def size_of(conn: sqlite3.Connection, workspace: str) -> int:
+    """The size of ``workspace``'s tree: its last leaf's idx + 1 (0: no leaf)."""
+    top = conn.execute(TOP_LEAF, (workspace,)).fetchone()
+    return int(top[0]) + 1 if top is not None else 0
+
+
 _AT = "SELECT position FROM merkle_leaf WHERE workspace = ? AND idx = ?"
 
 
@@ -141,8 +150,12 @@ class SQLiteTree(ProvableStore):
 
     def tree_size(self, workspace: str) -> int:
         with self._reading() as conn:
-            found = _read(conn, "SELECT max(idx) FROM merkle_leaf WHERE workspace = ?", (workspace,))
-        return int(found[0][0]) + 1 if found and found[0][0] is not None else 0
+            try:
+                return size_of(conn, workspace)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # a log written before the tree existed
+                    return 0
+                raise
 
     def tree_nodes(self, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
         """Each node's stored hash, or the fold of the (at most ``2**(STRIDE-1)``) stored ones
