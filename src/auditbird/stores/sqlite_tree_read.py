@@ -5,9 +5,9 @@ written: :mod:`.sqlite_tree` (which re-exports these)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..row import Row
 from .capabilities import ProvableStore
@@ -24,6 +24,7 @@ __all__ = [
     "size_of",
 ]
 
+_T = TypeVar("_T")
 COLUMNS = "uid, workspace, id, action, actor, targets, metadata, timestamp, version, position"
 
 
@@ -78,19 +79,23 @@ def leaves_between(conn: sqlite3.Connection, lo: int, hi: int) -> list[tuple[int
         start = leaf_from(conn, workspace, lo)
         if start is None:
             continue
-        idx = start[0]
-        while True:
-            found = conn.execute(_LEAVES_FROM, (workspace, idx, _PAGE)).fetchall()
-            for i, p, h in found:
-                if int(p) > hi:
-                    break
-                out.append((int(p), str(workspace), int(i), bytes(h)))
-            else:
-                if len(found) == _PAGE:
-                    idx = int(found[-1][0]) + 1
-                    continue
-            break
+        for i, p, h in _leaves_from(conn, workspace, start[0]):
+            if p > hi:
+                break
+            out.append((p, str(workspace), i, h))
     return out
+
+
+def _leaves_from(conn: sqlite3.Connection, workspace: str, idx: int) -> Iterator[tuple[int, int, bytes]]:
+    """``(idx, position, hash)`` of ``workspace``'s leaves from ``idx`` on, in idx (and so
+    position) order, read in pages (bounded memory; the caller stops when it has enough)."""
+    while True:
+        page = conn.execute(_LEAVES_FROM, (workspace, idx, _PAGE)).fetchall()
+        for i, p, h in page:
+            yield int(i), int(p), bytes(h)
+        if len(page) < _PAGE:
+            return
+        idx = int(page[-1][0]) + 1
 
 
 _ANY_LEAF = "SELECT 1 FROM merkle_leaf LIMIT 1"
@@ -128,15 +133,12 @@ def leaves_to_expire(
     start = leaf_from(conn, workspace, min(wanted))
     idx_of: dict[int, int] = {}
     if start is not None:
-        last, idx = max(wanted), start[0]
-        while len(idx_of) < len(wanted):
-            page = conn.execute(_LEAVES_FROM, (workspace, idx, _PAGE)).fetchall()
-            for i, p, _ in page:
-                if int(p) in wanted:
-                    idx_of[int(p)] = int(i)
-            if len(page) < _PAGE or int(page[-1][1]) >= last:
+        last = max(wanted)
+        for i, p, _ in _leaves_from(conn, workspace, start[0]):
+            if p > last:
                 break
-            idx = int(page[-1][0]) + 1
+            if p in wanted:
+                idx_of[p] = i
     return [(int(p), int(t), idx_of[int(p)]) for p, t in found if int(p) in idx_of]
 
 
@@ -150,36 +152,22 @@ class SQLiteTree(ProvableStore):
 
     def tree_size(self, workspace: str) -> int:
         with self._reading() as conn:
-            try:
-                return size_of(conn, workspace)
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):  # a log written before the tree existed
-                    return 0
-                raise
+            return _unless_untreed(0, size_of, conn, workspace)
 
     def tree_nodes(self, workspace: str, nodes: Sequence[Node]) -> dict[Node, bytes]:
         """Each node's stored hash, or the fold of the (at most ``2**(STRIDE-1)``) stored ones
         below it (:func:`node_hashes`)."""
         with self._reading() as conn:
-            try:
-                return node_hashes(conn, workspace, nodes)
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):  # a log written before the tree existed
-                    return {}
-                raise
+            return _unless_untreed({}, node_hashes, conn, workspace, nodes)
 
     def tree_index(self, workspace: str, uid: str) -> int | None:
         with self._reading() as conn:
             row = _read(conn, _POSITION_OF, (workspace, uid))
             if not row:
                 return None
-            try:
-                found = leaf_from(conn, workspace, int(row[0][0]))
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):  # a log written before the tree existed
-                    return None
-                raise
-        return found[0] if found is not None and found[1] == int(row[0][0]) else None
+            position = int(row[0][0])
+            found = _unless_untreed(None, leaf_from, conn, workspace, position)
+        return found[0] if found is not None and found[1] == position else None
 
     def tree_leaves(self, workspace: str, start: int, limit: int) -> list[tuple[int, int, bytes]]:
         """``(idx, position, leaf_hash)`` of leaves ``start`` onwards, in tree order."""
@@ -211,11 +199,17 @@ class SQLiteTree(ProvableStore):
 
 
 def _read(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[Any]:
+    return _unless_untreed([], lambda: conn.execute(sql, params).fetchall())
+
+
+def _unless_untreed(default: _T, read: Callable[..., _T], *args: Any) -> _T:
+    """``read(*args)``, or ``default`` on a log written before the tree existed and not yet
+    opened to write (its tree tables are missing)."""
     try:
-        return conn.execute(sql, params).fetchall()
+        return read(*args)
     except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # a log written before the tree existed, not yet opened to write
-            return []
+        if "no such table" in str(exc):
+            return default
         raise
 
 
