@@ -28,9 +28,17 @@ from typing import Any
 import msgspec
 import rfc8785
 
-__all__ = ["canonical_json", "canonical_json_text", "decode_canonical"]
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "canonical_json",
+    "canonical_json_text",
+    "decode_canonical",
+    "fragment",
+    "parse_plain",
+    "encode_plain",
+]
 
-_MAX_SAFE = 2**53 - 1  # I-JSON's exact integers; beyond them JCS formats as a double
+MAX_SAFE_INTEGER = _MAX_SAFE = 2**53 - 1  # I-JSON's exact integers; beyond them JCS formats as a double
 
 
 class _NotPlain(Exception):
@@ -85,6 +93,29 @@ def canonical_json_text(text: str | bytes) -> bytes:
         if _fast_is_exact(out):
             return out
     return _decode_exact(text.decode("utf-8") if isinstance(text, bytes) else text)[1]
+
+
+def fragment(text: str) -> msgspec.Raw:
+    """The RFC 8785 bytes of the JSON document ``text``, to splice as they are into a value
+    :func:`encode_plain` writes (a member whose text repeats is canonicalised once)."""
+    return msgspec.Raw(canonical_json_text(text))
+
+
+def parse_plain(text: str) -> Any:
+    """Tier 1's parse of ``text`` for :func:`encode_plain`. Raises ``ValueError`` where only
+    the exact tiers can say (a float, text that is not JSON): use :func:`canonical_json_text`."""
+    try:
+        return _FAST_DECODE(text)
+    except (_NotPlain, msgspec.MsgspecError, UnicodeError) as exc:
+        raise ValueError("not plain JSON") from exc
+
+
+def encode_plain(value: Any) -> bytes | None:
+    """RFC 8785 bytes of ``value`` (strings, integers, None, dicts and lists of them, what
+    :func:`parse_plain` returned, :func:`fragment` values) by tier 1, or None where tier 1's
+    output may differ (then use the exact tiers). Raises ``ValueError`` for a lone surrogate."""
+    out = _FAST_ENCODE(value)
+    return out if _fast_is_exact(out) else None
 
 
 def _no_float(_token: str) -> Any:

@@ -144,7 +144,7 @@ class SQLiteStore(
                 with self._write() as conn:
                     written: Written = []
                     answers = write_group(conn, group, self.path, written)
-                    if self.tree and any(not isinstance(a, BaseException) for a in answers):
+                    if self.tree and (written or any(not isinstance(a, BaseException) for a in answers)):
                         # once per commit: the tree and the events are never apart
                         extend_tree(conn, self._tree_cursor, written)
             except BaseException:

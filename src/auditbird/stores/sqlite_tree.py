@@ -11,15 +11,18 @@ Tables (created beside the store's, ``CREATE ... IF NOT EXISTS``):
   ``(workspace, level, idx) -> hash``. One row per 15 leaves; the levels between are folded
   from at most 8 stored hashes when a proof needs them (O(log n) reads per proof).
 
-Appending needs each workspace's *frontier* (the peaks: the complete subtrees that make up
-the tree). The writer keeps it in memory (:class:`TreeCursor`) and uses it while no other
+Appending needs each workspace's *frontier*, kept as *groups*: per stored level, the hashes
+after that level's last complete stored node (fewer than ``2**STRIDE``). A leaf joins the
+level-0 group; a group that fills folds into the next stored level's node (15 hashes in one
+warm loop, once per 16 leaves), so most publishes hash only their leaf. The writer keeps
+the groups in memory (:class:`TreeCursor`) and uses them while no other
 connection has committed to the file since its own last append (SQLite's ``PRAGMA
 data_version``, read under the write lock) and its new rows directly follow the last leaf it
 knows: a leaf added by anyone else (another process, ``serve --workers 2``,
 ``auditbird.emit``, a hand edit) fails the first, rows added on its own connection outside
 the cursor (retention's record) the second. Otherwise it finds the last row the tree covers,
 and keeps a cached frontier only where its workspace's tree still has the size it knows
-(else one read of the stored peaks). The writer also hands over the rows it just wrote
+(else one read of the stored groups). The writer also hands over the rows it just wrote
 (:data:`Written`), so they are not read back. So a single durable publish runs two cheap
 statements more than with the tree off (the version and the leaf's insert) and writes one
 page more (the leaf's); a batch ~1.07 rows per event.
@@ -39,14 +42,13 @@ written (0.1.0 had no tree: its writers append as ``?tree=off`` does, and are ca
 from __future__ import annotations
 
 import hashlib
+import importlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from json.encoder import encode_basestring as _q
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .._errors import StoreUnavailable
-from .jcs import canonical_json_text
-from .merkle import STRIDE, aligned_nodes
+from .merkle import STRIDE, fold, leaf_data
 from .sqlite_tree_read import (
     COLUMNS,
     TOP_LEAF,
@@ -109,12 +111,32 @@ _MAX_POSITION = 2**63 - 1
 _INSERT_NODE = "INSERT INTO merkle_node (workspace, level, idx, hash) VALUES (?, ?, ?, ?)"
 _INSERT_LEAF = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES (?, ?, ?, ?)"
 _INSERT_LEAVES = "INSERT INTO merkle_leaf (position, workspace, idx, hash) VALUES "
-_sha256 = hashlib.sha256
+_sha256 = hashlib.sha256  # OpenSSL's: the fastest for the many hashes of a batch (SHA-NI)
+
+
+def _small_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before), for the single publish:
+    slower than OpenSSL's in a warm loop, but a lone hash between two fsyncs runs on cold
+    caches, where OpenSSL's EVP set-up (provider look-up, locks, allocations) cost ~13 us a
+    hash against ~1 us for this one (measured, bench/RESULTS.md). Same digests: RFC 6962's
+    test vectors and Go's tlog check every tree in the tests."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256  # type: ignore[no-any-return, unused-ignore]
+        except (ImportError, AttributeError):
+            continue
+    return _sha256  # an interpreter built without them
+
+
+_one_sha256 = _small_sha256()
 
 # What a writer just inserted, so the tree need not read it back: ``(first position, rows)``
 # segments, each row a :class:`Row` (or a tuple of its first nine fields), position after position.
 Written = list[tuple[int, Sequence[Any]]]
-_Tree = tuple[int, list[bytes]]  # (size, frontier: the peaks' hashes, largest first)
+# (size, groups): groups[k] holds, in order, the hashes on stored level k * STRIDE of the
+# complete subtrees that its next stored node will fold (fewer than 2**STRIDE of them).
+_Tree = tuple[int, list[list[bytes]]]
+_GROUP = 1 << STRIDE
 
 
 def create_tree_tables(conn: sqlite3.Connection) -> None:
@@ -185,15 +207,13 @@ def extend_tree(
     the last leaf (else some rows were written without the tree, and every row after the last
     leaf is read). ``cursor``: the caller's frontiers, used as they are while nobody else
     wrote to the file; else each only if its workspace's tree still has the size it knows
-    (else reloaded from the stored peaks)."""
-    if cursor is None:
-        version = 0
-    else:
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+    (else reloaded from the stored groups)."""
+    version = 0 if cursor is None else conn.execute("PRAGMA data_version").fetchone()[0]
     if (
         cursor is not None
         and cursor.last is not None
         and cursor.version == version
+        and written
         and _follows(written, cursor.last)
     ):
         # The usual append: no other connection committed since this writer's last append
@@ -201,7 +221,9 @@ def extend_tree(
         # leaf it knows: its frontiers are the file's. (Checking the last leaf inside the
         # leaf's own INSERT instead made SQLite stage the row in a temporary table: ~25 us of
         # a ~0.6 ms durable publish; reading it first, ~6 us.)
-        changed, nodes, leaves = _hash_rows(conn, _each(written or []), cursor.trees)
+        if len(written) == 1 and len(written[0][1]) == 1 and _append_one(conn, cursor, version, *written[0]):
+            return
+        changed, nodes, leaves = _hash_rows(conn, _each(written), cursor.trees)
         _store(conn, leaves, nodes)
         cursor._pending = (leaves[-1][0], changed, version)
         return
@@ -240,7 +262,8 @@ def _last_covered(conn: sqlite3.Connection) -> int:
         before = rows[-1][0]
 
 
-_Leaf = tuple[int, str, int, bytes]  # (position, workspace, idx, hash)
+_Leaf = tuple[int, str, int, bytearray]  # (position, workspace, idx, hash)
+_Node = tuple[str, int, int, bytearray]  # (workspace, level, idx, hash)
 
 
 def _hash_rows(
@@ -249,12 +272,12 @@ def _hash_rows(
     known: dict[str, _Tree],
     *,
     check: bool = False,
-) -> tuple[dict[str, _Tree], list[tuple[str, int, int, bytes]], list[_Leaf]]:
+) -> tuple[dict[str, _Tree], list[_Node], list[_Leaf]]:
     """The leaves of ``(position, raw row)``, the stored nodes they complete, and the new
     trees of their workspaces (from ``known``'s, copied, or else the file's; with ``check``,
     ``known``'s only where the file's tree has its size)."""
     changed: dict[str, _Tree] = {}
-    nodes: list[tuple[str, int, int, bytes]] = []
+    nodes: list[_Node] = []
     leaves: list[_Leaf] = []
     for position, raw in rows:
         workspace = raw[1]
@@ -263,26 +286,64 @@ def _hash_rows(
             base = known.get(workspace)
             if base is not None and check and size_of(conn, workspace) != base[0]:
                 base = None
-            tree = (base[0], list(base[1])) if base is not None else _load(conn, workspace)
-        size, frontier = tree
-        digest = _sha256(b"\x00" + canonical_json_text(_wire(raw))).digest()
-        leaves.append((position, workspace, size, digest))
-        # The frontier's trailing peaks close with this leaf (RFC 9162's append, inlined:
-        # this loop runs once per event); only every STRIDE-th level is stored.
-        index, level = size, 0
-        while index & 1:
-            digest = _sha256(b"\x01" + frontier.pop() + digest).digest()
-            index, level = index >> 1, level + 1
-            if level % STRIDE == 0:
-                nodes.append((workspace, level, index, digest))
-        frontier.append(digest)
-        changed[workspace] = (size + 1, frontier)
+            tree = base if base is not None else _load(conn, workspace)  # _push copies what it changes
+        size, groups = tree
+        digest = _sha256(b"\x00" + leaf_data(raw)).digest()
+        # bytearray, not bytes: Python's sqlite3 binds a bytearray directly, but runs a bytes
+        # value through its adapter look-up, which formats and discards an AttributeError
+        # (~8k instructions a leaf). Both are stored as the same BLOB.
+        leaves.append((position, workspace, size, bytearray(digest)))
+        changed[workspace] = (size + 1, _push(workspace, size, groups, digest, nodes))
     return changed, nodes, leaves
 
 
-def _store(
-    conn: sqlite3.Connection, leaves: Sequence[_Leaf], nodes: Sequence[tuple[str, int, int, bytes]]
-) -> None:
+def _push(
+    workspace: str, size: int, groups: list[list[bytes]], leaf: bytes, nodes: list[_Node]
+) -> list[list[bytes]]:
+    """The groups of the tree of ``size`` leaves once ``leaf`` is appended (new lists where
+    they change: the cursor's own stay as the file has them until the commit). A group that
+    fills folds into the next stored level's node (``nodes`` gets it): the interior hashes are
+    computed 15 at a time, in one warm loop, when a stored node completes, not one by one on
+    each publish (between two fsyncs, on cold caches, a lone hash costs several times as much)."""
+    groups = groups[:]
+    digest, k, after = leaf, 0, size + 1
+    while True:
+        if k == len(groups):
+            groups.append([])
+        group = groups[k] + [digest]
+        if len(group) < _GROUP:
+            groups[k] = group
+            return groups
+        digest = fold(group)
+        groups[k] = []
+        k += 1
+        nodes.append((workspace, k * STRIDE, (after >> (k * STRIDE)) - 1, bytearray(digest)))
+
+
+def _append_one(
+    conn: sqlite3.Connection, cursor: TreeCursor, version: int, position: int, rows: Sequence[Any]
+) -> bool:
+    """A single publish whose workspace's frontier is cached (the usual append): what
+    :func:`_hash_rows` and :func:`_store` do, for one row and without their lists and dicts.
+    It runs once between two fsyncs, on cold caches, where each object and call costs several
+    times what a warm loop shows: ~10 us less a publish, measured. False if not cached."""
+    raw = rows[0]
+    workspace = raw[1]
+    tree = cursor.trees.get(workspace)
+    if tree is None:
+        return False
+    size, groups = tree
+    digest = _one_sha256(b"\x00" + leaf_data(raw)).digest()
+    conn.execute(_INSERT_LEAF, (position, workspace, size, bytearray(digest)))
+    nodes: list[_Node] = []
+    groups = _push(workspace, size, groups, digest, nodes)
+    if nodes:
+        conn.executemany(_INSERT_NODE, nodes)
+    cursor._pending = (position, {workspace: (size + 1, groups)}, version)
+    return True
+
+
+def _store(conn: sqlite3.Connection, leaves: Sequence[_Leaf], nodes: Sequence[_Node]) -> None:
     if len(leaves) == 1:
         conn.execute(_INSERT_LEAF, leaves[0])
     else:
@@ -308,9 +369,13 @@ def _follows(written: Written | None, after: int) -> bool:
     return True
 
 
-def _each(written: Written) -> Iterator[tuple[int, Any]]:
-    for first, rows in written:
-        yield from enumerate(rows, first)
+def _each(written: Written) -> list[tuple[int, Any]]:
+    """``(position, row)`` of each written row: a list, not a generator (a generator's set-up
+    and finalisation cost ~8k instructions, a fifth of the tree's Python on a single publish)."""
+    if len(written) == 1:
+        first, rows = written[0]
+        return list(enumerate(rows, first))
+    return [pair for first, rows in written for pair in enumerate(rows, first)]
 
 
 def _read_after(conn: sqlite3.Connection, after: int) -> Iterator[tuple[int, Any]]:
@@ -324,28 +389,21 @@ def _read_after(conn: sqlite3.Connection, after: int) -> Iterator[tuple[int, Any
         after = rows[-1][9]
 
 
-def _wire(raw: Any) -> str:
-    """:func:`~auditbird.row.row_to_wire` of a raw ``_COLUMNS`` tuple, its keys already in RFC
-    8785 order (the tests hold the leaves to ``leaf_data(row)``): ~1 µs less per appended event."""
-    uid, workspace, id_, action, actor, targets, metadata, timestamp, version = raw[:9]
-    return (
-        f'{{"action":{_q(action)},"actor":{actor or "{}"},"id":{_q(id_)},"metadata":{metadata or "null"},'
-        f'"targets":{targets or "[]"},"timestamp":{int(timestamp)},"uid":{_q(uid)},"version":{int(version)},'
-        f'"workspace":{_q(workspace)}}}'
-    )
-
-
 def _load(conn: sqlite3.Connection, workspace: str) -> _Tree:
-    """A workspace's size and frontier from the stored tree: its size is its highest leaf idx
-    + 1, each peak one stored node or the fold of at most ``2**(STRIDE-1)`` (one read)."""
+    """A workspace's size and groups from the stored tree: its size is its highest leaf idx
+    + 1; each group is the stored hashes after the last complete node of the level above
+    (fewer than 2**STRIDE per stored level: one read)."""
     size = size_of(conn, workspace)
-    if not size:
-        return 0, []
-    peaks = aligned_nodes(0, size)  # the frontier's complete subtrees, largest first
-    hashes = node_hashes(conn, workspace, peaks)
-    if len(hashes) != len(peaks):
+    wanted: list[list[tuple[int, int]]] = []
+    level = 0
+    while size >> level:
+        end = size >> level  # the stored nodes of this level the tree holds
+        wanted.append([(level, i) for i in range(end - end % _GROUP, end)])
+        level += STRIDE
+    hashes = node_hashes(conn, workspace, [n for group in wanted for n in group])
+    if any(n not in hashes for group in wanted for n in group):
         raise StoreUnavailable(
             f"the Merkle tree of workspace {workspace!r} lacks stored nodes under its frontier "
             f"(size {size}): the file was modified outside auditbird; run `auditbird verify` on it"
         )
-    return size, [hashes[p] for p in peaks]
+    return size, [[hashes[n] for n in group] for group in wanted]
