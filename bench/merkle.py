@@ -8,7 +8,7 @@ One run, side by side, the same durability (WAL, synchronous=FULL) on both sides
   line re-canonicalised: what an export spelled otherwise costs), one after the other.
 
     .venv/bin/python -m bench.merkle [--events 1000000] [--singles 300] [--batches 10]
-                                     [--parts publish,proof,verify]
+                                     [--parts publish,order,proof,verify]
 """
 
 from __future__ import annotations
@@ -39,16 +39,26 @@ def _event(i: int) -> dict[str, object]:
     }
 
 
-def _side_by_side(d: Path, name: str, rounds: int, size: int) -> tuple[float, float]:
+def _side_by_side(
+    d: Path,
+    name: str,
+    rounds: int,
+    size: int,
+    *,
+    tree: tuple[bool, bool] = (True, False),
+    alternate: bool = True,
+) -> tuple[float, float]:
     """p50 seconds of a publish of ``size`` events (1: a single publish), tree on vs off,
-    interleaved so both sides see the same machine load."""
+    interleaved so both sides see the same machine load, and (``alternate``) each round the
+    other side first: on this machine whichever publishes first after the other's fsync pays
+    ~1% more (:func:`_order_bias`), which a fixed order would charge to one side."""
     on, off = (
-        AuditLog(f"sqlite:///{d / (name + '-on.db')}"),
-        AuditLog(f"sqlite:///{d / (name + '-off.db')}?tree=off"),
+        AuditLog(f"sqlite:///{d / (name + '-on.db')}" + ("" if tree[0] else "?tree=off")),
+        AuditLog(f"sqlite:///{d / (name + '-off.db')}" + ("" if tree[1] else "?tree=off")),
     )
     times: dict[int, list[float]] = {0: [], 1: []}
     for r in range(rounds):
-        for side, log in enumerate((on, off)):
+        for side, log in ((1, off), (0, on)) if alternate and r % 2 else ((0, on), (1, off)):
             batch = [_event(r * size + i) for i in range(size)]
             start = time.perf_counter()
             if size == 1:
@@ -81,7 +91,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument(
         "--parts",
-        default="publish,proof,verify",
+        default="publish,order,proof,verify",
         help="which parts to run, comma-separated (proof and verify build the large log)",
     )
     args = parser.parse_args()
@@ -100,8 +110,20 @@ def main() -> None:
                 f"batch of 1,000 p50: tree on {on * 1e3:.1f} ms, off {off * 1e3:.1f} ms: "
                 f"on/off {off / on:.2f}x"
             )
+        if "order" in parts:
+            _order_bias(d, args.singles)
         if parts & {"proof", "verify"}:
             _large(d, args.events, parts)
+
+
+def _order_bias(d: Path, rounds: int) -> None:
+    """An A/A run: two tree-off logs, always in the same order. Their ratio is what the order
+    alone costs the side that goes first (why :func:`_side_by_side` alternates it)."""
+    first, second = _side_by_side(d, "order", rounds * 2, 1, tree=(False, False), alternate=False)
+    print(
+        f"order alone (A/A, both tree off, same order every round): first {first * 1e3:.3f} ms, "
+        f"second {second * 1e3:.3f} ms: second/first {second / first:.3f}x"
+    )
 
 
 def _large(d: Path, size: int, parts: set[str]) -> None:

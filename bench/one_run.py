@@ -39,6 +39,8 @@ PRESETS: dict[str, list[tuple[str, list[str]]]] = {
         # CPU per publish without the fsync wait.
         ("bench.tree_pages", []),
         ("bench.tree_write", []),
+        # each step of the tree's work on a single publish, measured where it runs (cold).
+        ("bench.tree_cold", []),
     ],
     "15": [
         # 16 threads and tasks, single publish, batches of 1,000 (same-schema and lean floors,
