@@ -24,15 +24,8 @@ from auditbird.row import Row, row_to_wire
 from auditbird.stores import merkle
 from auditbird.stores.merkle import STRIDE, leaf_data, leaf_hash, root_of
 
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**60), max_value=2**60)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
-    max_leaves=12,
-)
+from .test_merkle_tree import _json_values as _json  # the JSON values the canonical tests draw
+
 _objects = st.dictionaries(st.text(), _json, max_size=4)
 _ints = st.integers(min_value=-(2**54), max_value=2**54) | st.integers(min_value=0, max_value=2**41)
 
@@ -121,7 +114,12 @@ def test_single_publishes_across_group_boundaries_keep_the_tree_of_their_leaves(
             log = AuditLog(f"sqlite:///{db}", workspace="acme")
         uids.append(
             log.publish_audit_log(
-                {"id": f"m:{n % 7}", "action": "monitor.down", "metadata": {"n": n}, "actor": {"id": f"u{n % 3}"}}
+                {
+                    "id": f"m:{n % 7}",
+                    "action": "monitor.down",
+                    "metadata": {"n": n},
+                    "actor": {"id": f"u{n % 3}"},
+                }
             ).uid
         )
         if n in reopen_at or n % 37 == 0:
