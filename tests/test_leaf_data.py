@@ -85,7 +85,8 @@ def test_the_cache_of_repeated_texts_stays_bounded_and_exact(monkeypatch: pytest
         big = row._replace(actor=long_actor)
         assert leaf_data(big) == _reference(big)
         assert len(merkle._REPEATED) <= 8
-    assert long_actor not in merkle._REPEATED
+    assert ("w", long_actor) not in merkle._REPEATED
+    assert all(workspace == "w" for workspace, _ in merkle._REPEATED)  # one tenant's own entries
 
 
 def _leaves(db: Path, workspace: str) -> list[bytes]:

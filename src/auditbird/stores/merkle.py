@@ -79,10 +79,10 @@ def leaf_data(row: Sequence[Any]) -> bytes:
             out = encode_plain(
                 {
                     "action": action,
-                    "actor": _repeated(actor or "{}"),
+                    "actor": _repeated(workspace, actor or "{}"),
                     "id": id_,
                     "metadata": parse_plain(metadata) if metadata else None,
-                    "targets": _repeated(targets or "[]"),
+                    "targets": _repeated(workspace, targets or "[]"),
                     "timestamp": timestamp,
                     "uid": uid,
                     "version": version,
@@ -100,19 +100,22 @@ def leaf_data(row: Sequence[Any]) -> bytes:
     )
 
 
-_REPEATED: dict[str, Any] = {}  # JSON text -> its RFC 8785 bytes (a fragment), for actors and targets
+# (workspace, JSON text) -> the text's RFC 8785 bytes (a fragment), for actors and targets. Keyed
+# by workspace too, so how fast one tenant's append runs never depends on another's texts.
+_REPEATED: dict[tuple[str, str], Any] = {}
 _REPEATED_MAX = 4_096  # texts kept (each at most _REPEATED_TEXT long): bounded memory
 _REPEATED_TEXT = 512
 
 
-def _repeated(text: str) -> Any:
-    out = _REPEATED.get(text)
+def _repeated(workspace: str, text: str) -> Any:
+    key = (workspace, text)
+    out = _REPEATED.get(key)
     if out is None:
         out = fragment(text)
         if len(text) <= _REPEATED_TEXT:
             if len(_REPEATED) >= _REPEATED_MAX:
                 _REPEATED.clear()  # the working set comes back in a few appends
-            _REPEATED[text] = out
+            _REPEATED[key] = out
     return out
 
 
