@@ -1,7 +1,10 @@
 """Issue 14's benchmarks: the Merkle tree's cost on publish, proof latency, verify throughput.
 
 One run, side by side, the same durability (WAL, synchronous=FULL) on both sides:
-- a single durable publish and a batch of 1,000 with the tree on vs off (``?tree=off``);
+- a single durable publish and a batch of 1,000 with the tree on vs off (``?tree=off``),
+  the side that goes first alternating round by round;
+- ``order``: an A/A run (two tree-off logs, the same one first every round): what going first
+  costs on this machine, the bias the alternation cancels;
 - an inclusion proof (``auditbird.provable.prove``) p50 on a large log (``--events``);
 - ``verify`` of the exported events (offline, against a signed checkpoint), events/s: the
   fast check ``verify_export`` runs on an untouched export, then the exact check alone (every
