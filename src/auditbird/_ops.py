@@ -32,6 +32,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, NamedTuple, TypeVar
 
+from .erasure.seal import MARK
+from .row import Row
 from .stores.capabilities import CommitWaiter, async_tier, require, supports
 
 __all__ = [
@@ -170,8 +172,31 @@ def iterate(store: Any, op: Op[None]) -> Iterator[Any]:
         op.close()
 
 
+def _holds_sealed(value: Any) -> bool:
+    """Whether a store's answer holds a row with a sealed personal value (:mod:`.erasure`).
+    Opening one asks a key store (a file, or a round trip to PostgreSQL per value): not work
+    for the event loop, so the async drivers hand the operation's next step to a thread."""
+    if isinstance(value, Row):
+        rows: Any = (value,)
+    elif isinstance(value, list) and value and isinstance(value[0], Row):
+        rows = value
+    else:
+        return False
+    return any(MARK in row.actor or (row.metadata is not None and MARK in row.metadata) for row in rows)
+
+
+def _send(op: Op[Any], value: Any) -> tuple[bool, Any]:
+    """``(False, next step)`` or ``(True, the operation's return value)``: a StopIteration
+    cannot cross a thread's future, so the thread hands back which it was."""
+    try:
+        return False, op.send(value)
+    except StopIteration as done:
+        return True, done.value
+
+
 async def arun(store: Any, op: Op[R]) -> R:
-    """Drive ``op`` against an async store; its return value."""
+    """Drive ``op`` against an async store; its return value. A step whose input holds sealed
+    values runs on a thread (its decoding opens them: key store I/O)."""
     try:
         step = op.send(None)
         while True:
@@ -180,7 +205,14 @@ async def arun(store: Any, op: Op[R]) -> R:
             except Exception as exc:
                 step = op.throw(exc)
                 continue
-            step = op.send(value)
+            if _holds_sealed(value):
+                finished, out = await asyncio.to_thread(_send, op, value)
+                if finished:
+                    returned: R = out
+                    return returned
+                step = out
+            else:
+                step = op.send(value)
     except StopIteration as done:
         result: R = done.value
         return result
@@ -192,10 +224,15 @@ async def aiterate(store: Any, op: Op[None]) -> AsyncIterator[Any]:
     error: BaseException | None = None
     try:
         while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration:
-                return
+            if error is None and _holds_sealed(value):  # opening them is key store I/O
+                finished, step = await asyncio.to_thread(_send, op, value)
+                if finished:
+                    return
+            else:
+                try:
+                    step = op.throw(error) if error is not None else op.send(value)
+                except StopIteration:
+                    return
             value, error = None, None
             if isinstance(step, Out):
                 yield step.value
