@@ -22,7 +22,7 @@ from auditbird.provable import prove, tree_root
 from auditbird.provable.verify import verify_store
 from auditbird.row import Row, row_to_wire
 from auditbird.stores import merkle
-from auditbird.stores.merkle import STRIDE, leaf_data, leaf_hash, root_of
+from auditbird.stores.merkle import STRIDE, leaf_data, leaf_data_many, leaf_hash, root_of
 
 from .test_merkle_tree import _json_values as _json  # the JSON values the canonical tests draw
 
@@ -73,6 +73,37 @@ def test_leaf_data_is_what_the_rfc8785_package_writes_for_any_row(
     assert leaf_data(row) == expected
     assert leaf_data(tuple(row)[:9]) == expected  # the writer's raw tuples
     assert leaf_data(row) == expected  # again: the actor's and targets' bytes now cached
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        None,  # every row plain: one check for the batch
+        '{"f": 0.5}',  # a float: the exact tiers
+        '{"big": 1234567890123456}',  # 16 digits, within 2**53
+        '{"k": "\U0001f600"}',  # beyond the BMP
+        '{"\ufb33": 1, "\U0001f600": 2}',  # keys in UTF-16 order
+    ],
+)
+def test_a_batch_s_leaf_bytes_are_each_row_s_own(odd: str | None) -> None:
+    rows = [
+        Row(
+            f"u{i}",
+            "w",
+            f"s:{i % 3}",
+            "a",
+            '{"name":"n","id":"7"}',
+            "[]",
+            json.dumps({"n": i, "z": [i]}),
+            i,
+            1,
+        )
+        for i in range(40)
+    ]
+    if odd is not None:
+        rows[17] = rows[17]._replace(metadata=odd)
+    assert leaf_data_many(rows) == [_reference(row) for row in rows]
+    assert leaf_data_many([]) == []
 
 
 def test_the_cache_of_repeated_texts_stays_bounded_and_exact(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,15 @@ from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring as _q
 from typing import Any
 
-from .jcs import MAX_SAFE_INTEGER, canonical_json, canonical_json_text, encode_plain, fragment, parse_plain
+from .jcs import (
+    MAX_SAFE_INTEGER,
+    canonical_json,
+    canonical_json_text,
+    encode_plain,
+    encode_plain_many,
+    fragment,
+    parse_plain,
+)
 
 __all__ = [
     "EMPTY_ROOT",
@@ -69,33 +77,69 @@ def leaf_data(row: Sequence[Any]) -> bytes:
     this once, on cold caches, where that saves ~5 us (``bench/``); the ``rfc8785`` package
     holds it to the standard in the tests. Anything the fast encoder might write otherwise
     (a float, an integer beyond 2**53, a character beyond the BMP) takes the exact tiers."""
-    uid, workspace, id_, action, actor, targets, metadata, timestamp, version = row[:9]
-    timestamp, version = int(timestamp), int(version)
-    if (
-        -MAX_SAFE_INTEGER <= timestamp <= MAX_SAFE_INTEGER
-        and -MAX_SAFE_INTEGER <= version <= MAX_SAFE_INTEGER
-    ):
+    members = _members(row)
+    if members is not None:
         try:
-            out = encode_plain(
-                {
-                    "action": action,
-                    "actor": _repeated(workspace, actor or "{}"),
-                    "id": id_,
-                    "metadata": parse_plain(metadata) if metadata else None,
-                    "targets": _repeated(workspace, targets or "[]"),
-                    "timestamp": timestamp,
-                    "uid": uid,
-                    "version": version,
-                    "workspace": workspace,
-                }
-            )
-        except ValueError:  # a float, bad JSON, a lone surrogate: the exact tiers say what
+            out = encode_plain(members)
+        except ValueError:  # a lone surrogate: the exact tiers say what is wrong
             out = None
         if out is not None:
             return out
+    return _exact(row)
+
+
+def leaf_data_many(rows: Sequence[Sequence[Any]]) -> list[bytes]:
+    """:func:`leaf_data` of each row (a batch), checked once over all their bytes: ~0.6 us
+    an event less. Any row that needs the exact tiers sends the batch through :func:`leaf_data`."""
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        members = _members(row)
+        if members is None:
+            break
+        batch.append(members)
+    else:
+        try:
+            out = encode_plain_many(batch)
+        except ValueError:
+            out = None
+        if out is not None:
+            return out
+    return [leaf_data(row) for row in rows]
+
+
+def _members(row: Sequence[Any]) -> dict[str, Any] | None:
+    """The wire object of ``row`` for :func:`~.jcs.encode_plain` (the metadata parsed, the
+    actor and targets as cached canonical fragments), or None where only the exact tiers can
+    write it (an integer beyond 2**53, a float, text that is not JSON)."""
+    uid, workspace, id_, action, actor, targets, metadata, timestamp, version = row[:9]
+    timestamp, version = int(timestamp), int(version)
+    if not (
+        -MAX_SAFE_INTEGER <= timestamp <= MAX_SAFE_INTEGER
+        and -MAX_SAFE_INTEGER <= version <= MAX_SAFE_INTEGER
+    ):
+        return None
+    try:
+        return {
+            "action": action,
+            "actor": _repeated(workspace, actor or "{}"),
+            "id": id_,
+            "metadata": parse_plain(metadata) if metadata else None,
+            "targets": _repeated(workspace, targets or "[]"),
+            "timestamp": timestamp,
+            "uid": uid,
+            "version": version,
+            "workspace": workspace,
+        }
+    except ValueError:
+        return None
+
+
+def _exact(row: Sequence[Any]) -> bytes:
+    """The whole wire object through the exact tiers (they say what is wrong, if anything)."""
+    uid, workspace, id_, action, actor, targets, metadata, timestamp, version = row[:9]
     return canonical_json_text(
         f'{{"action":{_q(action)},"actor":{actor or "{}"},"id":{_q(id_)},"metadata":{metadata or "null"},'
-        f'"targets":{targets or "[]"},"timestamp":{timestamp},"uid":{_q(uid)},"version":{version},'
+        f'"targets":{targets or "[]"},"timestamp":{int(timestamp)},"uid":{_q(uid)},"version":{int(version)},'
         f'"workspace":{_q(workspace)}}}'
     )
 

@@ -45,10 +45,11 @@ import hashlib
 import importlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from .._errors import StoreUnavailable
-from .merkle import STRIDE, fold, leaf_data
+from .merkle import STRIDE, fold, leaf_data, leaf_data_many
 from .sqlite_tree_read import (
     COLUMNS,
     TOP_LEAF,
@@ -279,43 +280,47 @@ def _hash_rows(
     changed: dict[str, _Tree] = {}
     nodes: list[_Node] = []
     leaves: list[_Leaf] = []
-    for position, raw in rows:
-        workspace = raw[1]
-        tree = changed.get(workspace)
-        if tree is None:
-            base = known.get(workspace)
-            if base is not None and check and size_of(conn, workspace) != base[0]:
-                base = None
-            tree = base if base is not None else _load(conn, workspace)  # _push copies what it changes
-        size, groups = tree
-        digest = _sha256(b"\x00" + leaf_data(raw)).digest()
-        # bytearray, not bytes: Python's sqlite3 binds a bytearray directly, but runs a bytes
-        # value through its adapter look-up, which formats and discards an AttributeError
-        # (~8k instructions a leaf). Both are stored as the same BLOB.
-        leaves.append((position, workspace, size, bytearray(digest)))
-        changed[workspace] = (size + 1, _push(workspace, size, groups, digest, nodes))
+    it = iter(rows)
+    while chunk := list(islice(it, _CHUNK)):
+        for (position, raw), data in zip(chunk, leaf_data_many([raw for _, raw in chunk]), strict=True):
+            workspace = raw[1]
+            tree = changed.get(workspace)
+            if tree is None:
+                base = known.get(workspace)
+                if base is not None and check and size_of(conn, workspace) != base[0]:
+                    base = None
+                # A copy of the cursor's groups (they stay as the file has them until the
+                # commit), pushed to in place for the rest of the batch.
+                tree = (base[0], [g[:] for g in base[1]]) if base is not None else _load(conn, workspace)
+            size, groups = tree
+            digest = _sha256(b"\x00" + data).digest()
+            # bytearray, not bytes: Python's sqlite3 binds a bytearray directly, but runs a
+            # bytes value through its adapter look-up, which formats and discards an
+            # AttributeError (~8k instructions a leaf). Both are stored as the same BLOB.
+            leaves.append((position, workspace, size, bytearray(digest)))
+            _push(workspace, size, groups, digest, nodes)
+            changed[workspace] = (size + 1, groups)
     return changed, nodes, leaves
 
 
-def _push(
-    workspace: str, size: int, groups: list[list[bytes]], leaf: bytes, nodes: list[_Node]
-) -> list[list[bytes]]:
-    """The groups of the tree of ``size`` leaves once ``leaf`` is appended (new lists where
-    they change: the cursor's own stay as the file has them until the commit). A group that
-    fills folds into the next stored level's node (``nodes`` gets it): the interior hashes are
-    computed 15 at a time, in one warm loop, when a stored node completes, not one by one on
-    each publish (between two fsyncs, on cold caches, a lone hash costs several times as much)."""
-    groups = groups[:]
+_CHUNK = 1_000  # rows whose leaf bytes are made (and checked) together: bounded memory
+
+
+def _push(workspace: str, size: int, groups: list[list[bytes]], leaf: bytes, nodes: list[_Node]) -> None:
+    """Append ``leaf`` (the ``size``-th) to ``groups``, in place. A group that fills folds
+    into the next stored level's node (``nodes`` gets it): the interior hashes are computed
+    15 at a time, in one warm loop, when a stored node completes, not one by one on each
+    publish (between two fsyncs, on cold caches, a lone hash costs several times as much)."""
     digest, k, after = leaf, 0, size + 1
     while True:
         if k == len(groups):
             groups.append([])
-        group = groups[k] + [digest]
+        group = groups[k]
+        group.append(digest)
         if len(group) < _GROUP:
-            groups[k] = group
-            return groups
+            return
         digest = fold(group)
-        groups[k] = []
+        group.clear()
         k += 1
         nodes.append((workspace, k * STRIDE, (after >> (k * STRIDE)) - 1, bytearray(digest)))
 
@@ -336,7 +341,8 @@ def _append_one(
     digest = _one_sha256(b"\x00" + leaf_data(raw)).digest()
     conn.execute(_INSERT_LEAF, (position, workspace, size, bytearray(digest)))
     nodes: list[_Node] = []
-    groups = _push(workspace, size, groups, digest, nodes)
+    groups = [g[:] for g in groups]  # the cursor's own stay as the file has them until the commit
+    _push(workspace, size, groups, digest, nodes)
     if nodes:
         conn.executemany(_INSERT_NODE, nodes)
     cursor._pending = (position, {workspace: (size + 1, groups)}, version)
