@@ -32,7 +32,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any, NamedTuple, TypeVar
 
-from .erasure.seal import MARK
+from .erasure.seal import holds_sealed
 from .row import Row
 from .stores.capabilities import CommitWaiter, async_tier, require, supports
 
@@ -177,12 +177,13 @@ def _holds_sealed(value: Any) -> bool:
     Opening one asks a key store (a file, or a round trip to PostgreSQL per value): not work
     for the event loop, so the async drivers hand the operation's next step to a thread."""
     if isinstance(value, Row):
-        rows: Any = (value,)
-    elif isinstance(value, list) and value and isinstance(value[0], Row):
-        rows = value
-    else:
-        return False
-    return any(MARK in row.actor or (row.metadata is not None and MARK in row.metadata) for row in rows)
+        return holds_sealed(value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and isinstance(value[0], Row)
+        and any(map(holds_sealed, value))
+    )
 
 
 def _send(op: Op[Any], value: Any) -> tuple[bool, Any]:

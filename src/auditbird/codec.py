@@ -15,8 +15,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from ._errors import AuditValidationError, Problem
 from .actions import ActionRegistry
-from .erasure.seal import MARK as _SEALED
-from .erasure.seal import decode_sealed
+from .erasure.seal import decode_sealed, holds_sealed
 from .event import Event
 from .row import Row, dumps, row_from_json, row_to_json, row_to_wire
 
@@ -135,7 +134,7 @@ def decode(row: Row, registry: ActionRegistry) -> Event:
     """
     # -- erasure hook (auditbird.erasure): personal values stored sealed are opened here, on the
     # one path every read takes; a row without one costs two substring checks.
-    if _SEALED in (row.actor or "") or (row.metadata is not None and _SEALED in row.metadata):
+    if holds_sealed(row):
         return decode_sealed(row, registry, _decode_plain)
     return _decode_plain(row, registry)
 
