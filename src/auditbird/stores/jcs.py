@@ -39,7 +39,7 @@ __all__ = [
     "encode_plain_many",
 ]
 
-MAX_SAFE_INTEGER = _MAX_SAFE = 2**53 - 1  # I-JSON's exact integers; beyond them JCS formats as a double
+MAX_SAFE_INTEGER = 2**53 - 1  # I-JSON's exact integers; beyond them JCS formats as a double
 
 
 class _NotPlain(Exception):
@@ -134,7 +134,7 @@ def _no_float(_token: str) -> Any:
 
 def _safe_int(token: str) -> int:
     value = int(token)
-    if -_MAX_SAFE <= value <= _MAX_SAFE:
+    if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
     raise _NotPlain
 
@@ -179,7 +179,7 @@ def _plain(value: Any) -> bool:
         if kind is str or kind is bool or item is None:
             continue
         if kind is int:
-            if not -_MAX_SAFE <= item <= _MAX_SAFE:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                 return False
         elif kind is dict:
             keys = "".join(item)  # raises TypeError for a non-string key: not JSON, so not plain
