@@ -26,17 +26,16 @@ import argparse
 import hashlib
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import auditbird.stores.sqlite as sqlite_store
-from auditbird import AuditLog
 from auditbird.stores import sqlite_tree
 from auditbird.stores.merkle import leaf_data
 
 from .machine import describe
+from .merkle import _side_by_side
 
 _WRITER = sqlite_store.extend_tree
 _CONSTANT = bytearray(32)
@@ -72,33 +71,18 @@ VARIANTS: dict[str, Callable[..., None]] = {
 }
 
 
-def _event(i: int) -> dict[str, object]:
-    return {
-        "id": f"monitor:{i % 50}",
-        "action": "monitor.down",
-        "metadata": {"region": "ams", "statusCode": 500, "n": i},
-    }
-
-
 def _difference(d: Path, name: str, rounds: int, on_first: bool) -> float:
-    """p50 seconds of a tree-on publish through ``name``'s steps minus a tree-off publish."""
+    """p50 seconds of a tree-on publish through ``name``'s steps minus a tree-off publish
+    (``bench.merkle``'s side-by-side loop, one order throughout)."""
     sqlite_store.extend_tree = VARIANTS[name]
     try:
-        on = AuditLog(f"sqlite:///{d / f'{name}-{on_first}-on.db'}")
-        off = AuditLog(f"sqlite:///{d / f'{name}-{on_first}-off.db'}?tree=off")
-        on.publish_many([_event(i) for i in range(100)])
-        off.publish_many([_event(i) for i in range(100)])
-        times: dict[bool, list[float]] = {True: [], False: []}
-        for r in range(rounds):
-            for side, log in ((True, on), (False, off)) if on_first else ((False, off), (True, on)):
-                start = time.perf_counter()
-                log.publish_audit_log(_event(r))
-                times[side].append(time.perf_counter() - start)
-        on.close()
-        off.close()
+        if on_first:
+            on, off = _side_by_side(d, f"{name} on first", rounds, 1, alternate=False)
+        else:
+            off, on = _side_by_side(d, f"{name} off first", rounds, 1, tree=(False, True), alternate=False)
     finally:
         sqlite_store.extend_tree = _WRITER
-    return statistics.median(times[True]) - statistics.median(times[False])
+    return on - off
 
 
 def main() -> None:
