@@ -377,10 +377,7 @@ def _follows(written: Written | None, after: int) -> bool:
 
 def _each(written: Written) -> list[tuple[int, Any]]:
     """``(position, row)`` of each written row: a list, not a generator (a generator's set-up
-    and finalisation cost ~8k instructions, a fifth of the tree's Python on a single publish)."""
-    if len(written) == 1:
-        first, rows = written[0]
-        return list(enumerate(rows, first))
+    and finalisation cost ~8k instructions a call)."""
     return [pair for first, rows in written for pair in enumerate(rows, first)]
 
 
